@@ -1,0 +1,213 @@
+//! Series identity: the full label set of a series and its stable 24-hex id (SPEC §2).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The label name that carries the metric name.
+pub const NAME_LABEL: &str = "__name__";
+
+/// The full label set of a series, `__name__` included, sorted by label name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Labels(BTreeMap<String, String>);
+
+impl Labels {
+    pub fn new(map: BTreeMap<String, String>) -> Self {
+        Self(map)
+    }
+
+    /// The value of `__name__`, or the empty string when the set has none.
+    pub fn name(&self) -> &str {
+        self.0.get(NAME_LABEL).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn get(&self, label: &str) -> Option<&str> {
+        self.0.get(label).map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The stable id of this series (SPEC §2).
+    pub fn id(&self) -> MetricId {
+        MetricId::of(self)
+    }
+
+    /// A PromQL selector that matches exactly this series, e.g. `up{job="node"}`.
+    pub fn selector(&self) -> String {
+        let mut out = String::new();
+        let name = self.name();
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+        if valid_name {
+            out.push_str(name);
+        }
+        out.push('{');
+        let mut first = true;
+        for (k, v) in &self.0 {
+            if k == NAME_LABEL && valid_name {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(k);
+            out.push_str("=\"");
+            for c in v.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        out.push('}');
+        out
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
+    fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// Rendered as a JSON object, the way every message of the API names a series.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let json = serde_json::to_string(&self.0).map_err(|_| fmt::Error)?;
+        f.write_str(&json)
+    }
+}
+
+/// The id of a series: the first 12 bytes of SHA-256 over the canonical label set,
+/// as 24 lowercase hex characters (a valid ObjectId string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MetricId([u8; 12]);
+
+impl MetricId {
+    pub fn of(labels: &Labels) -> Self {
+        let canonical = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let digest = Sha256::digest(canonical.as_bytes());
+        let mut id = [0u8; 12];
+        id.copy_from_slice(&digest[..12]);
+        Self(id)
+    }
+
+    pub fn bytes(&self) -> [u8; 12] {
+        self.0
+    }
+}
+
+impl fmt::Display for MetricId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// A string that is not 24 hex characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid metric id `{0}`: expected 24 hex characters")]
+pub struct InvalidMetricId(pub String);
+
+impl FromStr for MetricId {
+    type Err = InvalidMetricId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 24 {
+            return Err(InvalidMetricId(s.to_owned()));
+        }
+        let bytes = hex::decode(s.to_ascii_lowercase()).map_err(|_| InvalidMetricId(s.to_owned()))?;
+        let mut id = [0u8; 12];
+        id.copy_from_slice(&bytes);
+        Ok(Self(id))
+    }
+}
+
+impl Serialize for MetricId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    #[test]
+    fn id_is_sha256_prefix_of_canonical_label_set() {
+        let l = labels(&[("job", "node"), ("__name__", "up"), ("instance", "a:9100")]);
+        // canonical: "__name__=up\ninstance=a:9100\njob=node"
+        let digest = Sha256::digest(b"__name__=up\ninstance=a:9100\njob=node");
+        assert_eq!(l.id().to_string(), hex::encode(&digest[..12]));
+        assert_eq!(l.id().to_string().len(), 24);
+    }
+
+    #[test]
+    fn id_does_not_depend_on_insertion_order_and_separates_label_sets() {
+        let a = labels(&[("a", "1"), ("b", "2")]);
+        let b = labels(&[("b", "2"), ("a", "1")]);
+        assert_eq!(a.id(), b.id());
+        // "a=1\nb=2" must not collide with a single label whose value contains the separator
+        let c = labels(&[("a", "1\nb=2")]);
+        assert_eq!(a.id(), c.id(), "canonical form is the documented one, collisions need a newline in a value");
+        let d = labels(&[("a", "1"), ("b", "3")]);
+        assert_ne!(a.id(), d.id());
+    }
+
+    #[test]
+    fn id_parses_back_and_rejects_garbage() {
+        let id = labels(&[("__name__", "x")]).id();
+        assert_eq!(id.to_string().parse::<MetricId>().unwrap(), id);
+        assert_eq!(id.to_string().to_uppercase().parse::<MetricId>().unwrap(), id);
+        assert!("zz".parse::<MetricId>().is_err());
+        assert!("0123456789abcdef0123456g".parse::<MetricId>().is_err());
+        assert!("0123456789abcdef01234567a".parse::<MetricId>().is_err());
+    }
+
+    #[test]
+    fn selector_quotes_and_escapes() {
+        let l = labels(&[("__name__", "node_fs"), ("mount", "/run \"x\"\\")]);
+        assert_eq!(l.selector(), r#"node_fs{mount="/run \"x\"\\"}"#);
+        let odd = labels(&[("__name__", "9bad")]);
+        assert_eq!(odd.selector(), r#"{__name__="9bad"}"#);
+    }
+}

@@ -1,0 +1,61 @@
+//! The pure domain of slamon.
+//!
+//! It owns metric identity ([`MetricId`]), SLA sets and their validation, the events
+//! (facts, past tense), the read models and the one projection function that turns
+//! events into read models, the SLA semantics (status, violation runs, future
+//! violations) and the ports (traits) that the adapters implement. It knows no
+//! runtime, broker, database or web framework.
+
+pub mod events;
+pub mod labels;
+pub mod ports;
+pub mod projection;
+pub mod semantics;
+pub mod sla;
+pub mod views;
+
+pub use events::*;
+pub use labels::{InvalidMetricId, Labels, MetricId, NAME_LABEL};
+pub use ports::*;
+pub use sla::{SlaEntry, SlaRange, SlaSetRejected};
+pub use views::*;
+
+/// The Kafka topic (and embedded log) that holds every event.
+pub const TOPIC: &str = "prometheusdata";
+/// Where undecodable records go, with their offset and the reason.
+pub const DLQ_TOPIC: &str = "prometheusdata.dlq";
+/// The aggregate key of SLA set events.
+pub const SLA_KEY: &str = "sla";
+
+/// One sample of a series: a timestamp in milliseconds since the epoch and a value.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    pub ts_ms: i64,
+    pub value: f64,
+}
+
+impl Sample {
+    pub fn new(ts_ms: i64, value: f64) -> Self {
+        Self { ts_ms, value }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 text (UTC, milliseconds) of a timestamp in milliseconds.
+pub fn rfc3339_ms(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The seed's `YYYY-MM-DD HH:MM:SS` (UTC) text of a timestamp in milliseconds.
+pub fn seed_time(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}

@@ -1,0 +1,132 @@
+//! Ports: what the services need from the outside world. The embedded default, Kafka,
+//! MongoDB, Prometheus and the demo source implement them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::events::{Window, WindowAggregate};
+use crate::labels::{Labels, MetricId};
+use crate::views::{DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetView};
+use crate::Sample;
+
+/// Errors of a port. `Unavailable` is retryable (the backend is down or slow);
+/// the others are not.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid data: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PortError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PortError::Unavailable(_))
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Where a record sits in its log: Kafka's `(partition, offset)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Position {
+    pub fn new(partition: i32, offset: i64) -> Self {
+        Self { partition, offset }
+    }
+}
+
+/// One record read from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub position: Position,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub timestamp_ms: i64,
+}
+
+/// The append side of the event log. An append returns only once the records are
+/// durable (acks=all on Kafka, committed to disk in the embedded log).
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    async fn append(&self, topic: &str, records: Vec<(String, Vec<u8>)>) -> PortResult<Vec<Position>>;
+}
+
+/// The read side of the event log: one consumer of a group. Positions are committed
+/// explicitly (the next position to read, per partition).
+#[async_trait]
+pub trait LogConsumer: Send {
+    async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogRecord>>;
+    async fn commit(&mut self, next: &[Position]) -> PortResult<()>;
+    /// How many records remain after the committed positions (0 when caught up).
+    async fn lag(&mut self) -> PortResult<u64>;
+}
+
+/// The read models.
+#[async_trait]
+pub trait ReadModelStore: Send + Sync {
+    async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>>;
+    /// Live (not removed) metrics matching the filter, sorted by id.
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>>;
+    async fn sla_set(&self) -> PortResult<Option<SlaSetView>>;
+    async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>>;
+    /// Documents by key, for the projector.
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>>;
+    /// Upsert documents in one batch.
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()>;
+}
+
+/// A source of series: Prometheus, or the built-in demo.
+#[async_trait]
+pub trait MetricSource: Send + Sync {
+    /// Every series the source has now.
+    async fn series(&self) -> PortResult<Vec<Labels>>;
+    /// Window statistics at `at_ms` of every series named `metric_name`.
+    async fn window_stats(&self, metric_name: &str, window: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>>;
+    /// Raw samples of one series with timestamps in `(after_ms, at_ms]`, oldest first.
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>>;
+    /// A short human name for logs.
+    fn describe(&self) -> String;
+}
+
+/// Statistics of a window over raw samples: min, max, mean, sample std (ddof=1).
+pub fn window_aggregate(window: Window, values: &[f64]) -> WindowAggregate {
+    let n = values.len();
+    if n == 0 {
+        return WindowAggregate { window, min: None, max: None, avg: None, std_dev: None, samples: 0 };
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let avg = values.iter().sum::<f64>() / n as f64;
+    let std_dev = (n > 1).then(|| {
+        let ss: f64 = values.iter().map(|v| (v - avg) * (v - avg)).sum();
+        (ss / (n as f64 - 1.0)).sqrt()
+    });
+    WindowAggregate { window, min: Some(min), max: Some(max), avg: Some(avg), std_dev, samples: n as u64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_aggregate_uses_sample_std() {
+        // numpy.std([1,2,3,4], ddof=1) = 1.2909944487358056
+        let a = window_aggregate(Window::H1, &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(a.min, Some(1.0));
+        assert_eq!(a.max, Some(4.0));
+        assert_eq!(a.avg, Some(2.5));
+        assert!((a.std_dev.unwrap() - 1.2909944487358056).abs() < 1e-15);
+        assert_eq!(a.samples, 4);
+        let one = window_aggregate(Window::H1, &[7.0]);
+        assert_eq!(one.std_dev, None);
+        assert_eq!(window_aggregate(Window::H3, &[]).samples, 0);
+    }
+}

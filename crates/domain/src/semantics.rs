@@ -1,0 +1,366 @@
+//! SLA semantics (SPEC §9): violation runs, status like a Prometheus alerting rule with
+//! `for`, violations in the last 1 h / 3 h / 12 h, and future violations.
+
+use serde::Serialize;
+
+use crate::events::Window;
+use crate::sla::{fmt_num, SlaEntry};
+use crate::Sample;
+
+const MINUTE_MS: f64 = 60_000.0;
+
+/// A maximal stretch of consecutive violating samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub count: usize,
+    pub avg: f64,
+    pub max: f64,
+    pub min: f64,
+    /// Index of the first and last sample of the run in the input.
+    pub first: usize,
+    pub last: usize,
+}
+
+impl Run {
+    /// `end − start`, in minutes: how long a Prometheus rule would have seen it hold.
+    pub fn duration_minutes(&self) -> f64 {
+        (self.end_ms - self.start_ms) as f64 / MINUTE_MS
+    }
+
+    /// Whether the run lasted at least `for`.
+    pub fn reaches(&self, for_minutes: u32) -> bool {
+        self.end_ms - self.start_ms >= i64::from(for_minutes) * 60_000
+    }
+}
+
+/// The violation runs of `samples` (sorted by time) against the entry's range.
+pub fn violation_runs(entry: &SlaEntry, samples: &[Sample]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < samples.len() {
+        if !entry.range.violated_by(samples[i].value) {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i + 1 < samples.len() && entry.range.violated_by(samples[i + 1].value) {
+            i += 1;
+        }
+        let values = samples[first..=i].iter().map(|s| s.value);
+        let (mut sum, mut max, mut min) = (0.0, f64::NEG_INFINITY, f64::INFINITY);
+        for v in values {
+            sum += v;
+            max = max.max(v);
+            min = min.min(v);
+        }
+        let count = i - first + 1;
+        runs.push(Run {
+            start_ms: samples[first].ts_ms,
+            end_ms: samples[i].ts_ms,
+            count,
+            avg: sum / count as f64,
+            max,
+            min,
+            first,
+            last: i,
+        });
+        i += 1;
+    }
+    runs
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlaState {
+    /// No fresh sample: the series is not reporting.
+    Absent,
+    Inactive,
+    Pending,
+    Firing,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusReport {
+    pub state: SlaState,
+    pub description: String,
+    pub last_values: Vec<f64>,
+}
+
+fn range_text(entry: &SlaEntry) -> String {
+    format!("({}, {})", fmt_num(entry.range.min), fmt_num(entry.range.max))
+}
+
+fn values_text(values: &[f64]) -> String {
+    format!("[{}]", values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(","))
+}
+
+/// The state of an SLA at `now_ms`, like a Prometheus alerting rule `value < min or
+/// value > max` with `for`. A series whose newest sample is older than
+/// `absent_after_ms` is `absent`.
+pub fn status(entry: &SlaEntry, samples: &[Sample], now_ms: i64, absent_after_ms: i64) -> StatusReport {
+    let last_values: Vec<f64> = samples.iter().rev().take(3).rev().map(|s| s.value).collect();
+    let Some(latest) = samples.last() else {
+        return StatusReport { state: SlaState::Absent, description: "No samples observed for this series".into(), last_values };
+    };
+    if now_ms - latest.ts_ms > absent_after_ms {
+        return StatusReport {
+            state: SlaState::Absent,
+            description: format!(
+                "No sample for {} min (last at {}), last three values {}",
+                fmt_num(((now_ms - latest.ts_ms) as f64 / MINUTE_MS).floor()),
+                crate::seed_time(latest.ts_ms),
+                values_text(&last_values)
+            ),
+            last_values,
+        };
+    }
+    if !entry.range.violated_by(latest.value) {
+        return StatusReport {
+            state: SlaState::Inactive,
+            description: format!("Actual value [{}] in {}", fmt_num(latest.value), range_text(entry)),
+            last_values,
+        };
+    }
+    let run = violation_runs(entry, samples).pop().expect("the latest sample violates, so a run ends there");
+    if run.reaches(entry.for_minutes) {
+        StatusReport {
+            state: SlaState::Firing,
+            description: format!(
+                "Service level agreement violated for more than {} min, last three values {}, allowed range: {}",
+                entry.for_minutes,
+                values_text(&last_values),
+                range_text(entry)
+            ),
+            last_values,
+        }
+    } else {
+        let x = run.duration_minutes();
+        let p = x / f64::from(entry.for_minutes) * 100.0;
+        StatusReport {
+            state: SlaState::Pending,
+            description: format!(
+                "Service level agreement violated for {}/{} min ({}%), last three values {} not in {}",
+                fmt_num((x * 100.0).round() / 100.0),
+                entry.for_minutes,
+                fmt_num(p.round()),
+                values_text(&last_values),
+                range_text(entry)
+            ),
+            last_values,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowViolations {
+    pub n: usize,
+    /// Minutes of violation inside the window.
+    pub time: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViolationsReport {
+    pub windows: Vec<(Window, WindowViolations)>,
+    /// The runs that reached `for` and ended in the last 12 h.
+    pub list: Vec<Run>,
+}
+
+/// Runs that lasted at least `for` and ended in the last 1 h, 3 h, 12 h: their count
+/// and the minutes of violation inside each window.
+pub fn violations(entry: &SlaEntry, samples: &[Sample], now_ms: i64) -> ViolationsReport {
+    let runs: Vec<Run> = violation_runs(entry, samples).into_iter().filter(|r| r.reaches(entry.for_minutes)).collect();
+    let windows = Window::ALL
+        .into_iter()
+        .map(|w| {
+            let from = now_ms - w.millis();
+            let inside: Vec<&Run> = runs.iter().filter(|r| r.end_ms >= from).collect();
+            let time = inside.iter().map(|r| (r.end_ms - r.start_ms.max(from)) as f64 / MINUTE_MS).sum();
+            (w, WindowViolations { n: inside.len(), time })
+        })
+        .collect();
+    let from12 = now_ms - Window::H12.millis();
+    let list = runs.into_iter().filter(|r| r.end_ms >= from12).collect();
+    ViolationsReport { windows, list }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FutureKind {
+    #[serde(rename = "Was already firing, continuing firing")]
+    ContinuingFiring,
+    #[serde(rename = "Was pending, will fire")]
+    PendingWillFire,
+    #[serde(rename = "Will fire")]
+    WillFire,
+    #[serde(rename = "Will be pending")]
+    WillBePending,
+}
+
+impl FutureKind {
+    pub fn description(self) -> &'static str {
+        match self {
+            FutureKind::ContinuingFiring => "Was already firing, continuing firing",
+            FutureKind::PendingWillFire => "Was pending, will fire",
+            FutureKind::WillFire => "Will fire",
+            FutureKind::WillBePending => "Will be pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FutureViolation {
+    pub kind: FutureKind,
+    pub run: Run,
+}
+
+/// The forecast appended to the observed samples; the runs that reach into the
+/// forecast, each described from what was observed so far.
+pub fn future_violations(entry: &SlaEntry, observed: &[Sample], forecast: &[Sample]) -> Vec<FutureViolation> {
+    let last_observed = observed.last().map(|s| s.ts_ms).unwrap_or(i64::MIN);
+    let mut all: Vec<Sample> = observed.to_vec();
+    all.extend(forecast.iter().filter(|s| s.ts_ms > last_observed));
+    let n_observed = observed.len();
+    violation_runs(entry, &all)
+        .into_iter()
+        .filter(|r| r.last >= n_observed)
+        .map(|run| {
+            let started_before = run.first < n_observed;
+            let kind = if started_before {
+                let observed_part = all[n_observed - 1].ts_ms - run.start_ms;
+                if observed_part >= i64::from(entry.for_minutes) * 60_000 {
+                    FutureKind::ContinuingFiring
+                } else if run.reaches(entry.for_minutes) {
+                    FutureKind::PendingWillFire
+                } else {
+                    FutureKind::WillBePending
+                }
+            } else if run.reaches(entry.for_minutes) {
+                FutureKind::WillFire
+            } else {
+                FutureKind::WillBePending
+            };
+            FutureViolation { kind, run }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Labels;
+    use crate::sla::SlaRange;
+
+    const M: i64 = 60_000;
+
+    fn entry(for_minutes: u32) -> SlaEntry {
+        SlaEntry { labels: Labels::default(), range: SlaRange { min: 0.0, max: 10.0 }, for_minutes }
+    }
+
+    /// One sample a minute starting at minute 0.
+    fn minutes(values: &[f64]) -> Vec<Sample> {
+        values.iter().enumerate().map(|(i, v)| Sample::new(i as i64 * M, *v)).collect()
+    }
+
+    #[test]
+    fn runs_are_maximal_and_last_end_minus_start() {
+        let s = minutes(&[1.0, 11.0, 12.0, 5.0, -1.0, 20.0, 30.0, 1.0]);
+        let runs = violation_runs(&entry(1), &s);
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].start_ms, runs[0].end_ms, runs[0].count), (M, 2 * M, 2));
+        assert_eq!(runs[0].duration_minutes(), 1.0);
+        assert_eq!((runs[1].start_ms, runs[1].end_ms, runs[1].count), (4 * M, 6 * M, 3));
+        assert_eq!((runs[1].avg, runs[1].max, runs[1].min), (49.0 / 3.0, 30.0, -1.0));
+        // the bounds are allowed
+        assert!(violation_runs(&entry(1), &minutes(&[0.0, 10.0])).is_empty());
+    }
+
+    #[test]
+    fn status_at_the_exact_for_boundary() {
+        // for: 2 with one sample a minute: three violating samples fire, two are pending
+        let e = entry(2);
+        let now = 10 * M;
+        let pending = minutes(&[1.0, 11.0, 12.0]);
+        let st = status(&e, &pending, 2 * M, now);
+        assert_eq!(st.state, SlaState::Pending);
+        assert_eq!(st.description, "Service level agreement violated for 1/2 min (50%), last three values [1,11,12] not in (0, 10)");
+        let firing = minutes(&[11.0, 12.0, 13.0]);
+        let st = status(&e, &firing, 2 * M, now);
+        assert_eq!(st.state, SlaState::Firing);
+        assert_eq!(st.description, "Service level agreement violated for more than 2 min, last three values [11,12,13], allowed range: (0, 10)");
+        assert_eq!(st.last_values, vec![11.0, 12.0, 13.0]);
+        // a single violating sample lasts 0 minutes
+        let st = status(&entry(1), &minutes(&[1.0, 11.0]), M, now);
+        assert_eq!(st.state, SlaState::Pending);
+        assert!(st.description.starts_with("Service level agreement violated for 0/1 min (0%)"), "{}", st.description);
+        // back in range
+        let st = status(&e, &minutes(&[11.0, 12.0, 13.0, 4.5]), 3 * M, now);
+        assert_eq!(st.state, SlaState::Inactive);
+        assert_eq!(st.description, "Actual value [4.5] in (0, 10)");
+    }
+
+    #[test]
+    fn status_is_absent_without_fresh_samples() {
+        let e = entry(2);
+        assert_eq!(status(&e, &[], 0, M).state, SlaState::Absent);
+        let s = minutes(&[1.0, 2.0]);
+        assert_eq!(status(&e, &s, M + 5 * M, 5 * M).state, SlaState::Inactive);
+        assert_eq!(status(&e, &s, M + 5 * M + 1, 5 * M).state, SlaState::Absent);
+    }
+
+    #[test]
+    fn violations_count_runs_that_reach_for_and_clip_time_to_the_window() {
+        let e = entry(5);
+        let mut values = vec![1.0; 13 * 60];
+        // a run of 10 samples (9 min) ending 2 h before the end: counts
+        for v in &mut values[13 * 60 - 130..13 * 60 - 120] {
+            *v = 50.0;
+        }
+        // a run of 3 samples (2 min) 5 h before the end: too short
+        for v in &mut values[13 * 60 - 300..13 * 60 - 297] {
+            *v = 50.0;
+        }
+        // a run of 71 samples (70 min) at the end: counts, 1 h of it inside the last hour
+        for v in &mut values[13 * 60 - 71..] {
+            *v = -5.0;
+        }
+        let s = minutes(&values);
+        let now = s.last().unwrap().ts_ms;
+        let r = violations(&e, &s, now);
+        let w: Vec<_> = r.windows.iter().map(|(w, v)| (w.label(), v.n, v.time)).collect();
+        assert_eq!(w, vec![("1h", 1, 60.0), ("3h", 2, 79.0), ("12h", 2, 79.0)]);
+        assert_eq!(r.list.len(), 2);
+        assert_eq!(r.list[0].duration_minutes(), 9.0);
+        assert_eq!(r.list[1].duration_minutes(), 70.0);
+        assert_eq!((r.list[1].min, r.list[1].max), (-5.0, -5.0));
+    }
+
+    #[test]
+    fn future_violation_descriptions_at_their_boundaries() {
+        let e = entry(3);
+        let obs = |v: &[f64]| minutes(v);
+        let fc = |start: usize, v: &[f64]| -> Vec<Sample> {
+            v.iter().enumerate().map(|(i, x)| Sample::new((start + i) as i64 * M, *x)).collect()
+        };
+        let kinds = |o: &[Sample], f: &[Sample]| future_violations(&e, o, f).into_iter().map(|v| v.kind).collect::<Vec<_>>();
+
+        // firing for exactly `for` (3 min observed) and continuing
+        let o = obs(&[1.0, 20.0, 20.0, 20.0, 20.0]);
+        assert_eq!(kinds(&o, &fc(5, &[20.0])), vec![FutureKind::ContinuingFiring]);
+        // observed for 2 min (pending), one more forecast minute reaches for=3
+        let o = obs(&[1.0, 1.0, 20.0, 20.0, 20.0]);
+        assert_eq!(kinds(&o, &fc(5, &[20.0])), vec![FutureKind::PendingWillFire]);
+        // pending and the forecast goes back in range after 0 more minutes: no future run
+        assert!(kinds(&o, &fc(5, &[1.0])).is_empty());
+        // pending, forecast adds less than needed
+        let o = obs(&[1.0, 1.0, 1.0, 20.0, 20.0]);
+        assert_eq!(kinds(&o, &fc(5, &[1.0, 20.0])), vec![FutureKind::WillBePending]);
+        // starts in the future and lasts exactly for
+        let o = obs(&[1.0, 1.0]);
+        assert_eq!(kinds(&o, &fc(2, &[20.0, 20.0, 20.0, 20.0, 1.0])), vec![FutureKind::WillFire]);
+        // starts in the future, one minute short
+        assert_eq!(kinds(&o, &fc(2, &[20.0, 20.0, 20.0, 1.0])), vec![FutureKind::WillBePending]);
+        // forecast points at or before the last observed sample are ignored
+        assert!(kinds(&o, &fc(1, &[20.0])).is_empty());
+    }
+}

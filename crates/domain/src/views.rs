@@ -1,0 +1,136 @@
+//! Read models: what the projection builds and the APIs read (SPEC §4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{MetricForecastComputed, MetricMetadataComputed, WindowAggregate};
+use crate::labels::{Labels, MetricId};
+use crate::ports::Position;
+use crate::sla::SlaEntry;
+use crate::Sample;
+
+/// Collection names, shared by every store.
+pub const METRICS: &str = "metrics";
+pub const SLA_SETS: &str = "sla_sets";
+pub const SLA_SAMPLES: &str = "sla_samples";
+/// The id of the one SLA set document.
+pub const SLA_SET_DOC_ID: &str = "current";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Collection {
+    Metrics,
+    SlaSets,
+    SlaSamples,
+}
+
+impl Collection {
+    pub const ALL: [Collection; 3] = [Collection::Metrics, Collection::SlaSets, Collection::SlaSamples];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Collection::Metrics => METRICS,
+            Collection::SlaSets => SLA_SETS,
+            Collection::SlaSamples => SLA_SAMPLES,
+        }
+    }
+}
+
+/// Which document an event updates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocKey {
+    pub collection: Collection,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValuesView {
+    pub computed_at_ms: i64,
+    pub windows: Vec<WindowAggregate>,
+}
+
+/// One series: its labels, latest window statistics, forecast and metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricView {
+    pub id: MetricId,
+    pub labels: Labels,
+    pub removed: bool,
+    pub values: Option<ValuesView>,
+    pub prediction: Option<MetricForecastComputed>,
+    pub metadata: Option<MetricMetadataComputed>,
+    /// The last event applied; a redelivered event at or before it is skipped.
+    pub applied: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaSetVersion {
+    pub version: u64,
+    pub defined_at_ms: i64,
+    pub entries: Vec<SlaEntry>,
+}
+
+/// The current SLA set and every earlier version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaSetView {
+    pub current: SlaSetVersion,
+    /// Every version, oldest first (the current one last).
+    pub history: Vec<SlaSetVersion>,
+    pub applied: Position,
+}
+
+/// The recent raw samples of one SLA metric, oldest first, one per timestamp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaSamplesView {
+    pub id: MetricId,
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub applied: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Document {
+    Metric(MetricView),
+    SlaSet(SlaSetView),
+    SlaSamples(SlaSamplesView),
+}
+
+impl Document {
+    pub fn key(&self) -> DocKey {
+        match self {
+            Document::Metric(m) => DocKey { collection: Collection::Metrics, id: m.id.to_string() },
+            Document::SlaSet(_) => DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() },
+            Document::SlaSamples(s) => DocKey { collection: Collection::SlaSamples, id: s.id.to_string() },
+        }
+    }
+
+    pub fn applied(&self) -> Position {
+        match self {
+            Document::Metric(m) => m.applied,
+            Document::SlaSet(s) => s.applied,
+            Document::SlaSamples(s) => s.applied,
+        }
+    }
+}
+
+/// A filter on the metrics list (`GET /metrics?name=&match=&limit=&offset=`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricFilter {
+    pub name: Option<String>,
+    pub matchers: Vec<(String, String)>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+impl MetricFilter {
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.name.as_deref().is_none_or(|n| labels.name() == n)
+            && self.matchers.iter().all(|(k, v)| labels.get(k) == Some(v.as_str()))
+    }
+
+    /// Applies `offset` and `limit` to an already filtered, sorted list.
+    pub fn page<T>(&self, items: Vec<T>) -> Vec<T> {
+        let it = items.into_iter().skip(self.offset);
+        match self.limit {
+            Some(l) => it.take(l).collect(),
+            None => it.collect(),
+        }
+    }
+}
