@@ -202,11 +202,6 @@ pub struct EventEnvelope {
 impl EventEnvelope {
     /// A new envelope with a fresh UUIDv7 and the current time.
     pub fn new(producer: impl Into<String>, event: Event) -> Self {
-        Self {
-            event_id: Uuid::now_v7(),
-            occurred_at_ms: crate::now_ms(),
-            producer: producer.into(),
-            event,
-        }
+        Self { event_id: Uuid::now_v7(), occurred_at_ms: crate::now_ms(), producer: producer.into(), event }
     }
 }

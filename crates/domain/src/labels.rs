@@ -55,9 +55,10 @@ impl Labels {
         let mut out = String::new();
         let name = self.name();
         let valid_name = !name.is_empty()
-            && name.chars().enumerate().all(|(i, c)| {
-                c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit())
-            });
+            && name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
         if valid_name {
             out.push_str(name);
         }
@@ -90,11 +91,7 @@ impl Labels {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
@@ -113,11 +110,7 @@ pub struct MetricId([u8; 12]);
 
 impl MetricId {
     pub fn of(labels: &Labels) -> Self {
-        let canonical = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let canonical = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
         let digest = Sha256::digest(canonical.as_bytes());
         let mut id = [0u8; 12];
         id.copy_from_slice(&digest[..12]);
@@ -147,8 +140,7 @@ impl FromStr for MetricId {
         if s.len() != 24 {
             return Err(InvalidMetricId(s.to_owned()));
         }
-        let bytes =
-            hex::decode(s.to_ascii_lowercase()).map_err(|_| InvalidMetricId(s.to_owned()))?;
+        let bytes = hex::decode(s.to_ascii_lowercase()).map_err(|_| InvalidMetricId(s.to_owned()))?;
         let mut id = [0u8; 12];
         id.copy_from_slice(&bytes);
         Ok(Self(id))
@@ -192,11 +184,7 @@ mod tests {
         assert_eq!(a.id(), b.id());
         // "a=1\nb=2" must not collide with a single label whose value contains the separator
         let c = labels(&[("a", "1\nb=2")]);
-        assert_eq!(
-            a.id(),
-            c.id(),
-            "canonical form is the documented one, collisions need a newline in a value"
-        );
+        assert_eq!(a.id(), c.id(), "canonical form is the documented one, collisions need a newline in a value");
         let d = labels(&[("a", "1"), ("b", "3")]);
         assert_ne!(a.id(), d.id());
     }
@@ -205,10 +193,7 @@ mod tests {
     fn id_parses_back_and_rejects_garbage() {
         let id = labels(&[("__name__", "x")]).id();
         assert_eq!(id.to_string().parse::<MetricId>().unwrap(), id);
-        assert_eq!(
-            id.to_string().to_uppercase().parse::<MetricId>().unwrap(),
-            id
-        );
+        assert_eq!(id.to_string().to_uppercase().parse::<MetricId>().unwrap(), id);
         assert!("zz".parse::<MetricId>().is_err());
         assert!("0123456789abcdef0123456g".parse::<MetricId>().is_err());
         assert!("0123456789abcdef01234567a".parse::<MetricId>().is_err());

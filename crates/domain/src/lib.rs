@@ -54,8 +54,8 @@ pub fn rfc3339_ms(ts_ms: i64) -> String {
 
 /// The seed's `YYYY-MM-DD HH:MM:SS` (UTC) text of a timestamp in milliseconds.
 pub fn seed_time(ts_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ts_ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default().format("%Y-%m-%d %H:%M:%S").to_string()
 }
+
+#[cfg(feature = "suite")]
+pub mod suite;

@@ -31,9 +31,7 @@ impl PortError {
 pub type PortResult<T> = Result<T, PortError>;
 
 /// Where a record sits in its log: Kafka's `(partition, offset)`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     pub partition: i32,
     pub offset: i64,
@@ -58,11 +56,10 @@ pub struct LogRecord {
 /// durable (acks=all on Kafka, committed to disk in the embedded log).
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    async fn append(
-        &self,
-        topic: &str,
-        records: Vec<(String, Vec<u8>)>,
-    ) -> PortResult<Vec<Position>>;
+    async fn append(&self, topic: &str, records: Vec<(String, Vec<u8>)>) -> PortResult<Vec<Position>>;
+    /// A consumer of `topic` in consumer group `group`, starting at the group's
+    /// committed positions (offset 0 for a new group).
+    async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>>;
 }
 
 /// The read side of the event log: one consumer of a group. Positions are committed
@@ -102,12 +99,7 @@ pub trait MetricSource: Send + Sync {
         at_ms: i64,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>>;
     /// Raw samples of one series with timestamps in `(after_ms, at_ms]`, oldest first.
-    async fn raw_samples(
-        &self,
-        series: &Labels,
-        after_ms: i64,
-        at_ms: i64,
-    ) -> PortResult<Vec<Sample>>;
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>>;
     /// A short human name for logs.
     fn describe(&self) -> String;
 }
@@ -116,14 +108,7 @@ pub trait MetricSource: Send + Sync {
 pub fn window_aggregate(window: Window, values: &[f64]) -> WindowAggregate {
     let n = values.len();
     if n == 0 {
-        return WindowAggregate {
-            window,
-            min: None,
-            max: None,
-            avg: None,
-            std_dev: None,
-            samples: 0,
-        };
+        return WindowAggregate { window, min: None, max: None, avg: None, std_dev: None, samples: 0 };
     }
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -132,14 +117,7 @@ pub fn window_aggregate(window: Window, values: &[f64]) -> WindowAggregate {
         let ss: f64 = values.iter().map(|v| (v - avg) * (v - avg)).sum();
         (ss / (n as f64 - 1.0)).sqrt()
     });
-    WindowAggregate {
-        window,
-        min: Some(min),
-        max: Some(max),
-        avg: Some(avg),
-        std_dev,
-        samples: n as u64,
-    }
+    WindowAggregate { window, min: Some(min), max: Some(max), avg: Some(avg), std_dev, samples: n as u64 }
 }
 
 #[cfg(test)]

@@ -89,40 +89,18 @@ pub struct StatusReport {
 }
 
 fn range_text(entry: &SlaEntry) -> String {
-    format!(
-        "({}, {})",
-        fmt_num(entry.range.min),
-        fmt_num(entry.range.max)
-    )
+    format!("({}, {})", fmt_num(entry.range.min), fmt_num(entry.range.max))
 }
 
 fn values_text(values: &[f64]) -> String {
-    format!(
-        "[{}]",
-        values
-            .iter()
-            .map(|v| fmt_num(*v))
-            .collect::<Vec<_>>()
-            .join(",")
-    )
+    format!("[{}]", values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(","))
 }
 
 /// The state of an SLA at `now_ms`, like a Prometheus alerting rule `value < min or
 /// value > max` with `for`. A series whose newest sample is older than
 /// `absent_after_ms` is `absent`.
-pub fn status(
-    entry: &SlaEntry,
-    samples: &[Sample],
-    now_ms: i64,
-    absent_after_ms: i64,
-) -> StatusReport {
-    let last_values: Vec<f64> = samples
-        .iter()
-        .rev()
-        .take(3)
-        .rev()
-        .map(|s| s.value)
-        .collect();
+pub fn status(entry: &SlaEntry, samples: &[Sample], now_ms: i64, absent_after_ms: i64) -> StatusReport {
+    let last_values: Vec<f64> = samples.iter().rev().take(3).rev().map(|s| s.value).collect();
     let Some(latest) = samples.last() else {
         return StatusReport {
             state: SlaState::Absent,
@@ -145,17 +123,11 @@ pub fn status(
     if !entry.range.violated_by(latest.value) {
         return StatusReport {
             state: SlaState::Inactive,
-            description: format!(
-                "Actual value [{}] in {}",
-                fmt_num(latest.value),
-                range_text(entry)
-            ),
+            description: format!("Actual value [{}] in {}", fmt_num(latest.value), range_text(entry)),
             last_values,
         };
     }
-    let run = violation_runs(entry, samples)
-        .pop()
-        .expect("the latest sample violates, so a run ends there");
+    let run = violation_runs(entry, samples).pop().expect("the latest sample violates, so a run ends there");
     if run.reaches(entry.for_minutes) {
         StatusReport {
             state: SlaState::Firing,
@@ -202,26 +174,14 @@ pub struct ViolationsReport {
 /// Runs that lasted at least `for` and ended in the last 1 h, 3 h, 12 h: their count
 /// and the minutes of violation inside each window.
 pub fn violations(entry: &SlaEntry, samples: &[Sample], now_ms: i64) -> ViolationsReport {
-    let runs: Vec<Run> = violation_runs(entry, samples)
-        .into_iter()
-        .filter(|r| r.reaches(entry.for_minutes))
-        .collect();
+    let runs: Vec<Run> = violation_runs(entry, samples).into_iter().filter(|r| r.reaches(entry.for_minutes)).collect();
     let windows = Window::ALL
         .into_iter()
         .map(|w| {
             let from = now_ms - w.millis();
             let inside: Vec<&Run> = runs.iter().filter(|r| r.end_ms >= from).collect();
-            let time = inside
-                .iter()
-                .map(|r| (r.end_ms - r.start_ms.max(from)) as f64 / MINUTE_MS)
-                .sum();
-            (
-                w,
-                WindowViolations {
-                    n: inside.len(),
-                    time,
-                },
-            )
+            let time = inside.iter().map(|r| (r.end_ms - r.start_ms.max(from)) as f64 / MINUTE_MS).sum();
+            (w, WindowViolations { n: inside.len(), time })
         })
         .collect();
     let from12 = now_ms - Window::H12.millis();
@@ -260,11 +220,7 @@ pub struct FutureViolation {
 
 /// The forecast appended to the observed samples; the runs that reach into the
 /// forecast, each described from what was observed so far.
-pub fn future_violations(
-    entry: &SlaEntry,
-    observed: &[Sample],
-    forecast: &[Sample],
-) -> Vec<FutureViolation> {
+pub fn future_violations(entry: &SlaEntry, observed: &[Sample], forecast: &[Sample]) -> Vec<FutureViolation> {
     let last_observed = observed.last().map(|s| s.ts_ms).unwrap_or(i64::MIN);
     let mut all: Vec<Sample> = observed.to_vec();
     all.extend(forecast.iter().filter(|s| s.ts_ms > last_observed));
@@ -302,23 +258,12 @@ mod tests {
     const M: i64 = 60_000;
 
     fn entry(for_minutes: u32) -> SlaEntry {
-        SlaEntry {
-            labels: Labels::default(),
-            range: SlaRange {
-                min: 0.0,
-                max: 10.0,
-            },
-            for_minutes,
-        }
+        SlaEntry { labels: Labels::default(), range: SlaRange { min: 0.0, max: 10.0 }, for_minutes }
     }
 
     /// One sample a minute starting at minute 0.
     fn minutes(values: &[f64]) -> Vec<Sample> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Sample::new(i as i64 * M, *v))
-            .collect()
+        values.iter().enumerate().map(|(i, v)| Sample::new(i as i64 * M, *v)).collect()
     }
 
     #[test]
@@ -326,19 +271,10 @@ mod tests {
         let s = minutes(&[1.0, 11.0, 12.0, 5.0, -1.0, 20.0, 30.0, 1.0]);
         let runs = violation_runs(&entry(1), &s);
         assert_eq!(runs.len(), 2);
-        assert_eq!(
-            (runs[0].start_ms, runs[0].end_ms, runs[0].count),
-            (M, 2 * M, 2)
-        );
+        assert_eq!((runs[0].start_ms, runs[0].end_ms, runs[0].count), (M, 2 * M, 2));
         assert_eq!(runs[0].duration_minutes(), 1.0);
-        assert_eq!(
-            (runs[1].start_ms, runs[1].end_ms, runs[1].count),
-            (4 * M, 6 * M, 3)
-        );
-        assert_eq!(
-            (runs[1].avg, runs[1].max, runs[1].min),
-            (49.0 / 3.0, 30.0, -1.0)
-        );
+        assert_eq!((runs[1].start_ms, runs[1].end_ms, runs[1].count), (4 * M, 6 * M, 3));
+        assert_eq!((runs[1].avg, runs[1].max, runs[1].min), (49.0 / 3.0, 30.0, -1.0));
         // the bounds are allowed
         assert!(violation_runs(&entry(1), &minutes(&[0.0, 10.0])).is_empty());
     }
@@ -351,7 +287,10 @@ mod tests {
         let pending = minutes(&[1.0, 11.0, 12.0]);
         let st = status(&e, &pending, 2 * M, now);
         assert_eq!(st.state, SlaState::Pending);
-        assert_eq!(st.description, "Service level agreement violated for 1/2 min (50%), last three values [1,11,12] not in (0, 10)");
+        assert_eq!(
+            st.description,
+            "Service level agreement violated for 1/2 min (50%), last three values [1,11,12] not in (0, 10)"
+        );
         let firing = minutes(&[11.0, 12.0, 13.0]);
         let st = status(&e, &firing, 2 * M, now);
         assert_eq!(st.state, SlaState::Firing);
@@ -360,12 +299,7 @@ mod tests {
         // a single violating sample lasts 0 minutes
         let st = status(&entry(1), &minutes(&[1.0, 11.0]), M, now);
         assert_eq!(st.state, SlaState::Pending);
-        assert!(
-            st.description
-                .starts_with("Service level agreement violated for 0/1 min (0%)"),
-            "{}",
-            st.description
-        );
+        assert!(st.description.starts_with("Service level agreement violated for 0/1 min (0%)"), "{}", st.description);
         // back in range
         let st = status(&e, &minutes(&[11.0, 12.0, 13.0, 4.5]), 3 * M, now);
         assert_eq!(st.state, SlaState::Inactive);
@@ -400,11 +334,7 @@ mod tests {
         let s = minutes(&values);
         let now = s.last().unwrap().ts_ms;
         let r = violations(&e, &s, now);
-        let w: Vec<_> = r
-            .windows
-            .iter()
-            .map(|(w, v)| (w.label(), v.n, v.time))
-            .collect();
+        let w: Vec<_> = r.windows.iter().map(|(w, v)| (w.label(), v.n, v.time)).collect();
         assert_eq!(w, vec![("1h", 1, 60.0), ("3h", 2, 79.0), ("12h", 2, 79.0)]);
         assert_eq!(r.list.len(), 2);
         assert_eq!(r.list[0].duration_minutes(), 9.0);
@@ -417,49 +347,27 @@ mod tests {
         let e = entry(3);
         let obs = |v: &[f64]| minutes(v);
         let fc = |start: usize, v: &[f64]| -> Vec<Sample> {
-            v.iter()
-                .enumerate()
-                .map(|(i, x)| Sample::new((start + i) as i64 * M, *x))
-                .collect()
+            v.iter().enumerate().map(|(i, x)| Sample::new((start + i) as i64 * M, *x)).collect()
         };
-        let kinds = |o: &[Sample], f: &[Sample]| {
-            future_violations(&e, o, f)
-                .into_iter()
-                .map(|v| v.kind)
-                .collect::<Vec<_>>()
-        };
+        let kinds =
+            |o: &[Sample], f: &[Sample]| future_violations(&e, o, f).into_iter().map(|v| v.kind).collect::<Vec<_>>();
 
         // firing for exactly `for` (3 min observed) and continuing
         let o = obs(&[1.0, 20.0, 20.0, 20.0, 20.0]);
-        assert_eq!(
-            kinds(&o, &fc(5, &[20.0])),
-            vec![FutureKind::ContinuingFiring]
-        );
+        assert_eq!(kinds(&o, &fc(5, &[20.0])), vec![FutureKind::ContinuingFiring]);
         // observed for 2 min (pending), one more forecast minute reaches for=3
         let o = obs(&[1.0, 1.0, 20.0, 20.0, 20.0]);
-        assert_eq!(
-            kinds(&o, &fc(5, &[20.0])),
-            vec![FutureKind::PendingWillFire]
-        );
+        assert_eq!(kinds(&o, &fc(5, &[20.0])), vec![FutureKind::PendingWillFire]);
         // pending and the forecast goes back in range after 0 more minutes: no future run
         assert!(kinds(&o, &fc(5, &[1.0])).is_empty());
         // pending, forecast adds less than needed
         let o = obs(&[1.0, 1.0, 1.0, 20.0, 20.0]);
-        assert_eq!(
-            kinds(&o, &fc(5, &[1.0, 20.0])),
-            vec![FutureKind::WillBePending]
-        );
+        assert_eq!(kinds(&o, &fc(5, &[1.0, 20.0])), vec![FutureKind::WillBePending]);
         // starts in the future and lasts exactly for
         let o = obs(&[1.0, 1.0]);
-        assert_eq!(
-            kinds(&o, &fc(2, &[20.0, 20.0, 20.0, 20.0, 1.0])),
-            vec![FutureKind::WillFire]
-        );
+        assert_eq!(kinds(&o, &fc(2, &[20.0, 20.0, 20.0, 20.0, 1.0])), vec![FutureKind::WillFire]);
         // starts in the future, one minute short
-        assert_eq!(
-            kinds(&o, &fc(2, &[20.0, 20.0, 20.0, 1.0])),
-            vec![FutureKind::WillBePending]
-        );
+        assert_eq!(kinds(&o, &fc(2, &[20.0, 20.0, 20.0, 1.0])), vec![FutureKind::WillBePending]);
         // forecast points at or before the last observed sample are ignored
         assert!(kinds(&o, &fc(1, &[20.0])).is_empty());
     }

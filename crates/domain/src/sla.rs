@@ -47,9 +47,7 @@ pub struct SlaSetRejected {
 
 impl SlaSetRejected {
     fn one(line: impl Into<String>) -> Self {
-        Self {
-            lines: vec![line.into()],
-        }
+        Self { lines: vec![line.into()] }
     }
 }
 
@@ -61,8 +59,8 @@ pub fn validate_sla_set(
     expected_size: usize,
     exists: impl Fn(&Labels) -> bool,
 ) -> Result<Vec<SlaEntry>, SlaSetRejected> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| SlaSetRejected::one(format!("Malformed JSON body: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| SlaSetRejected::one(format!("Malformed JSON body: {e}")))?;
     let Value::Array(items) = value else {
         return Err(SlaSetRejected::one(format!(
             "SLA set must be a JSON array of SLA entries, got {}",
@@ -71,26 +69,18 @@ pub fn validate_sla_set(
     };
     let mut lines = Vec::new();
     if items.len() != expected_size {
-        lines.push(format!(
-            "SLA set must consist of {expected_size} metrics. {} provided",
-            items.len()
-        ));
+        lines.push(format!("SLA set must consist of {expected_size} metrics. {} provided", items.len()));
     }
     let mut entries = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let Value::Object(obj) = item else {
-            lines.push(format!(
-                "- Entry {index} is not an object (got {});",
-                json_kind(item)
-            ));
+            lines.push(format!("- Entry {index} is not an object (got {});", json_kind(item)));
             continue;
         };
         let labels = match obj.get("name") {
             None | Some(Value::Null) => {
-                lines.push(format!(
-                    "- Metric name (name key) not provided for entry {index};"
-                ));
+                lines.push(format!("- Metric name (name key) not provided for entry {index};"));
                 None
             }
             Some(Value::Object(map)) => {
@@ -121,10 +111,7 @@ pub fn validate_sla_set(
                 None
             }
         };
-        let who = labels
-            .as_ref()
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| format!("entry {index}"));
+        let who = labels.as_ref().map(|l| l.to_string()).unwrap_or_else(|| format!("entry {index}"));
         let mut entry_ok = labels.is_some();
 
         for key in obj.keys() {
@@ -194,14 +181,8 @@ pub fn validate_sla_set(
             }
         }
 
-        if let (true, Some(labels), Some(range), Some(for_minutes)) =
-            (entry_ok, labels, range, for_minutes)
-        {
-            entries.push(SlaEntry {
-                labels,
-                range,
-                for_minutes,
-            });
+        if let (true, Some(labels), Some(range), Some(for_minutes)) = (entry_ok, labels, range, for_minutes) {
+            entries.push(SlaEntry { labels, range, for_minutes });
         }
     }
     if lines.is_empty() {
@@ -218,9 +199,7 @@ fn bound(v: Option<&Value>, which: &str, who: &str, lines: &mut Vec<String>) -> 
             None
         }
         Some(Value::Number(n)) => n.as_f64().filter(|f| f.is_finite()).or_else(|| {
-            lines.push(format!(
-                "- {which} value of range ({n}) is not a finite number for {who};"
-            ));
+            lines.push(format!("- {which} value of range ({n}) is not a finite number for {who};"));
             None
         }),
         Some(other) => {
@@ -247,9 +226,7 @@ fn positive_minutes(v: &Value) -> Option<u32> {
         }
         f as u64
     };
-    (1..=MAX_FOR_MINUTES)
-        .contains(&minutes)
-        .then_some(minutes as u32)
+    (1..=MAX_FOR_MINUTES).contains(&minutes).then_some(minutes as u32)
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -286,9 +263,7 @@ mod tests {
     }
 
     fn five() -> Vec<Value> {
-        (0..5)
-            .map(|i| entry(&format!("m{i}"), 0.0, 10.0, 5))
-            .collect()
+        (0..5).map(|i| entry(&format!("m{i}"), 0.0, 10.0, 5)).collect()
     }
 
     fn check(body: &Value) -> Result<Vec<SlaEntry>, SlaSetRejected> {
@@ -300,13 +275,7 @@ mod tests {
         let set = check(&Value::Array(five())).unwrap();
         assert_eq!(set.len(), 5);
         assert_eq!(set[3].labels, labels("m3"));
-        assert_eq!(
-            set[3].range,
-            SlaRange {
-                min: 0.0,
-                max: 10.0
-            }
-        );
+        assert_eq!(set[3].range, SlaRange { min: 0.0, max: 10.0 });
         assert_eq!(set[3].for_minutes, 5);
     }
 
@@ -346,10 +315,7 @@ mod tests {
         let e = validate_sla_set(b"[{", 5, |_| true).unwrap_err();
         assert!(e.lines[0].starts_with("Malformed JSON body"), "{e}");
         let e = validate_sla_set(b"{\"a\":1}", 5, |_| true).unwrap_err();
-        assert_eq!(
-            e.lines,
-            vec!["SLA set must be a JSON array of SLA entries, got an object"]
-        );
+        assert_eq!(e.lines, vec!["SLA set must be a JSON array of SLA entries, got an object"]);
     }
 
     #[test]
@@ -360,14 +326,8 @@ mod tests {
         items[4] = json!({"name": labels("m4"), "range": {"min": 1, "max": 2}, "for": 1, "fro": 3});
         let err = check(&Value::Array(items)).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("Minimum value of range must be a number, got a string (\"1\")"),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("- Duplicate metric {};", labels("m2"))),
-            "{text}"
-        );
+        assert!(text.contains("Minimum value of range must be a number, got a string (\"1\")"), "{text}");
+        assert!(text.contains(&format!("- Duplicate metric {};", labels("m2"))), "{text}");
         assert!(text.contains("- Unknown key `fro`"), "{text}");
         assert!(!text.contains("must consist"), "{text}");
     }

@@ -23,11 +23,7 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub const ALL: [Collection; 3] = [
-        Collection::Metrics,
-        Collection::SlaSets,
-        Collection::SlaSamples,
-    ];
+    pub const ALL: [Collection; 3] = [Collection::Metrics, Collection::SlaSets, Collection::SlaSamples];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -99,18 +95,9 @@ pub enum Document {
 impl Document {
     pub fn key(&self) -> DocKey {
         match self {
-            Document::Metric(m) => DocKey {
-                collection: Collection::Metrics,
-                id: m.id.to_string(),
-            },
-            Document::SlaSet(_) => DocKey {
-                collection: Collection::SlaSets,
-                id: SLA_SET_DOC_ID.to_owned(),
-            },
-            Document::SlaSamples(s) => DocKey {
-                collection: Collection::SlaSamples,
-                id: s.id.to_string(),
-            },
+            Document::Metric(m) => DocKey { collection: Collection::Metrics, id: m.id.to_string() },
+            Document::SlaSet(_) => DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() },
+            Document::SlaSamples(s) => DocKey { collection: Collection::SlaSamples, id: s.id.to_string() },
         }
     }
 
@@ -135,10 +122,7 @@ pub struct MetricFilter {
 impl MetricFilter {
     pub fn matches(&self, labels: &Labels) -> bool {
         self.name.as_deref().is_none_or(|n| labels.name() == n)
-            && self
-                .matchers
-                .iter()
-                .all(|(k, v)| labels.get(k) == Some(v.as_str()))
+            && self.matchers.iter().all(|(k, v)| labels.get(k) == Some(v.as_str()))
     }
 
     /// Applies `offset` and `limit` to an already filtered, sorted list.

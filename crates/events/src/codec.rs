@@ -7,19 +7,14 @@ use std::time::Duration;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{
-    SchemaType, SubjectNameStrategy, SuppliedSchema,
-};
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 use slamon_domain::{EventEnvelope, EventLog, Position};
 
 use crate::schemas::{self, SchemaFile};
 use crate::{v1, Error, Result};
 
 fn registry_error(e: SRCError) -> Error {
-    Error::Registry {
-        message: e.to_string(),
-        retriable: e.retriable,
-    }
+    Error::Registry { message: e.to_string(), retriable: e.retriable }
 }
 
 /// Encodes and decodes events in the Confluent wire format for one topic.
@@ -52,11 +47,7 @@ impl EventCodec {
     fn strategy(&self, file: &SchemaFile) -> SubjectNameStrategy {
         SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
             self.topic.clone(),
-            SuppliedSchema::new(
-                Some(file.full_name()),
-                SchemaType::Avro,
-                file.text.to_owned(),
-            ),
+            SuppliedSchema::new(Some(file.full_name()), SchemaType::Avro, file.text.to_owned()),
         )
     }
 
@@ -70,40 +61,27 @@ impl EventCodec {
         let file = schemas::latest(env.event.event_type())
             .ok_or_else(|| Error::UnknownRecord(env.event.event_type().to_owned()))?;
         let value = v1::to_avro(env)?;
-        self.encoder
-            .encode_value(value, &self.strategy(file))
-            .await
-            .map_err(registry_error)
+        self.encoder.encode_value(value, &self.strategy(file)).await.map_err(registry_error)
     }
 
     /// Decodes a framed record written with any registered version of a known record.
     pub async fn decode(&self, bytes: &[u8]) -> Result<EventEnvelope> {
         if bytes.len() < 5 || bytes[0] != 0 {
-            return Err(Error::Decode(
-                "not in the Confluent wire format (magic byte 0 and a schema id)".into(),
-            ));
+            return Err(Error::Decode("not in the Confluent wire format (magic byte 0 and a schema id)".into()));
         }
         let result = self.decoder.decode(Some(bytes)).await.map_err(|e| {
             // a schema the registry does not have will never decode; a network error might
-            Error::Registry {
-                message: e.to_string(),
-                retriable: e.retriable,
-            }
+            Error::Registry { message: e.to_string(), retriable: e.retriable }
         })?;
-        let name = result
-            .name
-            .ok_or_else(|| Error::Decode("the writer schema is not a named record".into()))?;
+        let name = result.name.ok_or_else(|| Error::Decode("the writer schema is not a named record".into()))?;
         if name.namespace() != Some(schemas::NAMESPACE) {
             return Err(Error::UnknownRecord(name.fullname(None)));
         }
-        let reader = schemas::latest(name.name())
-            .ok_or_else(|| Error::UnknownRecord(name.fullname(None)))?;
-        let value = result.value.resolve(reader.parsed()).map_err(|e| {
-            Error::Decode(format!(
-                "cannot resolve to the current {} schema: {e}",
-                name.name()
-            ))
-        })?;
+        let reader = schemas::latest(name.name()).ok_or_else(|| Error::UnknownRecord(name.fullname(None)))?;
+        let value = result
+            .value
+            .resolve(reader.parsed())
+            .map_err(|e| Error::Decode(format!("cannot resolve to the current {} schema: {e}", name.name())))?;
         v1::from_avro(reader.event_type, &value)
     }
 

@@ -53,28 +53,21 @@ pub fn encode_datum(env: &EventEnvelope) -> Result<Vec<u8>> {
     let writer = apache_avro::writer::datum::GenericDatumWriter::builder(file.parsed())
         .build()
         .map_err(|e| Error::Encode(e.to_string()))?;
-    writer
-        .write_value_to_vec(value)
-        .map_err(|e| Error::Encode(e.to_string()))
+    writer.write_value_to_vec(value).map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Reads an Avro datum written with `writer` (any released version of the record)
 /// into the current domain event.
 pub fn decode_datum(writer: &SchemaFile, mut bytes: &[u8]) -> Result<EventEnvelope> {
-    let reader = schemas::latest(writer.event_type)
-        .ok_or_else(|| Error::UnknownRecord(writer.event_type.to_owned()))?;
+    let reader =
+        schemas::latest(writer.event_type).ok_or_else(|| Error::UnknownRecord(writer.event_type.to_owned()))?;
     let datum_reader = apache_avro::reader::datum::GenericDatumReader::builder(writer.parsed())
         .reader_schema(reader.parsed())
         .build()
         .map_err(|e| Error::Decode(e.to_string()))?;
-    let value = datum_reader
-        .read_value(&mut bytes)
-        .map_err(|e| Error::Decode(e.to_string()))?;
+    let value = datum_reader.read_value(&mut bytes).map_err(|e| Error::Decode(e.to_string()))?;
     if !bytes.is_empty() {
-        return Err(Error::Decode(format!(
-            "{} trailing bytes after the record",
-            bytes.len()
-        )));
+        return Err(Error::Decode(format!("{} trailing bytes after the record", bytes.len())));
     }
     v1::from_avro(writer.event_type, &value)
 }

@@ -17,27 +17,15 @@ pub struct SchemaFile {
 }
 
 impl SchemaFile {
-    const fn new(
-        event_type: &'static str,
-        dir: &'static str,
-        version: u32,
-        text: &'static str,
-    ) -> Self {
-        Self {
-            event_type,
-            dir,
-            version,
-            text,
-            parsed: OnceLock::new(),
-        }
+    const fn new(event_type: &'static str, dir: &'static str, version: u32, text: &'static str) -> Self {
+        Self { event_type, dir, version, text, parsed: OnceLock::new() }
     }
 
     /// The parsed schema. The files are checked by the tests, so a parse failure here
     /// is a bug in a released schema file.
     pub fn parsed(&self) -> &Schema {
         self.parsed.get_or_init(|| {
-            Schema::parse_str(self.text)
-                .unwrap_or_else(|e| panic!("schemas/{}/v{}.avsc: {e}", self.dir, self.version))
+            Schema::parse_str(self.text).unwrap_or_else(|e| panic!("schemas/{}/v{}.avsc: {e}", self.dir, self.version))
         })
     }
 
@@ -49,12 +37,7 @@ impl SchemaFile {
 
 macro_rules! schema {
     ($ty:literal, $dir:literal, $v:literal) => {
-        SchemaFile::new(
-            $ty,
-            $dir,
-            $v,
-            include_str!(concat!("../../../schemas/", $dir, "/v", $v, ".avsc")),
-        )
+        SchemaFile::new($ty, $dir, $v, include_str!(concat!("../../../schemas/", $dir, "/v", $v, ".avsc")))
     };
 }
 
@@ -70,15 +53,10 @@ pub static SCHEMAS: [SchemaFile; 6] = [
 
 /// The latest version of an event's schema: the one written.
 pub fn latest(event_type: &str) -> Option<&'static SchemaFile> {
-    SCHEMAS
-        .iter()
-        .filter(|s| s.event_type == event_type)
-        .max_by_key(|s| s.version)
+    SCHEMAS.iter().filter(|s| s.event_type == event_type).max_by_key(|s| s.version)
 }
 
 /// A released version of an event's schema.
 pub fn version(event_type: &str, version: u32) -> Option<&'static SchemaFile> {
-    SCHEMAS
-        .iter()
-        .find(|s| s.event_type == event_type && s.version == version)
+    SCHEMAS.iter().find(|s| s.event_type == event_type && s.version == version)
 }

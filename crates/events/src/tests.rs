@@ -11,21 +11,13 @@ fn schemas_dir() -> PathBuf {
 }
 
 fn labels() -> Labels {
-    [
-        ("__name__", "node_filesystem_avail_bytes"),
-        ("device", "/dev/sda2"),
-        ("job", "host"),
-    ]
-    .into_iter()
-    .collect()
+    [("__name__", "node_filesystem_avail_bytes"), ("device", "/dev/sda2"), ("job", "host")].into_iter().collect()
 }
 
 /// One fixed example of every event type (these are what the golden files hold).
 pub(crate) fn examples() -> Vec<EventEnvelope> {
     let env = |n: u8, event| EventEnvelope {
-        event_id: format!("01890a5d-ac96-774b-bcce-b302099a8{n:03}")
-            .parse()
-            .unwrap(),
+        event_id: format!("01890a5d-ac96-774b-bcce-b302099a8{n:03}").parse().unwrap(),
         occurred_at_ms: 1_700_000_000_123,
         producer: "etl@golden".into(),
         event,
@@ -72,21 +64,14 @@ pub(crate) fn examples() -> Vec<EventEnvelope> {
                 model: "holt_winters_add".into(),
                 rmse: 0.75,
                 candidates: vec![
-                    d::ForecastCandidate {
-                        model: "holt_winters_add".into(),
-                        rmse: Some(0.75),
-                        note: None,
-                    },
+                    d::ForecastCandidate { model: "holt_winters_add".into(), rmse: Some(0.75), note: None },
                     d::ForecastCandidate {
                         model: "holt_winters_mul".into(),
                         rmse: None,
                         note: Some("series has values <= 0".into()),
                     },
                 ],
-                points: vec![
-                    Sample::new(1_700_000_060_000, 3.0),
-                    Sample::new(1_700_000_120_000, 5.0),
-                ],
+                points: vec![Sample::new(1_700_000_060_000, 3.0), Sample::new(1_700_000_120_000, 5.0)],
                 min: 3.0,
                 max: 5.0,
                 avg: 4.0,
@@ -107,11 +92,7 @@ pub(crate) fn examples() -> Vec<EventEnvelope> {
                 autocorrelation: vec![(0, 1.0), (1, 0.9), (7, 0.4)],
                 seasonality: Some(d::Seasonality {
                     method: "fft+decomposition".into(),
-                    add: Some(d::SeasonalFit {
-                        period: 60,
-                        period_seconds: 3600.0,
-                        error: 12.5,
-                    }),
+                    add: Some(d::SeasonalFit { period: 60, period_seconds: 3600.0, error: 12.5 }),
                     mul: None,
                 }),
             }),
@@ -121,10 +102,7 @@ pub(crate) fn examples() -> Vec<EventEnvelope> {
             Event::SlaSamplesObserved(d::SlaSamplesObserved {
                 labels: labels(),
                 window_start_ms: 1_699_950_000_000,
-                samples: vec![
-                    Sample::new(1_700_000_000_000, 42.0),
-                    Sample::new(1_700_000_015_000, -1.0e12),
-                ],
+                samples: vec![Sample::new(1_700_000_000_000, 42.0), Sample::new(1_700_000_015_000, -1.0e12)],
             }),
         ),
         env(
@@ -133,21 +111,12 @@ pub(crate) fn examples() -> Vec<EventEnvelope> {
                 version: 3,
                 entries: vec![d::SlaEntry {
                     labels: labels(),
-                    range: d::SlaRange {
-                        min: 0.0,
-                        max: 1e10,
-                    },
+                    range: d::SlaRange { min: 0.0, max: 1e10 },
                     for_minutes: 5,
                 }],
             }),
         ),
-        env(
-            6,
-            Event::MetricRemoved(d::MetricRemoved {
-                labels: labels(),
-                last_seen_ms: 1_699_999_000_000,
-            }),
-        ),
+        env(6, Event::MetricRemoved(d::MetricRemoved { labels: labels(), last_seen_ms: 1_699_999_000_000 })),
     ]
 }
 
@@ -171,41 +140,19 @@ fn every_schema_file_parses_names_its_record_and_is_listed() {
         for f in std::fs::read_dir(dir.path()).unwrap() {
             let name = f.unwrap().file_name().into_string().unwrap();
             if let Some(v) = name.strip_prefix('v').and_then(|n| n.strip_suffix(".avsc")) {
-                on_disk.push((
-                    dir.file_name().into_string().unwrap(),
-                    v.parse::<u32>().unwrap(),
-                ));
+                on_disk.push((dir.file_name().into_string().unwrap(), v.parse::<u32>().unwrap()));
             }
         }
     }
     on_disk.sort();
-    let mut listed: Vec<_> = SCHEMAS
-        .iter()
-        .map(|s| (s.dir.to_owned(), s.version))
-        .collect();
+    let mut listed: Vec<_> = SCHEMAS.iter().map(|s| (s.dir.to_owned(), s.version)).collect();
     listed.sort();
-    assert_eq!(
-        on_disk, listed,
-        "every schemas/<event>/vN.avsc must be listed in SCHEMAS (and the other way round)"
-    );
+    assert_eq!(on_disk, listed, "every schemas/<event>/vN.avsc must be listed in SCHEMAS (and the other way round)");
     for s in SCHEMAS.iter() {
-        let apache_avro::Schema::Record(r) = s.parsed() else {
-            panic!("{} is not a record", s.dir)
-        };
+        let apache_avro::Schema::Record(r) = s.parsed() else { panic!("{} is not a record", s.dir) };
         assert_eq!(r.name.fullname(None), s.full_name());
-        for field in [
-            "event_id",
-            "event_type",
-            "schema_version",
-            "occurred_at",
-            "producer",
-        ] {
-            assert!(
-                r.lookup.contains_key(field),
-                "{} v{} lacks envelope field {field}",
-                s.dir,
-                s.version
-            );
+        for field in ["event_id", "event_type", "schema_version", "occurred_at", "producer"] {
+            assert!(r.lookup.contains_key(field), "{} v{} lacks envelope field {field}", s.dir, s.version);
         }
     }
 }
@@ -215,16 +162,9 @@ fn each_version_can_read_every_older_one() {
     // BACKWARD_TRANSITIVE: the newest reader reads every released writer, and so does
     // each intermediate version.
     for newer in SCHEMAS.iter() {
-        for older in SCHEMAS
-            .iter()
-            .filter(|o| o.event_type == newer.event_type && o.version <= newer.version)
-        {
-            SchemaCompatibility::can_read(older.parsed(), newer.parsed()).unwrap_or_else(|e| {
-                panic!(
-                    "{} v{} cannot read v{}: {e}",
-                    newer.dir, newer.version, older.version
-                )
-            });
+        for older in SCHEMAS.iter().filter(|o| o.event_type == newer.event_type && o.version <= newer.version) {
+            SchemaCompatibility::can_read(older.parsed(), newer.parsed())
+                .unwrap_or_else(|e| panic!("{} v{} cannot read v{}: {e}", newer.dir, newer.version, older.version));
         }
     }
 }
@@ -240,27 +180,15 @@ fn golden_files_of_every_released_version_still_decode() {
         let base = schemas_dir().join(file.dir);
         let bin = base.join(format!("v{}.golden.avro", file.version));
         let json = base.join(format!("v{}.golden.json", file.version));
-        if !bin.exists()
-            && bless
-            && schemas::latest(file.event_type).unwrap().version == file.version
-        {
-            let env = examples
-                .iter()
-                .find(|e| e.event.event_type() == file.event_type)
-                .unwrap();
+        if !bin.exists() && bless && schemas::latest(file.event_type).unwrap().version == file.version {
+            let env = examples.iter().find(|e| e.event.event_type() == file.event_type).unwrap();
             std::fs::write(&bin, encode_datum(env).unwrap()).unwrap();
             std::fs::write(&json, serde_json::to_string_pretty(env).unwrap() + "\n").unwrap();
         }
-        let bytes = std::fs::read(&bin).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run with SLAMON_BLESS=1 once for a new version)",
-                bin.display()
-            )
-        });
-        let expected: EventEnvelope =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        let decoded =
-            decode_datum(file, &bytes).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let bytes = std::fs::read(&bin)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with SLAMON_BLESS=1 once for a new version)", bin.display()));
+        let expected: EventEnvelope = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let decoded = decode_datum(file, &bytes).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
         assert_eq!(decoded, expected, "{}", bin.display());
     }
 }
@@ -291,16 +219,8 @@ fn decoding_rejects_lies_and_garbage() {
         .write_value_to_vec(value)
         .unwrap();
     let err = decode_datum(file, &bad).unwrap_err();
-    assert!(
-        err.to_string().contains("does not match the labels"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("does not match the labels"), "{err}");
     assert!(!err.is_retryable());
     env.producer = "other".into();
-    assert_ne!(
-        decode_datum(file, &encode_datum(&env).unwrap())
-            .unwrap()
-            .producer,
-        "etl@golden"
-    );
+    assert_ne!(decode_datum(file, &encode_datum(&env).unwrap()).unwrap().producer, "etl@golden");
 }

@@ -156,18 +156,11 @@ pub struct MetricRemoved {
 }
 
 fn samples_out(s: &[d::Sample]) -> Vec<Sample> {
-    s.iter()
-        .map(|s| Sample {
-            ts: s.ts_ms,
-            value: s.value,
-        })
-        .collect()
+    s.iter().map(|s| Sample { ts: s.ts_ms, value: s.value }).collect()
 }
 
 fn samples_in(s: Vec<Sample>) -> Vec<d::Sample> {
-    s.into_iter()
-        .map(|s| d::Sample::new(s.ts, s.value))
-        .collect()
+    s.into_iter().map(|s| d::Sample::new(s.ts, s.value)).collect()
 }
 
 /// Builds the v1 Avro value of a domain event.
@@ -214,11 +207,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             candidates: e
                 .candidates
                 .iter()
-                .map(|c| ForecastCandidate {
-                    model: c.model.clone(),
-                    rmse: c.rmse,
-                    note: c.note.clone(),
-                })
+                .map(|c| ForecastCandidate { model: c.model.clone(), rmse: c.rmse, note: c.note.clone() })
                 .collect(),
             points: samples_out(&e.points),
             min: e.min,
@@ -244,10 +233,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             autocorrelation: e
                 .autocorrelation
                 .iter()
-                .map(|(lag, value)| Autocorrelation {
-                    lag: *lag as i32,
-                    value: *value,
-                })
+                .map(|(lag, value)| Autocorrelation { lag: *lag as i32, value: *value })
                 .collect(),
             seasonality: e.seasonality.as_ref().map(|s| {
                 let fit = |f: &d::SeasonalFit| SeasonalFit {
@@ -255,11 +241,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
                     period_seconds: f.period_seconds,
                     error: f.error,
                 };
-                Seasonality {
-                    method: s.method.clone(),
-                    add: s.add.as_ref().map(fit),
-                    mul: s.mul.as_ref().map(fit),
-                }
+                Seasonality { method: s.method.clone(), add: s.add.as_ref().map(fit), mul: s.mul.as_ref().map(fit) }
             }),
         }),
         d::Event::SlaSamplesObserved(e) => apache_avro::to_value(SlaSamplesObserved {
@@ -307,30 +289,16 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
     value.map_err(|e| Error::Encode(e.to_string()))
 }
 
-fn envelope(
-    event_id: &str,
-    occurred_at: i64,
-    producer: String,
-    event: d::Event,
-) -> Result<d::EventEnvelope> {
-    let event_id = event_id
-        .parse()
-        .map_err(|e| Error::Decode(format!("invalid event_id `{event_id}`: {e}")))?;
-    Ok(d::EventEnvelope {
-        event_id,
-        occurred_at_ms: occurred_at,
-        producer,
-        event,
-    })
+fn envelope(event_id: &str, occurred_at: i64, producer: String, event: d::Event) -> Result<d::EventEnvelope> {
+    let event_id = event_id.parse().map_err(|e| Error::Decode(format!("invalid event_id `{event_id}`: {e}")))?;
+    Ok(d::EventEnvelope { event_id, occurred_at_ms: occurred_at, producer, event })
 }
 
 fn labels(map: BTreeMap<String, String>, metric_id: &str) -> Result<d::Labels> {
     let labels = d::Labels::new(map);
     let id = labels.id().to_string();
     if id != metric_id {
-        return Err(Error::Decode(format!(
-            "metric_id {metric_id} does not match the labels (their id is {id})"
-        )));
+        return Err(Error::Decode(format!("metric_id {metric_id} does not match the labels (their id is {id})")));
     }
     Ok(labels)
 }
@@ -387,11 +355,7 @@ pub fn from_avro(record: &str, value: &apache_avro::types::Value) -> Result<d::E
                     candidates: w
                         .candidates
                         .into_iter()
-                        .map(|c| d::ForecastCandidate {
-                            model: c.model,
-                            rmse: c.rmse,
-                            note: c.note,
-                        })
+                        .map(|c| d::ForecastCandidate { model: c.model, rmse: c.rmse, note: c.note })
                         .collect(),
                     points: samples_in(w.points),
                     min: w.min,
@@ -422,11 +386,7 @@ pub fn from_avro(record: &str, value: &apache_avro::types::Value) -> Result<d::E
                         stationary: s.stationary,
                         used_lag: s.used_lag.max(0) as u32,
                     }),
-                    autocorrelation: w
-                        .autocorrelation
-                        .into_iter()
-                        .map(|a| (a.lag.max(0) as u32, a.value))
-                        .collect(),
+                    autocorrelation: w.autocorrelation.into_iter().map(|a| (a.lag.max(0) as u32, a.value)).collect(),
                     seasonality: w.seasonality.map(|s| d::Seasonality {
                         method: s.method,
                         add: s.add.map(fit),
@@ -457,18 +417,14 @@ pub fn from_avro(record: &str, value: &apache_avro::types::Value) -> Result<d::E
                 .map(|e| {
                     Ok(d::SlaEntry {
                         labels: labels(e.labels, &e.metric_id)?,
-                        range: d::SlaRange {
-                            min: e.min,
-                            max: e.max,
-                        },
-                        for_minutes: u32::try_from(e.for_minutes).map_err(|_| {
-                            Error::Decode(format!("negative for_minutes {}", e.for_minutes))
-                        })?,
+                        range: d::SlaRange { min: e.min, max: e.max },
+                        for_minutes: u32::try_from(e.for_minutes)
+                            .map_err(|_| Error::Decode(format!("negative for_minutes {}", e.for_minutes)))?,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let version = u64::try_from(w.version)
-                .map_err(|_| Error::Decode(format!("negative version {}", w.version)))?;
+            let version =
+                u64::try_from(w.version).map_err(|_| Error::Decode(format!("negative version {}", w.version)))?;
             envelope(
                 &w.event_id,
                 w.occurred_at,
@@ -483,10 +439,7 @@ pub fn from_avro(record: &str, value: &apache_avro::types::Value) -> Result<d::E
                 &w.event_id,
                 w.occurred_at,
                 w.producer,
-                d::Event::MetricRemoved(d::MetricRemoved {
-                    labels,
-                    last_seen_ms: w.last_seen,
-                }),
+                d::Event::MetricRemoved(d::MetricRemoved { labels, last_seen_ms: w.last_seen }),
             )
         }
         other => Err(Error::UnknownRecord(other.to_owned())),

@@ -27,12 +27,7 @@ impl From<RegistryError> for ApiError {
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], body.to_string()).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -75,9 +70,7 @@ fn schema_body(bytes: &Bytes) -> Result<String, ApiError> {
         }
     }
     if !body.references.is_empty() {
-        return Err(
-            RegistryError::InvalidSchema("schema references are not supported".into()).into(),
-        );
+        return Err(RegistryError::InvalidSchema("schema references are not supported".into()).into());
     }
     Ok(body.schema)
 }
@@ -85,10 +78,7 @@ fn schema_body(bytes: &Bytes) -> Result<String, ApiError> {
 pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(|| async { reply(StatusCode::OK, json!({})) }))
-        .route(
-            "/schemas/types",
-            get(|| async { reply(StatusCode::OK, json!(["AVRO"])) }),
-        )
+        .route("/schemas/types", get(|| async { reply(StatusCode::OK, json!(["AVRO"])) }))
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
         .route("/schemas/ids/{id}/versions", get(id_versions))
@@ -96,25 +86,11 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
         .route("/subjects/{subject}/versions", get(versions).post(register))
         .route("/subjects/{subject}/versions/{version}", get(version))
-        .route(
-            "/subjects/{subject}/versions/{version}/schema",
-            get(raw_schema),
-        )
+        .route("/subjects/{subject}/versions/{version}/schema", get(raw_schema))
         .route("/config", get(get_global).put(put_global))
-        .route(
-            "/config/{subject}",
-            get(get_subject_config)
-                .put(put_subject_config)
-                .delete(delete_subject_config),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
-            post(compatibility),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions",
-            post(compatibility_all),
-        )
+        .route("/config/{subject}", get(get_subject_config).put(put_subject_config).delete(delete_subject_config))
+        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+        .route("/compatibility/subjects/{subject}/versions", post(compatibility_all))
         .with_state(registry)
 }
 
@@ -127,25 +103,17 @@ async fn schema_by_id(State(r): State<Shared>, Path(id): Path<String>) -> ApiRes
 }
 
 async fn raw_schema_by_id(State(r): State<Shared>, Path(id): Path<String>) -> ApiResult {
-    Ok(reply(
-        StatusCode::OK,
-        serde_json::from_str(&r.schema_by_id(parse_id(&id)?)?).unwrap_or(Value::Null),
-    ))
+    Ok(reply(StatusCode::OK, serde_json::from_str(&r.schema_by_id(parse_id(&id)?)?).unwrap_or(Value::Null)))
 }
 
 async fn id_versions(State(r): State<Shared>, Path(id): Path<String>) -> ApiResult {
-    let v: Vec<Value> = r
-        .id_versions(parse_id(&id)?)?
-        .into_iter()
-        .map(|(s, v)| json!({"subject": s, "version": v}))
-        .collect();
+    let v: Vec<Value> =
+        r.id_versions(parse_id(&id)?)?.into_iter().map(|(s, v)| json!({"subject": s, "version": v})).collect();
     ok(json!(v))
 }
 
 async fn subjects(State(r): State<Shared>, Query(q): Query<HashMap<String, String>>) -> ApiResult {
-    ok(json!(
-        r.subjects(q.get("deleted").is_some_and(|d| d == "true"))
-    ))
+    ok(json!(r.subjects(q.get("deleted").is_some_and(|d| d == "true"))))
 }
 
 async fn versions(State(r): State<Shared>, Path(subject): Path<String>) -> ApiResult {
@@ -156,22 +124,13 @@ fn registered(reg: crate::store::Registered) -> Value {
     json!({"subject": reg.subject, "version": reg.version, "id": reg.id, "schema": reg.schema})
 }
 
-async fn version(
-    State(r): State<Shared>,
-    Path((subject, version)): Path<(String, String)>,
-) -> ApiResult {
+async fn version(State(r): State<Shared>, Path((subject, version)): Path<(String, String)>) -> ApiResult {
     ok(registered(r.version(&subject, &version)?))
 }
 
-async fn raw_schema(
-    State(r): State<Shared>,
-    Path((subject, version)): Path<(String, String)>,
-) -> ApiResult {
+async fn raw_schema(State(r): State<Shared>, Path((subject, version)): Path<(String, String)>) -> ApiResult {
     let reg = r.version(&subject, &version)?;
-    Ok(reply(
-        StatusCode::OK,
-        serde_json::from_str(&reg.schema).unwrap_or(Value::Null),
-    ))
+    Ok(reply(StatusCode::OK, serde_json::from_str(&reg.schema).unwrap_or(Value::Null)))
 }
 
 async fn register(State(r): State<Shared>, Path(subject): Path<String>, body: Bytes) -> ApiResult {
@@ -191,8 +150,7 @@ async fn delete_subject(State(r): State<Shared>, Path(subject): Path<String>) ->
 }
 
 fn level_body(bytes: &Bytes) -> Result<Compatibility, ApiError> {
-    let v: Value =
-        serde_json::from_slice(bytes).map_err(|_| RegistryError::InvalidCompatibility)?;
+    let v: Value = serde_json::from_slice(bytes).map_err(|_| RegistryError::InvalidCompatibility)?;
     v.get("compatibility")
         .or_else(|| v.get("compatibilityLevel"))
         .and_then(Value::as_str)
@@ -223,11 +181,7 @@ async fn get_subject_config(
     ok(json!({"compatibilityLevel": level.as_str()}))
 }
 
-async fn put_subject_config(
-    State(r): State<Shared>,
-    Path(subject): Path<String>,
-    body: Bytes,
-) -> ApiResult {
+async fn put_subject_config(State(r): State<Shared>, Path(subject): Path<String>, body: Bytes) -> ApiResult {
     let level = level_body(&body)?;
     r.set_compatibility(Some(&subject), level)?;
     ok(json!({"compatibility": level.as_str()}))
@@ -252,10 +206,7 @@ async fn compatibility(
     body: Bytes,
 ) -> ApiResult {
     let schema = schema_body(&body)?;
-    compat_reply(
-        r.is_compatible(&subject, &schema, Some(&version))?,
-        q.get("verbose").is_some_and(|v| v == "true"),
-    )
+    compat_reply(r.is_compatible(&subject, &schema, Some(&version))?, q.get("verbose").is_some_and(|v| v == "true"))
 }
 
 async fn compatibility_all(
@@ -265,8 +216,5 @@ async fn compatibility_all(
     body: Bytes,
 ) -> ApiResult {
     let schema = schema_body(&body)?;
-    compat_reply(
-        r.is_compatible(&subject, &schema, None)?,
-        q.get("verbose").is_some_and(|v| v == "true"),
-    )
+    compat_reply(r.is_compatible(&subject, &schema, None)?, q.get("verbose").is_some_and(|v| v == "true"))
 }

@@ -58,7 +58,9 @@ pub enum RegistryError {
     InvalidVersion(String),
     #[error("Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive")]
     InvalidCompatibility,
-    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details}")]
+    #[error(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details}"
+    )]
     Incompatible { subject: String, details: String },
     #[error("Error in the backend data store: {0}")]
     Storage(String),
@@ -123,10 +125,7 @@ fn parse(text: &str) -> Result<Schema> {
 
 /// Two schema texts are the same schema when they are the same JSON.
 fn same(a: &str, b: &str) -> bool {
-    match (
-        serde_json::from_str::<serde_json::Value>(a),
-        serde_json::from_str::<serde_json::Value>(b),
-    ) {
+    match (serde_json::from_str::<serde_json::Value>(a), serde_json::from_str::<serde_json::Value>(b)) {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
@@ -149,10 +148,7 @@ impl Registry {
                 Err(e) => return Err(storage(e)),
             }
         };
-        Ok(Self {
-            db,
-            state: RwLock::new(state),
-        })
+        Ok(Self { db, state: RwLock::new(state) })
     }
 
     fn persist(&self, state: &State) -> Result<()> {
@@ -199,12 +195,7 @@ impl Registry {
     }
 
     pub fn schema_by_id(&self, id: u32) -> Result<String> {
-        self.read(|s| {
-            s.schemas
-                .get(&id)
-                .cloned()
-                .ok_or(RegistryError::SchemaNotFound)
-        })
+        self.read(|s| s.schemas.get(&id).cloned().ok_or(RegistryError::SchemaNotFound))
     }
 
     /// Subjects and versions that use a schema id.
@@ -216,9 +207,7 @@ impl Registry {
             Ok(s.subjects
                 .iter()
                 .flat_map(|(subj, vs)| {
-                    vs.iter()
-                        .filter(|v| v.id == id && !v.deleted)
-                        .map(move |v| (subj.clone(), v.version))
+                    vs.iter().filter(|v| v.id == id && !v.deleted).map(move |v| (subj.clone(), v.version))
                 })
                 .collect())
         })
@@ -239,17 +228,14 @@ impl Registry {
     pub fn compatibility(&self, subject: Option<&str>) -> Result<Compatibility> {
         self.read(|s| match subject {
             None => Ok(s.global.unwrap_or(Self::DEFAULT_COMPATIBILITY)),
-            Some(subj) => s
-                .per_subject
-                .get(subj)
-                .copied()
-                .ok_or_else(|| RegistryError::SubjectConfigNotFound(subj.to_owned())),
+            Some(subj) => {
+                s.per_subject.get(subj).copied().ok_or_else(|| RegistryError::SubjectConfigNotFound(subj.to_owned()))
+            }
         })
     }
 
     pub fn effective_compatibility(&self, subject: &str) -> Compatibility {
-        self.read(|s| Ok(effective(s, subject)))
-            .unwrap_or(Self::DEFAULT_COMPATIBILITY)
+        self.read(|s| Ok(effective(s, subject))).unwrap_or(Self::DEFAULT_COMPATIBILITY)
     }
 
     pub fn set_compatibility(&self, subject: Option<&str>, level: Compatibility) -> Result<()> {
@@ -266,9 +252,7 @@ impl Registry {
 
     pub fn delete_compatibility(&self, subject: &str) -> Result<Compatibility> {
         self.mutate(|s| {
-            s.per_subject
-                .remove(subject)
-                .ok_or_else(|| RegistryError::SubjectConfigNotFound(subject.to_owned()))
+            s.per_subject.remove(subject).ok_or_else(|| RegistryError::SubjectConfigNotFound(subject.to_owned()))
         })
     }
 
@@ -291,11 +275,7 @@ impl Registry {
             };
             let versions = s.subjects.entry(subject.to_owned()).or_default();
             let version = versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-            versions.push(SubjectVersion {
-                version,
-                id,
-                deleted: false,
-            });
+            versions.push(SubjectVersion { version, id, deleted: false });
             Ok(id)
         })
     }
@@ -337,10 +317,8 @@ impl Registry {
     /// Soft-deletes a subject; returns the versions deleted.
     pub fn delete_subject(&self, subject: &str) -> Result<Vec<u32>> {
         self.mutate(|s| {
-            let versions = s
-                .subjects
-                .get_mut(subject)
-                .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_owned()))?;
+            let versions =
+                s.subjects.get_mut(subject).ok_or_else(|| RegistryError::SubjectNotFound(subject.to_owned()))?;
             let deleted: Vec<u32> = versions
                 .iter_mut()
                 .filter(|v| !v.deleted)
@@ -358,11 +336,8 @@ impl Registry {
 }
 
 fn live<'a>(s: &'a State, subject: &str) -> Result<Vec<&'a SubjectVersion>> {
-    let v: Vec<&SubjectVersion> = s
-        .subjects
-        .get(subject)
-        .map(|v| v.iter().filter(|x| !x.deleted).collect())
-        .unwrap_or_default();
+    let v: Vec<&SubjectVersion> =
+        s.subjects.get(subject).map(|v| v.iter().filter(|x| !x.deleted).collect()).unwrap_or_default();
     if v.is_empty() {
         Err(RegistryError::SubjectNotFound(subject.to_owned()))
     } else {
@@ -372,28 +347,15 @@ fn live<'a>(s: &'a State, subject: &str) -> Result<Vec<&'a SubjectVersion>> {
 
 fn pick<'a>(versions: Vec<&'a SubjectVersion>, version: &str) -> Result<&'a SubjectVersion> {
     if version == "latest" || version == "-1" {
-        return versions
-            .last()
-            .copied()
-            .ok_or_else(|| RegistryError::VersionNotFound(version.to_owned()));
+        return versions.last().copied().ok_or_else(|| RegistryError::VersionNotFound(version.to_owned()));
     }
-    let n: u32 = version
-        .parse()
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| RegistryError::InvalidVersion(version.to_owned()))?;
-    versions
-        .into_iter()
-        .find(|v| v.version == n)
-        .ok_or_else(|| RegistryError::VersionNotFound(version.to_owned()))
+    let n: u32 =
+        version.parse().ok().filter(|n| *n >= 1).ok_or_else(|| RegistryError::InvalidVersion(version.to_owned()))?;
+    versions.into_iter().find(|v| v.version == n).ok_or_else(|| RegistryError::VersionNotFound(version.to_owned()))
 }
 
 fn effective(s: &State, subject: &str) -> Compatibility {
-    s.per_subject
-        .get(subject)
-        .copied()
-        .or(s.global)
-        .unwrap_or(Registry::DEFAULT_COMPATIBILITY)
+    s.per_subject.get(subject).copied().or(s.global).unwrap_or(Registry::DEFAULT_COMPATIBILITY)
 }
 
 fn check(s: &State, subject: &str, new: &Schema, version: Option<&str>) -> Result<()> {
