@@ -100,6 +100,9 @@ pub trait MetricSource: Send + Sync {
     ) -> PortResult<Vec<(Labels, WindowAggregate)>>;
     /// Raw samples of one series with timestamps in `(after_ms, at_ms]`, oldest first.
     async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>>;
+    /// Values of one series on a regular grid `start..=end` every `step_ms` (the
+    /// evaluation of `query_range`), for the forecasting and metadata computations.
+    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>>;
     /// A short human name for logs.
     fn describe(&self) -> String;
 }

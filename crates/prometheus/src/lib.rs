@@ -1,0 +1,10 @@
+//! Sources of series behind the [`MetricSource`](slamon_domain::MetricSource) port:
+//! a client of the Prometheus HTTP API ([`PrometheusSource`]) and a built-in demo
+//! ([`DemoSource`]) of synthetic, seasonal, noisy series with episodes out of range, so
+//! the system shows real output with no Prometheus at all.
+
+mod client;
+mod demo;
+
+pub use client::{PrometheusSource, SourceConfig};
+pub use demo::DemoSource;
