@@ -1,0 +1,219 @@
+//! The projector ("data storage"): reads the event log with a consumer group, applies
+//! [`slamon_domain::projection::apply`] to the read models in one batch per poll, and
+//! commits the log positions only after the write succeeded.
+//!
+//! Guarantees: a backend that is down (store, registry) is retried with backoff and
+//! the positions do not advance; a record that can never decode goes to the dead-letter
+//! topic with its offset and the reason, is counted, and never stops the projector;
+//! every document records the last position applied, so a batch redelivered after a
+//! crash changes nothing.
+
+mod metrics;
+
+pub use metrics::ProjectorMetrics;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slamon_domain::projection::{apply, targets, Outcome};
+use slamon_domain::{
+    DocKey, Document, EventEnvelope, EventLog, LogConsumer, LogRecord, PortError, Position, ReadModelStore, DLQ_TOPIC,
+};
+use slamon_events::EventCodec;
+use tokio_util::sync::CancellationToken;
+
+/// The consumer group of the live projector.
+pub const GROUP: &str = "slamon-projector";
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Records per poll (and per bulk write).
+    pub batch: usize,
+    /// The longest wait of one poll.
+    pub poll_wait: Duration,
+    /// First and longest backoff while a backend is unavailable.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            poll_wait: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct Projector {
+    consumer: Box<dyn LogConsumer>,
+    store: Arc<dyn ReadModelStore>,
+    codec: Arc<EventCodec>,
+    dlq: Arc<dyn EventLog>,
+    config: ProjectorConfig,
+    metrics: ProjectorMetrics,
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub applied: u64,
+    pub skipped: u64,
+    pub dead_lettered: u64,
+}
+
+impl Projector {
+    pub fn new(
+        consumer: Box<dyn LogConsumer>,
+        store: Arc<dyn ReadModelStore>,
+        codec: Arc<EventCodec>,
+        dlq: Arc<dyn EventLog>,
+        config: ProjectorConfig,
+        metrics: ProjectorMetrics,
+    ) -> Self {
+        Self { consumer, store, codec, dlq, config, metrics }
+    }
+
+    /// Runs until `cancel`; finishes the batch in hand and commits before returning.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut backoff = self.config.backoff_min;
+        while !cancel.is_cancelled() {
+            let records = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = self.consumer.poll(self.config.batch, self.config.poll_wait) => r,
+            };
+            let records = match records {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "poll failed, retrying");
+                    sleep_or_cancel(&cancel, &mut backoff, self.config.backoff_max).await;
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                self.update_lag().await;
+                continue;
+            }
+            self.metrics.consumed.inc_by(records.len() as u64);
+            // the same batch is retried until it is written: positions never advance past
+            // an event that was not applied
+            loop {
+                match self.process(&records).await {
+                    Ok(outcome) => {
+                        backoff = self.config.backoff_min;
+                        tracing::debug!(?outcome, "batch projected");
+                        break;
+                    }
+                    Err(e) => {
+                        self.metrics.retries.inc();
+                        tracing::warn!(error = %e, records = records.len(), "cannot project batch, retrying with backoff");
+                        if cancel.is_cancelled() {
+                            return;
+                        }
+                        sleep_or_cancel(&cancel, &mut backoff, self.config.backoff_max).await;
+                    }
+                }
+            }
+            self.update_lag().await;
+        }
+        tracing::info!("projector stopped");
+    }
+
+    async fn update_lag(&mut self) {
+        if let Ok(lag) = self.consumer.lag().await {
+            self.metrics.lag.set(lag as i64);
+        }
+    }
+
+    /// Decodes, applies and writes one batch, then commits it.
+    pub async fn process(&mut self, records: &[LogRecord]) -> Result<BatchOutcome, PortError> {
+        let mut decoded: Vec<(EventEnvelope, Position)> = Vec::with_capacity(records.len());
+        let mut poison = Vec::new();
+        for r in records {
+            match self.codec.decode(&r.value).await {
+                Ok(env) => decoded.push((env, r.position)),
+                Err(e) if e.is_retryable() => return Err(PortError::Unavailable(e.to_string())),
+                Err(e) => poison.push((r, e.to_string())),
+            }
+        }
+        let outcome = project_batch(self.store.as_ref(), &decoded).await?;
+        if !poison.is_empty() {
+            let dead: Vec<(String, Vec<u8>)> = poison
+                .iter()
+                .map(|(r, reason)| {
+                    tracing::warn!(offset = r.position.offset, partition = r.position.partition, %reason, "undecodable record sent to the dead-letter topic");
+                    let body = serde_json::json!({
+                        "topic": self.codec.topic(),
+                        "partition": r.position.partition,
+                        "offset": r.position.offset,
+                        "key": r.key,
+                        "reason": reason,
+                        "value_hex": r.value.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                    });
+                    (r.key.clone(), body.to_string().into_bytes())
+                })
+                .collect();
+            self.dlq.append(DLQ_TOPIC, dead).await?;
+        }
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for r in records {
+            let e = next.entry(r.position.partition).or_insert(0);
+            *e = (*e).max(r.position.offset + 1);
+        }
+        let positions: Vec<Position> = next.into_iter().map(|(p, o)| Position::new(p, o)).collect();
+        self.consumer.commit(&positions).await?;
+        self.metrics.applied.inc_by(outcome.applied);
+        self.metrics.skipped.inc_by(outcome.skipped);
+        self.metrics.dead_lettered.inc_by(poison.len() as u64);
+        Ok(BatchOutcome { dead_lettered: poison.len() as u64, ..outcome })
+    }
+}
+
+async fn sleep_or_cancel(cancel: &CancellationToken, backoff: &mut Duration, max: Duration) {
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(max);
+}
+
+/// Applies decoded events, in order, to the documents they target and writes every
+/// changed document in one bulk write. The projector and `replay` both use it.
+pub async fn project_batch(
+    store: &dyn ReadModelStore,
+    events: &[(EventEnvelope, Position)],
+) -> Result<BatchOutcome, PortError> {
+    let mut keys: Vec<DocKey> = events.iter().flat_map(|(e, _)| targets(&e.event)).collect();
+    keys.sort();
+    keys.dedup();
+    let loaded = store.load(&keys).await?;
+    let mut docs: BTreeMap<DocKey, Option<Document>> = keys.into_iter().zip(loaded).collect();
+    let mut changed: BTreeMap<DocKey, Document> = BTreeMap::new();
+    let mut outcome = BatchOutcome::default();
+    for (env, position) in events {
+        let mut any = false;
+        let mut skipped = false;
+        for key in targets(&env.event) {
+            let current = docs.get(&key).cloned().flatten();
+            match apply(&key, current, env, *position) {
+                Outcome::Applied(doc) => {
+                    docs.insert(key.clone(), Some(doc.clone()));
+                    changed.insert(key, doc);
+                    any = true;
+                }
+                Outcome::Skipped => skipped = true,
+                Outcome::Nothing => {}
+            }
+        }
+        if any {
+            outcome.applied += 1;
+        } else if skipped {
+            outcome.skipped += 1;
+        }
+    }
+    store.write(changed.into_values().collect()).await?;
+    Ok(outcome)
+}
