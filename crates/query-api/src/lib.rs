@@ -1,0 +1,167 @@
+//! The query API ("data retrieval", port 5000): the metric read models over REST
+//! (SPEC §5). It reads only the read models.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use slamon_domain::{rfc3339_ms, MetricFilter, MetricId, MetricView, ReadModelStore};
+use slamon_web::{db, ApiError, ApiResult};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ReadModelStore>,
+    /// The deadline of one read-model call (then `504 DB not available`).
+    pub db_timeout: Duration,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(list))
+        .route("/metrics/{id}/values", get(values))
+        .route("/metrics/{id}/metadata", get(metadata))
+        .route("/metrics/{id}/prediction", get(prediction))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .fallback(slamon_web::not_found)
+        .with_state(state)
+}
+
+async fn ready(State(s): State<AppState>) -> ApiResult {
+    db(s.db_timeout, s.store.sla_set()).await?;
+    Ok("ready".into_response())
+}
+
+fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
+    let mut f = MetricFilter::default();
+    for (k, v) in params {
+        match k.as_str() {
+            "name" => f.name = Some(v.clone()),
+            "match" => {
+                let (label, value) = v
+                    .split_once('=')
+                    .filter(|(l, _)| !l.is_empty())
+                    .ok_or_else(|| ApiError::BadRequest(format!("Invalid match `{v}`: expected <label>=<value>")))?;
+                f.matchers.push((label.to_owned(), value.to_owned()));
+            }
+            "limit" => {
+                f.limit = Some(v.parse().map_err(|_| {
+                    ApiError::BadRequest(format!("Invalid limit `{v}`: expected a non-negative integer"))
+                })?)
+            }
+            "offset" => {
+                f.offset = v.parse().map_err(|_| {
+                    ApiError::BadRequest(format!("Invalid offset `{v}`: expected a non-negative integer"))
+                })?
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "Unknown query parameter `{other}` (known: name, match, limit, offset)"
+                )))
+            }
+        }
+    }
+    Ok(f)
+}
+
+async fn list(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+    let filter = parse_filter(&params)?;
+    let metrics = db(s.db_timeout, s.store.metrics(&filter)).await?;
+    Ok(Json(Value::Array(
+        metrics
+            .iter()
+            .map(|m| json!({"_id": {"$oid": m.id.to_string()}, "id": m.id.to_string(), "name": m.labels}))
+            .collect(),
+    )))
+}
+
+async fn find(s: &AppState, id: &str, what: &str) -> ApiResult<MetricView> {
+    let missing = || ApiError::BadRequest(format!("Invalid metric id or no {what} found for given id"));
+    let id: MetricId = id.parse().map_err(|_| missing())?;
+    match db(s.db_timeout, s.store.metric(&id)).await? {
+        Some(m) if !m.removed => Ok(m),
+        _ => Err(missing()),
+    }
+}
+
+fn num(v: Option<f64>) -> Value {
+    v.filter(|x| x.is_finite()).map(Value::from).unwrap_or(Value::Null)
+}
+
+async fn values(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let m = find(&s, &id, "values").await?;
+    let v = m.values.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no values found for given id".into()))?;
+    let mut windows = Map::new();
+    for w in &v.windows {
+        windows.insert(
+            w.window.label().to_owned(),
+            json!({"min": num(w.min), "max": num(w.max), "avg": num(w.avg), "std_dev": num(w.std_dev), "samples": w.samples}),
+        );
+    }
+    Ok(Json(json!({"values": windows, "computed_at": rfc3339_ms(v.computed_at_ms)})))
+}
+
+async fn metadata(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let m = find(&s, &id, "metadata").await?;
+    let md =
+        m.metadata.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no metadata found for given id".into()))?;
+    let mut out = Map::new();
+    if md.constant {
+        out.insert("constant".into(), json!(true));
+    }
+    if let Some(st) = &md.stationarity {
+        out.insert(
+            "stationarity".into(),
+            json!({"stationary": st.stationary, "p_value": num(Some(st.p_value)), "adf_statistic": num(Some(st.adf_statistic)), "used_lag": st.used_lag}),
+        );
+    }
+    if !md.constant {
+        let acf: Map<String, Value> =
+            md.autocorrelation.iter().map(|(lag, v)| (lag.to_string(), num(Some(*v)))).collect();
+        out.insert("autocorrelation".into(), Value::Object(acf));
+    }
+    if let Some(se) = &md.seasonality {
+        let fit = |f: &Option<slamon_domain::SeasonalFit>| match f {
+            Some(f) => {
+                json!({"period": f.period, "period_seconds": num(Some(f.period_seconds)), "error": num(Some(f.error))})
+            }
+            None => Value::Null,
+        };
+        out.insert("seasonality".into(), json!({"add": fit(&se.add), "mul": fit(&se.mul), "method": se.method}));
+    }
+    out.insert("computed_at".into(), json!(rfc3339_ms(md.computed_at_ms)));
+    Ok(Json(json!({ "metadata": out })))
+}
+
+async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let m = find(&s, &id, "prediction").await?;
+    let p = m
+        .prediction
+        .ok_or_else(|| ApiError::BadRequest("Invalid metric id or no prediction found for given id".into()))?;
+    let values: Vec<Value> =
+        p.points.iter().map(|pt| json!({"timestamp": rfc3339_ms(pt.ts_ms), "value": num(Some(pt.value))})).collect();
+    let candidates: Vec<Value> = p
+        .candidates
+        .iter()
+        .map(|c| {
+            let mut o = json!({"model": c.model, "rmse": num(c.rmse)});
+            if let Some(note) = &c.note {
+                o["note"] = json!(note);
+            }
+            o
+        })
+        .collect();
+    Ok(Json(json!({"prediction": {
+        "min": num(Some(p.min)), "max": num(Some(p.max)), "avg": num(Some(p.avg)),
+        "values": values, "rmse": num(Some(p.rmse)), "model": p.model, "candidates": candidates,
+        "computed_at": rfc3339_ms(p.computed_at_ms),
+    }}))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests;

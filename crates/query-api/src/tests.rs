@@ -1,0 +1,163 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use slamon_domain::*;
+use slamon_embedded::EmbeddedStore;
+use tower::ServiceExt;
+
+use super::*;
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
+    let res = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn labels(name: &str, job: &str) -> Labels {
+    [("__name__", name), ("job", job)].into_iter().collect()
+}
+
+fn view(name: &str, job: &str) -> MetricView {
+    let l = labels(name, job);
+    MetricView {
+        id: l.id(),
+        labels: l,
+        removed: false,
+        values: Some(ValuesView {
+            computed_at_ms: 1_700_000_000_000,
+            windows: vec![
+                WindowAggregate {
+                    window: Window::H1,
+                    min: Some(1.0),
+                    max: Some(3.0),
+                    avg: Some(2.0),
+                    std_dev: Some(1.0),
+                    samples: 3,
+                },
+                WindowAggregate {
+                    window: Window::H3,
+                    min: Some(1.0),
+                    max: Some(3.0),
+                    avg: Some(2.0),
+                    std_dev: None,
+                    samples: 1,
+                },
+                WindowAggregate { window: Window::H12, min: None, max: None, avg: None, std_dev: None, samples: 0 },
+            ],
+        }),
+        prediction: None,
+        metadata: None,
+        applied: Position::new(0, 1),
+    }
+}
+
+async fn app_with(docs: Vec<MetricView>) -> (Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+    store.write(docs.into_iter().map(Document::Metric).collect()).await.unwrap();
+    (router(AppState { store: Arc::new(store), db_timeout: Duration::from_secs(2) }), dir)
+}
+
+#[tokio::test]
+async fn lists_metrics_in_the_seed_shape_with_filters() {
+    let mut gone = view("old", "x");
+    gone.removed = true;
+    let (app, _d) = app_with(vec![view("up", "a"), view("up", "b"), view("load", "a"), gone]).await;
+    let (status, body) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let items = body.as_array().unwrap();
+    assert_eq!(items.len(), 3, "removed series are not listed");
+    let first = &items[0];
+    assert_eq!(first["_id"]["$oid"], first["id"]);
+    assert_eq!(first["id"].as_str().unwrap().len(), 24);
+    assert!(first["name"]["__name__"].is_string());
+
+    assert_eq!(get(&app, "/metrics?name=up").await.1.as_array().unwrap().len(), 2);
+    let (_, b) = get(&app, "/metrics?name=up&match=job=b").await;
+    assert_eq!(b[0]["name"], json!({"__name__": "up", "job": "b"}));
+    assert_eq!(get(&app, "/metrics?limit=1&offset=2").await.1.as_array().unwrap().len(), 1);
+    let (status, body) = get(&app, "/metrics?limit=-1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().starts_with("Invalid limit"));
+    assert_eq!(get(&app, "/metrics?match=nolabel").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(get(&app, "/metrics?colour=red").await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn values_have_the_spec_shape_and_errors_the_spec_messages() {
+    let v = view("up", "a");
+    let id = v.id.to_string();
+    let (app, _d) = app_with(vec![v]).await;
+    let (status, body) = get(&app, &format!("/metrics/{id}/values")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["values"]["1h"], json!({"min": 1.0, "max": 3.0, "avg": 2.0, "std_dev": 1.0, "samples": 3}));
+    assert_eq!(body["values"]["3h"]["std_dev"], Value::Null);
+    assert_eq!(body["values"]["12h"]["samples"], 0);
+    assert_eq!(body["computed_at"], "2023-11-14T22:13:20.000Z");
+
+    for (uri, what) in [
+        (format!("/metrics/{id}/metadata"), "metadata"),
+        (format!("/metrics/{id}/prediction"), "prediction"),
+        ("/metrics/nothex/values".to_owned(), "values"),
+        ("/metrics/0123456789abcdef01234567/values".to_owned(), "values"),
+    ] {
+        let (status, body) = get(&app, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(body, json!({"error": format!("Invalid metric id or no {what} found for given id")}), "{uri}");
+    }
+    let (status, body) = get(&app, "/nope").await;
+    assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"error": "No such route"})));
+}
+
+/// A store that is down: either refuses at once or never answers.
+struct DownStore {
+    hang: bool,
+}
+
+#[async_trait]
+impl ReadModelStore for DownStore {
+    async fn metric(&self, _: &MetricId) -> PortResult<Option<MetricView>> {
+        self.fail().await
+    }
+    async fn metrics(&self, _: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        self.fail().await
+    }
+    async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
+        self.fail().await
+    }
+    async fn sla_samples(&self, _: &MetricId) -> PortResult<Option<SlaSamplesView>> {
+        self.fail().await
+    }
+    async fn load(&self, _: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        self.fail().await
+    }
+    async fn write(&self, _: Vec<Document>) -> PortResult<()> {
+        self.fail().await
+    }
+}
+
+impl DownStore {
+    async fn fail<T>(&self) -> PortResult<T> {
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Err(PortError::Unavailable("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_down_database_is_a_504_within_the_deadline() {
+    for hang in [false, true] {
+        let app = router(AppState { store: Arc::new(DownStore { hang }), db_timeout: Duration::from_millis(300) });
+        let id = labels("up", "a").id();
+        for uri in ["/metrics".to_owned(), format!("/metrics/{id}/values"), "/readyz".to_owned()] {
+            let (status, body) =
+                tokio::time::timeout(Duration::from_secs(5), get(&app, &uri)).await.expect("answers in time");
+            assert_eq!((status, body), (StatusCode::GATEWAY_TIMEOUT, json!({"error": "DB not available"})), "{uri}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! What the HTTP services share: one table from error kinds to HTTP status codes, the
+//! `{"error": "..."}` body, read-model calls bounded in time (a down database answers
+//! `504 DB not available` within seconds, never hangs), and serving with a graceful,
+//! bounded shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use slamon_domain::PortError;
+use tokio_util::sync::CancellationToken;
+
+/// The error kinds of the APIs, each with its status code.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is wrong; the message says how.
+    BadRequest(String),
+    /// 400 with every problem found, one line each (`details`).
+    Rejected(Vec<String>),
+    /// 404: no such route or resource.
+    NotFound(String),
+    /// 503: a dependency other than the database (e.g. the event log) is unavailable.
+    Unavailable(String),
+    /// 504: the read models cannot be reached in time.
+    DbUnavailable,
+    /// 500: a bug or a corrupt document; the client learns only that it failed.
+    Internal(String),
+}
+
+pub const DB_NOT_AVAILABLE: &str = "DB not available";
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Rejected(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::DbUnavailable => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        match e {
+            PortError::Unavailable(cause) => {
+                tracing::warn!(%cause, "read models unavailable");
+                ApiError::DbUnavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match self {
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Unavailable(m) => json!({"error": m}),
+            ApiError::Rejected(lines) => json!({"error": lines.join("\n"), "details": lines}),
+            ApiError::DbUnavailable => json!({"error": DB_NOT_AVAILABLE}),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                json!({"error": "Internal error"})
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// Runs a read-model call with a deadline: an unreachable or hung database is
+/// `504 DB not available` after `limit`.
+pub async fn db<T>(limit: Duration, call: impl Future<Output = Result<T, PortError>>) -> ApiResult<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(_) => {
+            tracing::warn!(?limit, "read-model call timed out");
+            Err(ApiError::DbUnavailable)
+        }
+    }
+}
+
+/// The JSON 404 of unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("No such route".into())
+}
+
+/// Serves `router` on `listener` until `cancel`, then drains for at most `grace`.
+pub async fn serve(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    cancel: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(service = name, %addr, "listening");
+    let shutdown = cancel.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
+    tokio::select! {
+        r = server => r,
+        _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(service = name, "shutdown grace elapsed, dropping open connections");
+            Ok(())
+        }
+    }
+}
