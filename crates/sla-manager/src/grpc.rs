@@ -1,0 +1,112 @@
+//! gRPC on 50052: the seed's `sla.SlaService/GetSLASet` (one streamed message per SLA
+//! metric, with the seasonality from its metadata), `sla.v2.SlaService/GetSlaSet`,
+//! gRPC health and reflection.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use slamon_domain::{PortError, ReadModelStore};
+use slamon_proto::sla::sla_service_server::{SlaService, SlaServiceServer};
+use slamon_proto::sla::v2::sla_service_server::{SlaService as SlaServiceV2, SlaServiceServer as SlaServiceV2Server};
+use slamon_proto::sla::{self, sla_set_response, v2};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+#[derive(Clone)]
+pub struct SlaGrpc {
+    pub store: Arc<dyn ReadModelStore>,
+    pub db_timeout: Duration,
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, PortError>>,
+) -> Result<T, Status> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(PortError::Unavailable(_))) | Err(_) => Err(Status::unavailable("DB not available")),
+        Ok(Err(e)) => Err(Status::internal(e.to_string())),
+    }
+}
+
+type SetStream = Pin<Box<dyn Stream<Item = Result<sla::SlaSetResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SlaService for SlaGrpc {
+    type GetSLASetStream = SetStream;
+
+    async fn get_sla_set(&self, _request: Request<sla::SlaRequest>) -> Result<Response<Self::GetSLASetStream>, Status> {
+        let set = bounded(self.db_timeout, self.store.sla_set()).await?;
+        let mut messages = Vec::new();
+        for entry in set.map(|s| s.current.entries).unwrap_or_default() {
+            let metric = bounded(self.db_timeout, self.store.metric(&entry.id())).await?;
+            let seasonality = metric.and_then(|m| m.metadata).and_then(|md| md.seasonality).and_then(|s| {
+                let add = s.add.map(|f| f.period).unwrap_or(0);
+                let mul = s.mul.map(|f| f.period).unwrap_or(0);
+                (add > 0 || mul > 0).then_some(sla_set_response::Seasonality { add, mul })
+            });
+            messages
+                .push(Ok(sla::SlaSetResponse { metric: entry.labels.into_map().into_iter().collect(), seasonality }));
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(messages))))
+    }
+}
+
+#[tonic::async_trait]
+impl SlaServiceV2 for SlaGrpc {
+    async fn get_sla_set(
+        &self,
+        _request: Request<v2::GetSlaSetRequest>,
+    ) -> Result<Response<v2::GetSlaSetResponse>, Status> {
+        let set = bounded(self.db_timeout, self.store.sla_set()).await?;
+        Ok(Response::new(match set {
+            None => v2::GetSlaSetResponse { defined: false, version: 0, entries: vec![] },
+            Some(s) => v2::GetSlaSetResponse {
+                defined: true,
+                version: s.current.version,
+                entries: s
+                    .current
+                    .entries
+                    .into_iter()
+                    .map(|e| v2::SlaEntry {
+                        metric_id: e.id().to_string(),
+                        metric: e.labels.into_map().into_iter().collect(),
+                        min: e.range.min,
+                        max: e.range.max,
+                        for_minutes: e.for_minutes,
+                    })
+                    .collect(),
+            },
+        }))
+    }
+}
+
+/// Serves the gRPC services on `listener` until `cancel`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: SlaGrpc,
+    cancel: CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let addr = listener.local_addr()?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<SlaServiceServer<SlaGrpc>>().await;
+    reporter.set_serving::<SlaServiceV2Server<SlaGrpc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(slamon_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tracing::info!(service = "sla-manager-grpc", %addr, "listening");
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(SlaServiceServer::new(service.clone()))
+        .add_service(SlaServiceV2Server::new(service))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            cancel.cancelled_owned(),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! REST routes of the SLA manager.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use slamon_domain::semantics::{future_violations, status, violations};
+use slamon_domain::sla::validate_sla_set;
+use slamon_domain::{
+    now_ms, seed_time, Event, EventEnvelope, Labels, MetricFilter, ReadModelStore, Sample, SlaEntry, SlaSetDefined,
+    SlaSetVersion, SlaSetView,
+};
+use slamon_events::Publisher;
+use slamon_web::{db, ApiError, ApiResult};
+use tokio::sync::Mutex;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn ReadModelStore>,
+    pub publisher: Publisher,
+    /// The number of entries an SLA set must have.
+    pub set_size: usize,
+    /// The deadline of one read-model call.
+    pub db_timeout: Duration,
+    /// How long a PUT waits for the projection to show the new set.
+    pub visibility_timeout: Duration,
+    /// A series with no sample for this long is `absent`.
+    pub absent_after: Duration,
+    /// The largest PUT body accepted.
+    pub max_body_bytes: usize,
+    /// The name of this producer in event envelopes.
+    pub producer: String,
+    /// PUTs are serialised so versions stay monotonic.
+    pub put_lock: Arc<Mutex<()>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/slaset", get(get_set).put(put_set))
+        .route("/slaset/history", get(history))
+        .route("/status", get(get_status))
+        .route("/violations", get(get_violations))
+        .route("/future-violations", get(get_future))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .fallback(slamon_web::not_found)
+        .with_state(state)
+}
+
+async fn ready(State(s): State<AppState>) -> ApiResult {
+    db(s.db_timeout, s.store.sla_set()).await?;
+    Ok("ready".into_response())
+}
+
+fn entry_json(e: &SlaEntry) -> Value {
+    json!({
+        "_id": {"$oid": e.id().to_string()},
+        "name": e.labels,
+        "range": {"min": e.range.min, "max": e.range.max},
+        "for": e.for_minutes,
+    })
+}
+
+fn set_json(v: &SlaSetVersion) -> Value {
+    Value::Array(v.entries.iter().map(entry_json).collect())
+}
+
+async fn current(s: &AppState) -> ApiResult<Option<SlaSetView>> {
+    db(s.db_timeout, s.store.sla_set()).await
+}
+
+async fn get_set(State(s): State<AppState>) -> ApiResult {
+    let (body, version) = match current(&s).await? {
+        Some(v) => (set_json(&v.current), v.current.version),
+        None => (json!([]), 0),
+    };
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert("X-Slaset-Version", HeaderValue::from(version));
+    Ok(res)
+}
+
+async fn history(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let versions = current(&s).await?.map(|v| v.history).unwrap_or_default();
+    Ok(Json(Value::Array(
+        versions
+            .iter()
+            .map(|v| json!({"version": v.version, "defined_at": slamon_domain::rfc3339_ms(v.defined_at_ms), "slaset": set_json(v)}))
+            .collect(),
+    )))
+}
+
+async fn put_set(State(s): State<AppState>, body: Body) -> ApiResult {
+    let bytes = to_bytes(body, s.max_body_bytes).await.map_err(|_| {
+        ApiError::BadRequest(format!("Request body too large: an SLA set is at most {} bytes", s.max_body_bytes))
+    })?;
+    let known: HashSet<Labels> =
+        db(s.db_timeout, s.store.metrics(&MetricFilter::default())).await?.into_iter().map(|m| m.labels).collect();
+    let entries =
+        validate_sla_set(&bytes, s.set_size, |l| known.contains(l)).map_err(|r| ApiError::Rejected(r.lines))?;
+
+    let _guard = s.put_lock.lock().await;
+    let previous = current(&s).await?.map(|v| v.current.version);
+    let version = previous.unwrap_or(0) + 1;
+    let event = EventEnvelope::new(s.producer.clone(), Event::SlaSetDefined(SlaSetDefined { version, entries }));
+    s.publisher.publish(&[event]).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot append SlaSetDefined");
+        ApiError::Unavailable(format!("Event log not available, the SLA set was not changed: {e}"))
+    })?;
+    // read-your-writes: answer once the projection shows the new version
+    let deadline = Instant::now() + s.visibility_timeout;
+    loop {
+        if let Ok(Some(v)) = db(s.db_timeout, s.store.sla_set()).await {
+            if v.current.version >= version {
+                break;
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::Unavailable(format!(
+                "SLA set version {version} is recorded but the read model does not show it yet; retry the GET shortly"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, message) = match previous {
+        None => (StatusCode::CREATED, "SLA set created"),
+        Some(_) => (StatusCode::OK, "SLA set updated"),
+    };
+    Ok((status, Json(json!({"message": message, "version": version}))).into_response())
+}
+
+/// The current set and, for each entry, its recent samples.
+async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, Vec<Sample>)>> {
+    let set = current(s).await?.ok_or_else(|| ApiError::BadRequest("SLA set not defined".into()))?;
+    let mut out = Vec::with_capacity(set.current.entries.len());
+    for e in set.current.entries {
+        let samples = db(s.db_timeout, s.store.sla_samples(&e.id())).await?.map(|v| v.samples).unwrap_or_default();
+        out.push((e, samples));
+    }
+    Ok(out)
+}
+
+fn num(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let now = now_ms();
+    let absent = s.absent_after.as_millis() as i64;
+    let items = set_with_samples(&s)
+        .await?
+        .into_iter()
+        .map(|(e, samples)| {
+            let st = status(&e, &samples, now, absent);
+            json!({
+                "name": e.labels,
+                "status": st.state,
+                "description": st.description,
+                "last-values": st.last_values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(items)))
+}
+
+fn run_json(r: &slamon_domain::semantics::Run) -> Value {
+    json!({
+        "start_time": seed_time(r.start_ms),
+        "end_time": seed_time(r.end_ms),
+        "duration": r.duration_minutes(),
+        "avg_value": num(r.avg),
+        "max_value": num(r.max),
+        "min_value": num(r.min),
+    })
+}
+
+async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let now = now_ms();
+    let items = set_with_samples(&s)
+        .await?
+        .into_iter()
+        .map(|(e, samples)| {
+            let r = violations(&e, &samples, now);
+            let mut o = json!({"name": e.labels});
+            for (w, v) in &r.windows {
+                o[w.label()] = json!({"n": v.n, "time": v.time});
+            }
+            o["violation_list"] = Value::Array(r.list.iter().map(run_json).collect());
+            o
+        })
+        .collect();
+    Ok(Json(Value::Array(items)))
+}
+
+async fn get_future(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let mut items = Vec::new();
+    for (e, samples) in set_with_samples(&s).await? {
+        let metric = db(s.db_timeout, s.store.metric(&e.id())).await?;
+        let Some(prediction) = metric.and_then(|m| m.prediction) else {
+            items.push(json!({"name": e.labels, "error": "Prediction not available"}));
+            continue;
+        };
+        let list: Vec<Value> = future_violations(&e, &samples, &prediction.points)
+            .iter()
+            .map(|v| {
+                let mut o = run_json(&v.run);
+                o["description"] = json!(v.kind.description());
+                o
+            })
+            .collect();
+        items.push(json!({"name": e.labels, "violations": list, "prediction_rmse": num(prediction.rmse)}));
+    }
+    Ok(Json(Value::Array(items)))
+}
+
+#[cfg(test)]
+mod tests;

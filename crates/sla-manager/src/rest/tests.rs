@@ -1,0 +1,298 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use slamon_domain::*;
+use slamon_embedded::{EmbeddedLog, EmbeddedStore};
+use slamon_events::{EventCodec, Publisher};
+use slamon_projector::{Projector, ProjectorConfig, ProjectorMetrics};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::*;
+
+struct Harness {
+    app: axum::Router,
+    store: Arc<EmbeddedStore>,
+    cancel: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn labels(i: usize) -> Labels {
+    [("__name__", format!("m{i}")), ("job", "node".to_owned())].into_iter().collect()
+}
+
+struct BrokenLog;
+
+#[async_trait]
+impl EventLog for BrokenLog {
+    async fn append(&self, _: &str, _: Vec<(String, Vec<u8>)>) -> PortResult<Vec<Position>> {
+        Err(PortError::Unavailable("broker down".into()))
+    }
+    async fn consumer(&self, _: &str, _: &str) -> PortResult<Box<dyn LogConsumer>> {
+        Err(PortError::Unavailable("broker down".into()))
+    }
+}
+
+async fn harness(broken_log: bool) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(slamon_registry::serve(dir.path().join("r.redb"), listener, cancel.clone()));
+    let log = Arc::new(EmbeddedLog::open(&dir.path().join("log.redb")).unwrap());
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.redb")).unwrap());
+    let codec = Arc::new(EventCodec::new(&url, TOPIC).unwrap());
+    let projector = Projector::new(
+        log.consumer("p", TOPIC).await.unwrap(),
+        store.clone(),
+        codec.clone(),
+        log.clone(),
+        ProjectorConfig { poll_wait: Duration::from_millis(50), ..Default::default() },
+        ProjectorMetrics::unregistered(),
+    );
+    tokio::spawn(projector.run(cancel.clone()));
+    // five known series (and one more)
+    let docs = (0..6)
+        .map(|i| {
+            let l = labels(i);
+            Document::Metric(MetricView {
+                id: l.id(),
+                labels: l,
+                removed: false,
+                values: None,
+                prediction: None,
+                metadata: None,
+                applied: Position::new(0, 0),
+            })
+        })
+        .collect();
+    store.write(docs).await.unwrap();
+    let log: Arc<dyn EventLog> = if broken_log { Arc::new(BrokenLog) } else { log };
+    let state = AppState {
+        store: store.clone(),
+        publisher: Publisher::new(codec, log),
+        set_size: 5,
+        db_timeout: Duration::from_secs(2),
+        visibility_timeout: Duration::from_secs(10),
+        absent_after: Duration::from_secs(600),
+        max_body_bytes: 1 << 20,
+        producer: "test".into(),
+        put_lock: Arc::default(),
+    };
+    Harness { app: router(state), store, cancel, _dir: dir }
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, Value, Option<String>) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let version = res.headers().get("x-slaset-version").map(|v| v.to_str().unwrap().to_owned());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null), version)
+}
+
+fn set(range_max: f64) -> Value {
+    Value::Array((0..5).map(|i| json!({"name": labels(i), "range": {"min": 0, "max": range_max}, "for": 2})).collect())
+}
+
+async fn put(app: &axum::Router, body: &Value) -> (StatusCode, Value) {
+    let (s, b, _) = call(app, "PUT", "/slaset", body.to_string().into_bytes()).await;
+    (s, b)
+}
+
+#[tokio::test]
+async fn put_creates_then_updates_and_get_reads_its_own_write() {
+    let h = harness(false).await;
+    let (_, body, version) = call(&h.app, "GET", "/slaset", vec![]).await;
+    assert_eq!((body, version.as_deref()), (json!([]), Some("0")));
+
+    assert_eq!(
+        put(&h.app, &set(10.0)).await,
+        (StatusCode::CREATED, json!({"message": "SLA set created", "version": 1}))
+    );
+    let (status, body, version) = call(&h.app, "GET", "/slaset", vec![]).await;
+    assert_eq!((status, version.as_deref()), (StatusCode::OK, Some("1")));
+    let items = body.as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert_eq!(items[0]["_id"]["$oid"], labels(0).id().to_string());
+    assert_eq!(items[0]["name"], json!(labels(0)));
+    assert_eq!(items[0]["range"], json!({"min": 0.0, "max": 10.0}));
+    assert_eq!(items[0]["for"], 2);
+
+    // what GET returns can be PUT back
+    assert_eq!(put(&h.app, &body).await, (StatusCode::OK, json!({"message": "SLA set updated", "version": 2})));
+    assert_eq!(put(&h.app, &set(20.0)).await.1["version"], 3);
+    let (_, hist, _) = call(&h.app, "GET", "/slaset/history", vec![]).await;
+    let versions: Vec<u64> = hist.as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(hist[2]["slaset"][0]["range"]["max"], 20.0);
+}
+
+#[tokio::test]
+async fn every_bad_input_is_a_clear_400_and_changes_nothing() {
+    let h = harness(false).await;
+    assert_eq!(put(&h.app, &set(10.0)).await.0, StatusCode::CREATED);
+    let before = call(&h.app, "GET", "/slaset", vec![]).await;
+
+    let ghost: Labels = [("__name__", "ghost")].into_iter().collect();
+    let mut unknown = set(10.0);
+    unknown[0]["name"] = json!(ghost);
+    let mut strings = set(10.0);
+    strings[1]["range"]["min"] = json!("0");
+    let mut dup = set(10.0);
+    dup[4] = dup[3].clone();
+    let mut bad_range = set(10.0);
+    bad_range[2]["range"] = json!({"min": 5, "max": 1});
+    let mut no_for = set(10.0);
+    no_for[3].as_object_mut().unwrap().remove("for");
+    let mut bad_for = set(10.0);
+    bad_for[3]["for"] = json!(-1);
+    let mut no_range = set(10.0);
+    no_range[0].as_object_mut().unwrap().remove("range");
+    let mut no_min = set(10.0);
+    no_min[0]["range"].as_object_mut().unwrap().remove("min");
+    let mut no_max = set(10.0);
+    no_max[0]["range"].as_object_mut().unwrap().remove("max");
+    let four = Value::Array(set(10.0).as_array().unwrap()[..4].to_vec());
+
+    let cases: Vec<(Vec<u8>, String)> = vec![
+        (b"[{\"name\":".to_vec(), "Malformed JSON body".into()),
+        (b"{\"not\": \"an array\"}".to_vec(), "SLA set must be a JSON array of SLA entries, got an object".into()),
+        (four.to_string().into_bytes(), "SLA set must consist of 5 metrics. 4 provided".into()),
+        (unknown.to_string().into_bytes(), format!("- The metric {ghost} does not exists;")),
+        (strings.to_string().into_bytes(), "Minimum value of range must be a number, got a string".into()),
+        (dup.to_string().into_bytes(), format!("- Duplicate metric {};", labels(3))),
+        (bad_range.to_string().into_bytes(), "is greater than maximum one (1)".into()),
+        (no_for.to_string().into_bytes(), "- Duration (for key) not provided for".into()),
+        (bad_for.to_string().into_bytes(), "- Invalid duration (for key) provided for".into()),
+        (no_range.to_string().into_bytes(), "- Range not provided for".into()),
+        (no_min.to_string().into_bytes(), "- Minimum value of range not provided for".into()),
+        (no_max.to_string().into_bytes(), "- Maximum value of range not provided for".into()),
+        (vec![b' '; 10 * 1024 * 1024], "Request body too large".into()),
+    ];
+    for (body, expected) in cases {
+        let (status, reply, _) = call(&h.app, "PUT", "/slaset", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{expected}: {reply}");
+        let error = reply["error"].as_str().unwrap();
+        assert!(error.contains(&expected), "expected `{expected}` in `{error}`");
+    }
+    assert_eq!(call(&h.app, "GET", "/slaset", vec![]).await, before, "rejected PUTs changed nothing");
+}
+
+#[tokio::test]
+async fn a_down_event_log_is_a_503_and_changes_nothing() {
+    let h = harness(true).await;
+    let (status, body) = put(&h.app, &set(10.0)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"].as_str().unwrap().starts_with("Event log not available"), "{body}");
+    assert_eq!(call(&h.app, "GET", "/slaset", vec![]).await.1, json!([]));
+}
+
+#[tokio::test]
+async fn sla_reads_need_a_set() {
+    let h = harness(false).await;
+    for uri in ["/status", "/violations", "/future-violations"] {
+        assert_eq!(call(&h.app, "GET", uri, vec![]).await.1, json!({"error": "SLA set not defined"}), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn status_violations_and_future_violations_from_the_read_models() {
+    let h = harness(false).await;
+    assert_eq!(put(&h.app, &set(10.0)).await.0, StatusCode::CREATED);
+    let now = now_ms() / 60_000 * 60_000;
+    // m0: firing (last 4 minutes out of range, for=2); m1: pending; m2: fine with a
+    // past 5-minute violation; m3: no samples at all; m4: a forecast that will fire
+    let minutes = |values: &[f64]| -> Vec<Sample> {
+        let n = values.len() as i64;
+        values.iter().enumerate().map(|(i, v)| Sample::new(now - (n - 1 - i as i64) * 60_000, *v)).collect()
+    };
+    let mut past = vec![5.0; 30];
+    for v in &mut past[10..16] {
+        *v = 50.0;
+    }
+    let docs = vec![
+        (0, minutes(&[5.0, 5.0, 11.0, 12.0, 13.0, 14.0])),
+        (1, minutes(&[5.0, 5.0, 5.0, 5.0, 11.0, 12.0])),
+        (2, minutes(&past)),
+        (4, minutes(&[5.0, 5.0, 5.0])),
+    ];
+    let mut writes: Vec<Document> = docs
+        .into_iter()
+        .map(|(i, samples)| {
+            Document::SlaSamples(SlaSamplesView {
+                id: labels(i).id(),
+                labels: labels(i),
+                samples,
+                applied: Position::new(0, 0),
+            })
+        })
+        .collect();
+    let forecast: Vec<Sample> =
+        (1..=10).map(|k| Sample::new(now + k * 60_000, if k >= 2 { 99.0 } else { 5.0 })).collect();
+    writes.push(Document::Metric(MetricView {
+        id: labels(4).id(),
+        labels: labels(4),
+        removed: false,
+        values: None,
+        prediction: Some(MetricForecastComputed {
+            labels: labels(4),
+            computed_at_ms: now,
+            model: "test".into(),
+            rmse: 0.5,
+            candidates: vec![],
+            points: forecast,
+            min: 5.0,
+            max: 99.0,
+            avg: 89.6,
+        }),
+        metadata: None,
+        applied: Position::new(0, 1),
+    }));
+    h.store.write(writes).await.unwrap();
+
+    let (_, status, _) = call(&h.app, "GET", "/status", vec![]).await;
+    let states: Vec<&str> = status.as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(states, vec!["firing", "pending", "inactive", "absent", "inactive"]);
+    assert_eq!(status[0]["name"]["__name__"], "m0");
+    assert_eq!(status[0]["last-values"], json!([12.0, 13.0, 14.0]));
+    assert_eq!(
+        status[0]["description"],
+        "Service level agreement violated for more than 2 min, last three values [12,13,14], allowed range: (0, 10)"
+    );
+    assert_eq!(
+        status[1]["description"],
+        "Service level agreement violated for 1/2 min (50%), last three values [5,11,12] not in (0, 10)"
+    );
+    assert_eq!(status[2]["description"], "Actual value [5] in (0, 10)");
+
+    let (_, v, _) = call(&h.app, "GET", "/violations", vec![]).await;
+    assert_eq!(v[0]["1h"], json!({"n": 1, "time": 3.0}));
+    assert_eq!(v[1]["12h"], json!({"n": 0, "time": 0.0}), "a pending run is not a violation");
+    assert_eq!(v[2]["12h"], json!({"n": 1, "time": 5.0}));
+    let list = &v[2]["violation_list"][0];
+    assert_eq!((list["duration"].clone(), list["avg_value"].clone()), (json!(5.0), json!(50.0)));
+    assert_eq!(list["start_time"], seed_time(now - 19 * 60_000));
+
+    let (_, f, _) = call(&h.app, "GET", "/future-violations", vec![]).await;
+    assert_eq!(f[0], json!({"name": labels(0), "error": "Prediction not available"}));
+    assert_eq!(f[4]["prediction_rmse"], 0.5);
+    let fv = &f[4]["violations"][0];
+    assert_eq!((fv["description"].clone(), fv["duration"].clone()), (json!("Will fire"), json!(8.0)));
+}
