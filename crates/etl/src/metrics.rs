@@ -1,0 +1,95 @@
+//! The ETL's own metrics, exported on 8008 (the seed's `etl_executiontime_*` gauges
+//! with label `metric_name`, plus cycles, failures and events produced).
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct EtlMetrics {
+    pub executiontime_1h: GaugeVec,
+    pub executiontime_3h: GaugeVec,
+    pub executiontime_12h: GaugeVec,
+    pub executiontime_metadata: GaugeVec,
+    pub executiontime_prediction: GaugeVec,
+    pub cycles: IntCounter,
+    pub cycle_failures: IntCounter,
+    pub source_failures: IntCounter,
+    pub publish_retries: IntCounter,
+    pub events: IntCounterVec,
+    pub cycle_seconds: Histogram,
+    pub series: IntGauge,
+}
+
+impl EtlMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let gauge = |name: &str, help: &str| -> prometheus::Result<GaugeVec> {
+            let g = GaugeVec::new(Opts::new(name, help), &["metric_name"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let counter = |name: &str, help: &str| -> prometheus::Result<IntCounter> {
+            let c = IntCounter::with_opts(Opts::new(name, help))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let events =
+            IntCounterVec::new(Opts::new("etl_events_produced_total", "events appended to the log"), &["event_type"])?;
+        registry.register(Box::new(events.clone()))?;
+        let cycle_seconds = Histogram::with_opts(
+            HistogramOpts::new("etl_cycle_duration_seconds", "duration of one statistics cycle")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+        )?;
+        registry.register(Box::new(cycle_seconds.clone()))?;
+        let series = IntGauge::with_opts(Opts::new("etl_series", "series seen in the source at the last cycle"))?;
+        registry.register(Box::new(series.clone()))?;
+        Ok(Self {
+            executiontime_1h: gauge("etl_executiontime_1h", "seconds to compute the 1 h statistics of a metric name")?,
+            executiontime_3h: gauge("etl_executiontime_3h", "seconds to compute the 3 h statistics of a metric name")?,
+            executiontime_12h: gauge(
+                "etl_executiontime_12h",
+                "seconds to compute the 12 h statistics of a metric name",
+            )?,
+            executiontime_metadata: gauge("etl_executiontime_metadata", "seconds to compute the metadata of a series")?,
+            executiontime_prediction: gauge(
+                "etl_executiontime_prediction",
+                "seconds to fit, select and forecast an SLA metric",
+            )?,
+            cycles: counter("etl_cycles_total", "statistics cycles run")?,
+            cycle_failures: counter("etl_cycle_failures_total", "cycles that failed as a whole")?,
+            source_failures: counter("etl_source_failures_total", "failed queries to the source")?,
+            publish_retries: counter("etl_publish_retries_total", "failed appends retried")?,
+            events,
+            cycle_seconds,
+            series,
+        })
+    }
+
+    pub fn window_gauge(&self, w: slamon_domain::Window) -> &GaugeVec {
+        match w {
+            slamon_domain::Window::H1 => &self.executiontime_1h,
+            slamon_domain::Window::H3 => &self.executiontime_3h,
+            slamon_domain::Window::H12 => &self.executiontime_12h,
+        }
+    }
+}
+
+/// The Prometheus text exposition of a registry.
+pub fn render(registry: &Registry) -> String {
+    let mut buf = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// The exporter: `GET /metrics` in the Prometheus text format.
+pub fn exporter(registry: Registry) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let r = registry.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&r)) }
+            }),
+        )
+        .route("/livez", axum::routing::get(|| async { "ok" }))
+}

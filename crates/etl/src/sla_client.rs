@@ -1,0 +1,60 @@
+//! The ETL's client of the SLA manager's gRPC (`sla.v2.SlaService/GetSlaSet`).
+
+use std::time::Duration;
+
+use slamon_domain::{Labels, SlaEntry, SlaRange};
+use slamon_proto::sla::v2::sla_service_client::SlaServiceClient;
+use slamon_proto::sla::v2::GetSlaSetRequest;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Clone)]
+pub struct SlaClient {
+    client: SlaServiceClient<Channel>,
+    endpoint: String,
+}
+
+impl SlaClient {
+    /// A client of the SLA manager at `endpoint` (e.g. `http://127.0.0.1:50052`),
+    /// connected lazily.
+    pub fn new(endpoint: &str) -> Result<Self, String> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| format!("invalid SLA manager endpoint `{endpoint}`: {e}"))?
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .connect_lazy();
+        Ok(Self { client: SlaServiceClient::new(channel), endpoint: endpoint.to_owned() })
+    }
+
+    /// The current SLA set (empty when none is defined).
+    pub async fn fetch(&self) -> Result<Vec<SlaEntry>, tonic::Status> {
+        let reply = self.client.clone().get_sla_set(GetSlaSetRequest {}).await?.into_inner();
+        Ok(reply
+            .entries
+            .into_iter()
+            .map(|e| SlaEntry {
+                labels: e.metric.into_iter().collect::<Labels>(),
+                range: SlaRange { min: e.min, max: e.max },
+                for_minutes: e.for_minutes,
+            })
+            .collect())
+    }
+
+    /// Asks until answered (at-least-once; the call is idempotent); `None` on shutdown.
+    pub async fn fetch_until_answered(&self, cancel: &CancellationToken) -> Option<Vec<SlaEntry>> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.fetch().await {
+                Ok(set) => return Some(set),
+                Err(status) => {
+                    tracing::warn!(endpoint = %self.endpoint, code = ?status.code(), message = status.message(), ?backoff, "SLA manager did not answer, retrying");
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+}

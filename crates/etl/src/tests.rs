@@ -1,0 +1,157 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use slamon_domain::*;
+use slamon_embedded::EmbeddedLog;
+use slamon_events::{EventCodec, Publisher};
+use slamon_prometheus::DemoSource;
+use slamon_proto::sla::v2::sla_service_server::{SlaService, SlaServiceServer};
+use slamon_proto::sla::v2::{GetSlaSetRequest, GetSlaSetResponse, SlaEntry as WireEntry};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+/// A stand-in SLA manager that answers with a fixed set.
+#[derive(Clone, Default)]
+struct FixedSla(Arc<Mutex<Vec<WireEntry>>>);
+
+#[tonic::async_trait]
+impl SlaService for FixedSla {
+    async fn get_sla_set(
+        &self,
+        _: tonic::Request<GetSlaSetRequest>,
+    ) -> Result<tonic::Response<GetSlaSetResponse>, tonic::Status> {
+        let entries = self.0.lock().unwrap().clone();
+        Ok(tonic::Response::new(GetSlaSetResponse { defined: !entries.is_empty(), version: 1, entries }))
+    }
+}
+
+struct Harness {
+    etl: Etl,
+    log: Arc<EmbeddedLog>,
+    codec: Arc<EventCodec>,
+    sla: FixedSla,
+    cancel: CancellationToken,
+    registry: prometheus::Registry,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness(sla_up: bool) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(slamon_registry::serve(dir.path().join("r.redb"), listener, cancel.clone()));
+    let sla = FixedSla::default();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_url = format!("http://{}", grpc.local_addr().unwrap());
+    if sla_up {
+        let svc = SlaServiceServer::new(sla.clone());
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), c.cancelled_owned())
+                .await
+                .unwrap()
+        });
+    } else {
+        drop(grpc);
+    }
+    let log = Arc::new(EmbeddedLog::open(&dir.path().join("log.redb")).unwrap());
+    let codec = Arc::new(EventCodec::new(&url, TOPIC).unwrap());
+    let registry = prometheus::Registry::new();
+    let etl = Etl::new(
+        Arc::new(DemoSource::new()),
+        Publisher::new(codec.clone(), log.clone()),
+        SlaClient::new(&grpc_url).unwrap(),
+        EtlConfig::default(),
+        EtlMetrics::new(&registry).unwrap(),
+    );
+    Harness { etl, log, codec, sla, cancel, registry, _dir: dir }
+}
+
+async fn read_all(h: &Harness, group: &str) -> Vec<EventEnvelope> {
+    let mut c = h.log.consumer(group, TOPIC).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = c.poll(10_000, Duration::from_millis(50)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            let env = h.codec.decode(&r.value).await.unwrap();
+            assert_eq!(r.key, env.event.key(), "records are keyed by their aggregate");
+            out.push(env);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_cycle_emits_the_statistics_of_every_series_and_exports_timings() {
+    let mut h = harness(true).await;
+    let report = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!((report.series, report.aggregates, report.sla_metrics), (8, 8, 0));
+    let events = read_all(&h, "a").await;
+    assert_eq!(events.len(), 8);
+    for e in &events {
+        let Event::MetricAggregatesComputed(a) = &e.event else { panic!("{e:?}") };
+        assert_eq!(a.windows.iter().map(|w| w.window).collect::<Vec<_>>(), Window::ALL.to_vec());
+        assert_eq!(a.windows[2].samples, 12 * 240);
+    }
+    let text = render(&h.registry);
+    assert!(text.contains("etl_executiontime_1h{metric_name=\"cpuTemp\"}"), "{text}");
+    assert!(text.contains("etl_executiontime_12h{metric_name=\"node_filesystem_avail_bytes\"}"), "{text}");
+    assert!(text.contains("etl_events_produced_total{event_type=\"MetricAggregatesComputed\"} 8"), "{text}");
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
+    let mut h = harness(true).await;
+    let demo = DemoSource::new();
+    let cpu = demo.series().await.unwrap().into_iter().find(|l| l.name() == "cpuTemp").unwrap();
+    h.sla.0.lock().unwrap().push(WireEntry {
+        metric: cpu.as_map().clone().into_iter().collect(),
+        metric_id: cpu.id().to_string(),
+        min: 0.0,
+        max: 80.0,
+        for_minutes: 5,
+    });
+    let first = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!(first.sla_metrics, 1);
+    // 12 h + for (5 min) + margin (5 min) of 15 s samples
+    assert!((2919..=2921).contains(&first.samples), "{first:?}");
+    let events = read_all(&h, "a").await;
+    let samples: Vec<&SlaSamplesObserved> = events
+        .iter()
+        .filter_map(|e| if let Event::SlaSamplesObserved(s) = &e.event { Some(s) } else { None })
+        .collect();
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0].labels, cpu);
+    assert!(samples[0].samples.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
+
+    // the next cycle only reads what is new
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = h.etl.cycle(&h.cancel).await.unwrap();
+    assert!(second.samples <= 1, "{second:?}");
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn an_unanswering_sla_manager_is_retried_until_shutdown() {
+    let mut h = harness(false).await;
+    let etl_cancel = CancellationToken::new();
+    let c = etl_cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        c.cancel();
+    });
+    // statistics are still published; the SLA part waits for an answer
+    let report = h.etl.cycle(&etl_cancel).await.unwrap();
+    assert_eq!(report.aggregates, 8);
+    assert_eq!(report.sla_metrics, 0);
+    assert_eq!(read_all(&h, "a").await.len(), 8);
+    h.cancel.cancel();
+}
