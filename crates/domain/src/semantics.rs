@@ -180,7 +180,7 @@ pub fn violations(entry: &SlaEntry, samples: &[Sample], now_ms: i64) -> Violatio
         .map(|w| {
             let from = now_ms - w.millis();
             let inside: Vec<&Run> = runs.iter().filter(|r| r.end_ms >= from).collect();
-            let time = inside.iter().map(|r| (r.end_ms - r.start_ms.max(from)) as f64 / MINUTE_MS).sum();
+            let time = inside.iter().fold(0.0, |acc, r| acc + (r.end_ms - r.start_ms.max(from)) as f64 / MINUTE_MS);
             (w, WindowViolations { n: inside.len(), time })
         })
         .collect();
@@ -336,6 +336,9 @@ mod tests {
         let r = violations(&e, &s, now);
         let w: Vec<_> = r.windows.iter().map(|(w, v)| (w.label(), v.n, v.time)).collect();
         assert_eq!(w, vec![("1h", 1, 60.0), ("3h", 2, 79.0), ("12h", 2, 79.0)]);
+        // no violation is 0 minutes, not -0 (an empty float sum is -0.0 in Rust)
+        let none = violations(&e, &minutes(&[1.0, 2.0]), now);
+        assert!(none.windows.iter().all(|(_, v)| v.n == 0 && v.time.to_bits() == 0f64.to_bits()));
         assert_eq!(r.list.len(), 2);
         assert_eq!(r.list[0].duration_minutes(), 9.0);
         assert_eq!(r.list[1].duration_minutes(), 70.0);

@@ -5,6 +5,8 @@
 
 mod client;
 mod demo;
+mod multi;
 
 pub use client::{PrometheusSource, SourceConfig};
 pub use demo::DemoSource;
+pub use multi::MultiSource;

@@ -20,10 +20,19 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+/// Serves `registry` on `listener` until `cancel`.
+pub async fn serve_registry(
+    registry: Arc<Registry>,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(service = "schema-registry", %addr, "listening");
+    axum::serve(listener, router(registry)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+}
+
 /// Opens (or creates) the registry at `path` and serves it on `listener` until `cancel`.
 pub async fn serve(path: PathBuf, listener: tokio::net::TcpListener, cancel: CancellationToken) -> std::io::Result<()> {
     let registry = Arc::new(Registry::open(&path).map_err(std::io::Error::other)?);
-    let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!(%addr, "schema registry listening");
-    axum::serve(listener, router(registry)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+    serve_registry(registry, listener, cancel).await
 }

@@ -1,0 +1,66 @@
+//! Several sources as one (e.g. a Prometheus and the demo).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use slamon_domain::{Labels, MetricSource, PortResult, Sample, Window, WindowAggregate};
+
+pub struct MultiSource {
+    sources: Vec<Arc<dyn MetricSource>>,
+}
+
+impl MultiSource {
+    pub fn new(sources: Vec<Arc<dyn MetricSource>>) -> Self {
+        Self { sources }
+    }
+}
+
+#[async_trait]
+impl MetricSource for MultiSource {
+    async fn series(&self) -> PortResult<Vec<Labels>> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            out.extend(s.series().await?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn window_stats(
+        &self,
+        metric_name: &str,
+        window: Window,
+        at_ms: i64,
+    ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            out.extend(s.window_stats(metric_name, window, at_ms).await?);
+        }
+        Ok(out)
+    }
+
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        for s in &self.sources {
+            let samples = s.raw_samples(series, after_ms, at_ms).await?;
+            if !samples.is_empty() {
+                return Ok(samples);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
+        for s in &self.sources {
+            let samples = s.range(series, start_ms, end_ms, step_ms).await?;
+            if !samples.is_empty() {
+                return Ok(samples);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn describe(&self) -> String {
+        self.sources.iter().map(|s| s.describe()).collect::<Vec<_>>().join(" + ")
+    }
+}

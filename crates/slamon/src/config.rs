@@ -1,0 +1,184 @@
+//! Command-line and environment configuration: one documented name per setting
+//! (`.env.example` lists them all).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2m, 30s or 1h: {e}"))
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "slamon", version, about = "SLA monitor for applications that Prometheus already scrapes")]
+pub struct Cli {
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "SLAMON_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process: embedded event log and read models, schema registry,
+    /// projector, ETL, query API, SLA manager (REST and gRPC) and exporter.
+    Up(UpArgs),
+    /// The ETL alone (statistics and SLA samples → events).
+    Etl(EtlCmd),
+    /// The projector alone (events → read models).
+    Projector(ProjectorCmd),
+    /// The query API alone (port 5000).
+    QueryApi(QueryCmd),
+    /// The SLA manager alone (REST 5001, gRPC 50052).
+    SlaManager(SlaCmd),
+    /// slamon's Confluent-compatible Schema Registry alone.
+    Registry(RegistryCmd),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StorageArgs {
+    /// Folder of the embedded event log, read models and registry.
+    #[arg(long, env = "SLAMON_DATA_DIR", default_value = "slamon-data")]
+    pub data_dir: PathBuf,
+    /// Deadline of one read-model call (then `504 DB not available`).
+    #[arg(long, env = "SLAMON_DB_TIMEOUT", default_value = "3s", value_parser = duration)]
+    pub db_timeout: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RegistryUrl {
+    /// URL of the Confluent-compatible Schema Registry.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
+    pub schema_registry_url: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Run the built-in demo source (also the default when no Prometheus URL is given).
+    #[arg(long, env = "SLAMON_DEMO")]
+    pub demo: bool,
+    /// Base URL of the Prometheus to monitor (the source).
+    #[arg(long, env = "PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Timeout of one request to Prometheus.
+    #[arg(long, env = "SLAMON_PROMETHEUS_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub prometheus_timeout: Duration,
+    /// A series is present when it has a sample in this lookback.
+    #[arg(long, env = "SLAMON_SERIES_LOOKBACK", default_value = "10m", value_parser = duration)]
+    pub series_lookback: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EtlArgs {
+    /// Period of the statistics cycle.
+    #[arg(long, env = "SLAMON_ETL_PERIOD", default_value = "2m", value_parser = duration)]
+    pub etl_period: Duration,
+    /// Metric names queried at once.
+    #[arg(long, env = "SLAMON_ETL_CONCURRENCY", default_value_t = 8)]
+    pub etl_concurrency: usize,
+    /// A series absent from the source this long is announced as removed.
+    #[arg(long, env = "SLAMON_REMOVED_AFTER", default_value = "15m", value_parser = duration)]
+    pub removed_after: Duration,
+    /// Address of the ETL exporter (`/metrics`).
+    #[arg(long, env = "SLAMON_EXPORTER_LISTEN", default_value = "0.0.0.0:8008")]
+    pub exporter_listen: SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct QueryArgs {
+    /// Address of the query API.
+    #[arg(long, env = "SLAMON_QUERY_API_LISTEN", default_value = "0.0.0.0:5000")]
+    pub query_api_listen: SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SlaArgs {
+    /// Address of the SLA manager's REST API.
+    #[arg(long, env = "SLAMON_SLA_MANAGER_LISTEN", default_value = "0.0.0.0:5001")]
+    pub sla_manager_listen: SocketAddr,
+    /// Address of the SLA manager's gRPC API.
+    #[arg(long, env = "SLAMON_GRPC_LISTEN", default_value = "0.0.0.0:50052")]
+    pub grpc_listen: SocketAddr,
+    /// Number of entries an SLA set must have.
+    #[arg(long, env = "SLAMON_SLA_SET_SIZE", default_value_t = 5)]
+    pub sla_set_size: usize,
+    /// An SLA metric with no sample for this long is `absent`.
+    #[arg(long, env = "SLAMON_ABSENT_AFTER", default_value = "10m", value_parser = duration)]
+    pub absent_after: Duration,
+    /// How long a PUT /slaset waits for the read model to show the new set.
+    #[arg(long, env = "SLAMON_PUT_VISIBILITY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub put_visibility_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub etl: EtlArgs,
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub sla: SlaArgs,
+    /// Address of the embedded Schema Registry.
+    #[arg(long, env = "SLAMON_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub registry_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct EtlCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub registry: RegistryUrl,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub etl: EtlArgs,
+    /// gRPC endpoint of the SLA manager.
+    #[arg(long, env = "SLAMON_SLA_MANAGER_GRPC_URL", default_value = "http://127.0.0.1:50052")]
+    pub sla_manager_grpc_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectorCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub registry: RegistryUrl,
+    /// Address of the projector's admin endpoint (`/metrics`, `/livez`).
+    #[arg(long, env = "SLAMON_PROJECTOR_ADMIN_LISTEN", default_value = "0.0.0.0:8010")]
+    pub admin_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SlaCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub registry: RegistryUrl,
+    #[command(flatten)]
+    pub sla: SlaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Address of the Schema Registry.
+    #[arg(long, env = "SLAMON_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub registry_listen: SocketAddr,
+}
