@@ -59,3 +59,8 @@ pub fn seed_time(ts_ms: i64) -> String {
 
 #[cfg(feature = "suite")]
 pub mod suite;
+
+/// Milliseconds of an RFC 3339 time.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+}

@@ -1,0 +1,379 @@
+//! End to end against Debian's real Prometheus: a deterministic 13 h history is
+//! backfilled with `promtool`, `slamon up` is pointed at it, an SLA set is PUT, and
+//! every API is checked against what this test computes on its own from the same data.
+//! Then slamon is killed with SIGKILL, started again on the same data dir, and nothing
+//! acknowledged may be missing.
+//!
+//! Needs `prometheus` and `promtool` on PATH (`apt-get install prometheus`). Without
+//! them the test is skipped locally and fails in CI (`CI=true`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const STEP_S: i64 = 60;
+const N: i64 = 13 * 60;
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills its process when dropped, so a failing test leaves nothing behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The values of the test series: sample k of N at `t0 + k*60 + 0.5` seconds.
+fn series() -> Vec<(&'static str, &'static str, Box<dyn Fn(i64) -> f64>)> {
+    vec![
+        // last 6 samples out of range (5 minutes) with for=3: firing
+        ("e2e_firing", "a", Box::new(|k| if k >= N - 6 { 95.0 } else { 50.0 + 5.0 * (k as f64 / 10.0).sin() })),
+        // last 2 samples below min (1 minute) with for=3: pending
+        ("e2e_pending", "b", Box::new(|k| if k >= N - 2 { 5.0 } else { 40.0 + (k % 7) as f64 })),
+        // 10 samples (9 min) ending 120 min before the end: counts (for=5);
+        // 3 samples (2 min) 300 min before the end: too short
+        (
+            "e2e_past",
+            "c",
+            Box::new(|k| {
+                let from_end = N - 1 - k;
+                if (120..130).contains(&from_end) {
+                    200.0 + from_end as f64
+                } else if (300..303).contains(&from_end) {
+                    300.0
+                } else {
+                    100.0 + (k % 13) as f64 * 0.5
+                }
+            }),
+        ),
+        ("e2e_ok", "d", Box::new(|k| 1.0 + (k as f64 * 0.37).cos())),
+        ("e2e_big", "e", Box::new(|k| 1.0e10 + 1.0e6 * (k as f64 / 33.0).sin())),
+        ("e2e_extra", "f", Box::new(|k| (k % 5) as f64)),
+    ]
+}
+
+fn labels(name: &str, instance: &str) -> Value {
+    json!({"__name__": name, "instance": instance, "job": "e2e"})
+}
+
+fn write_openmetrics(path: &Path, t0_ms: i64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for (name, instance, value) in series() {
+        writeln!(f, "# TYPE {name} gauge").unwrap();
+        for k in 0..N {
+            let ts_ms = t0_ms + k * STEP_S * 1000;
+            writeln!(
+                f,
+                "{name}{{instance=\"{instance}\",job=\"e2e\"}} {} {}.{:03}",
+                value(k),
+                ts_ms / 1000,
+                ts_ms % 1000
+            )
+            .unwrap();
+        }
+    }
+    writeln!(f, "# EOF").unwrap();
+}
+
+struct Slamon {
+    proc: Proc,
+    query: String,
+    sla: String,
+    grpc: String,
+    exporter: String,
+}
+
+fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path) -> Slamon {
+    let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
+        .arg("up")
+        .env("PROMETHEUS_URL", prometheus_url)
+        .env("SLAMON_DATA_DIR", data_dir)
+        .env("SLAMON_QUERY_API_LISTEN", format!("127.0.0.1:{q}"))
+        .env("SLAMON_SLA_MANAGER_LISTEN", format!("127.0.0.1:{s}"))
+        .env("SLAMON_GRPC_LISTEN", format!("127.0.0.1:{g}"))
+        .env("SLAMON_EXPORTER_LISTEN", format!("127.0.0.1:{e}"))
+        .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{r}"))
+        .env("SLAMON_ETL_PERIOD", "3s")
+        .env("SLAMON_ABSENT_AFTER", "2h")
+        .env("SLAMON_SERIES_LOOKBACK", "2h")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Slamon {
+        proc: Proc(child),
+        query: format!("http://127.0.0.1:{q}"),
+        sla: format!("http://127.0.0.1:{s}"),
+        grpc: format!("http://127.0.0.1:{g}"),
+        exporter: format!("http://127.0.0.1:{e}"),
+    }
+}
+
+async fn get(url: &str) -> Option<(u16, Value)> {
+    let res = reqwest::get(url).await.ok()?;
+    let status = res.status().as_u16();
+    Some((status, res.json().await.unwrap_or(Value::Null)))
+}
+
+async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Min, max, mean, sample std and count of the samples in the window ending at `at_ms`.
+fn expected_window(
+    value: &dyn Fn(i64) -> f64,
+    t0_ms: i64,
+    at_ms: i64,
+    window_ms: i64,
+) -> (f64, f64, f64, Option<f64>, usize) {
+    let v: Vec<f64> = (0..N)
+        .filter(|k| {
+            let ts = t0_ms + k * STEP_S * 1000;
+            ts >= at_ms - window_ms && ts <= at_ms
+        })
+        .map(value)
+        .collect();
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = (v.len() > 1).then(|| (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (
+        v.iter().copied().fold(f64::INFINITY, f64::min),
+        v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        mean,
+        std,
+        v.len(),
+    )
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-12)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slamon_up_against_a_real_prometheus() {
+    let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: prometheus and promtool must be installed (scripts/services.sh install)"
+        );
+        eprintln!("SKIPPED: prometheus/promtool not on PATH (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let now_ms = chrono_now_ms();
+    // the last sample 20.5 s ago; each sample at half a second past a whole second
+    let t0_ms = (now_ms / 1000 - 20 - (N - 1) * STEP_S) * 1000 + 500;
+    let om = dir.path().join("history.om");
+    write_openmetrics(&om, t0_ms);
+    let tsdb = dir.path().join("tsdb");
+    let status = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "promtool: {}", String::from_utf8_lossy(&status.stderr));
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").unwrap();
+    let prom_port = free_port();
+    let prom_url = format!("http://127.0.0.1:{prom_port}");
+    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prom = Proc(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg("--storage.tsdb.retention.time=30d")
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(prom_log)
+            .spawn()
+            .unwrap(),
+    );
+    eventually("prometheus ready", Duration::from_secs(60), async || {
+        reqwest::get(format!("{prom_url}/-/ready")).await.ok().filter(|r| r.status().is_success())
+    })
+    .await;
+
+    let data = dir.path().join("slamon-data");
+    let log = dir.path().join("slamon.log");
+    let s = start_slamon(&data, &prom_url, &log);
+    let names: BTreeMap<String, Box<dyn Fn(i64) -> f64>> =
+        series().into_iter().map(|(n, _, f)| (n.to_owned(), f)).collect();
+
+    // every series is listed, with the id of SPEC §2
+    let metrics = eventually("six series in /metrics", Duration::from_secs(90), async || {
+        get(&format!("{}/metrics?match=job=e2e", s.query))
+            .await
+            .filter(|(_, b)| b.as_array().is_some_and(|a| a.len() == 6))
+            .map(|(_, b)| b)
+    })
+    .await;
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for m in metrics.as_array().unwrap() {
+        assert_eq!(m["_id"]["$oid"], m["id"]);
+        ids.insert(m["name"]["__name__"].as_str().unwrap().to_owned(), m["id"].as_str().unwrap().to_owned());
+    }
+
+    // window statistics agree with an independent computation over the same samples
+    for (name, id) in &ids {
+        let (_, body) = get(&format!("{}/metrics/{id}/values", s.query)).await.unwrap();
+        let at = chrono_parse_ms(body["computed_at"].as_str().unwrap());
+        for (w, ms) in [("1h", 3_600_000), ("3h", 3 * 3_600_000), ("12h", 12 * 3_600_000)] {
+            let (min, max, avg, std, n) = expected_window(names[name].as_ref(), t0_ms, at, ms);
+            let got = &body["values"][w];
+            let ctx = format!("{name} {w}: {got} vs min {min} max {max} avg {avg} std {std:?} n {n}");
+            assert_eq!(got["samples"].as_u64().unwrap() as usize, n, "{ctx}");
+            assert!(close(got["min"].as_f64().unwrap(), min, 1e-12), "{ctx}");
+            assert!(close(got["max"].as_f64().unwrap(), max, 1e-12), "{ctx}");
+            // PromQL sums in another order: within 1e-9 relative
+            assert!(close(got["avg"].as_f64().unwrap(), avg, 1e-9), "{ctx}");
+            assert!(close(got["std_dev"].as_f64().unwrap(), std.unwrap(), 1e-6), "{ctx}");
+        }
+    }
+
+    // an SLA set of five
+    let set = json!([
+        {"name": labels("e2e_firing", "a"), "range": {"min": 0, "max": 80}, "for": 3},
+        {"name": labels("e2e_pending", "b"), "range": {"min": 10, "max": 80}, "for": 3},
+        {"name": labels("e2e_past", "c"), "range": {"min": 0, "max": 150}, "for": 5},
+        {"name": labels("e2e_ok", "d"), "range": {"min": -1, "max": 3}, "for": 1},
+        {"name": labels("e2e_big", "e"), "range": {"min": 0, "max": 2e10}, "for": 2},
+    ]);
+    let http = reqwest::Client::new();
+    let res = http.put(format!("{}/slaset", s.sla)).json(&set).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"message": "SLA set created", "version": 1}));
+    let (_, got_set) = get(&format!("{}/slaset", s.sla)).await.unwrap();
+    assert_eq!(got_set.as_array().unwrap().len(), 5, "read-your-writes: {got_set}");
+
+    let status = eventually("the firing SLA to fire", Duration::from_secs(90), async || {
+        get(&format!("{}/status", s.sla)).await.filter(|(_, b)| b[0]["status"] == "firing").map(|(_, b)| b)
+    })
+    .await;
+    let states: Vec<&str> = status.as_array().unwrap().iter().map(|x| x["status"].as_str().unwrap()).collect();
+    assert_eq!(states, vec!["firing", "pending", "inactive", "inactive", "inactive"], "{status}");
+    assert_eq!(
+        status[0]["description"],
+        "Service level agreement violated for more than 3 min, last three values [95,95,95], allowed range: (0, 80)"
+    );
+    assert_eq!(
+        status[1]["description"],
+        "Service level agreement violated for 1/3 min (33%), last three values [40,5,5] not in (10, 80)"
+    ); // 40 + (777 % 7)
+    assert_eq!(status[0]["name"], labels("e2e_firing", "a"));
+
+    let (_, v) = get(&format!("{}/violations", s.sla)).await.unwrap();
+    assert_eq!(v[0]["1h"], json!({"n": 1, "time": 5.0}), "{v}");
+    assert_eq!(v[0]["violation_list"][0]["duration"], 5.0);
+    assert_eq!(v[0]["violation_list"][0]["avg_value"], 95.0);
+    assert_eq!(v[1]["12h"], json!({"n": 0, "time": 0.0}), "pending is not a violation");
+    assert_eq!(v[2]["1h"], json!({"n": 0, "time": 0.0}));
+    assert_eq!(v[2]["3h"], json!({"n": 1, "time": 9.0}));
+    assert_eq!(v[2]["12h"], json!({"n": 1, "time": 9.0}), "the 2-minute run is too short to count");
+    let past = &v[2]["violation_list"][0];
+    assert_eq!(
+        (past["max_value"].clone(), past["min_value"].clone(), past["avg_value"].clone()),
+        (json!(329.0), json!(320.0), json!(324.5))
+    );
+    assert_eq!(v[3]["12h"], json!({"n": 0, "time": 0.0}));
+    let (_, fv) = get(&format!("{}/future-violations", s.sla)).await.unwrap();
+    assert_eq!(fv[0]["error"], "Prediction not available");
+
+    // the seed's gRPC stream: one message per SLA metric
+    let mut client = slamon_proto::sla::sla_service_client::SlaServiceClient::connect(s.grpc.clone()).await.unwrap();
+    let mut stream = client.get_sla_set(slamon_proto::sla::SlaRequest {}).await.unwrap().into_inner();
+    let mut streamed = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        streamed.push(m.metric.get("__name__").cloned().unwrap());
+    }
+    assert_eq!(streamed, vec!["e2e_firing", "e2e_pending", "e2e_past", "e2e_ok", "e2e_big"]);
+
+    // gRPC health and reflection are served
+    let channel = tonic::transport::Endpoint::from_shared(s.grpc.clone()).unwrap().connect().await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest { service: "sla.SlaService".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse, ServerReflectionRequest,
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = reflection.server_reflection_info(tokio_stream::once(request)).await.unwrap().into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) = replies.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no service list")
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for name in ["sla.SlaService", "sla.v2.SlaService", "grpc.health.v1.Health"] {
+        assert!(services.iter().any(|s| s == name), "reflection lacks {name}: {services:?}");
+    }
+
+    // the exporter
+    let text = reqwest::get(format!("{}/metrics", s.exporter)).await.unwrap().text().await.unwrap();
+    for needle in [
+        "etl_executiontime_1h{metric_name=\"e2e_firing\"}",
+        "etl_executiontime_12h{metric_name=\"e2e_big\"}",
+        "etl_cycles_total",
+        "projector_events_applied_total",
+    ] {
+        assert!(text.contains(needle), "exporter lacks {needle}");
+    }
+
+    // kill -9 and start again on the same data dir: nothing acknowledged is lost
+    let before_set = get(&format!("{}/slaset", s.sla)).await.unwrap();
+    let before_history = get(&format!("{}/slaset/history", s.sla)).await.unwrap();
+    let before_violations = get(&format!("{}/violations", s.sla)).await.unwrap();
+    drop(s.proc);
+    let s2 = start_slamon(&data, &prom_url, &log);
+    let after_set =
+        eventually("slamon back up", Duration::from_secs(60), async || get(&format!("{}/slaset", s2.sla)).await).await;
+    assert_eq!(after_set, before_set);
+    assert_eq!(get(&format!("{}/slaset/history", s2.sla)).await.unwrap(), before_history);
+    let (_, after_metrics) = get(&format!("{}/metrics?match=job=e2e", s2.query)).await.unwrap();
+    assert_eq!(after_metrics, metrics);
+    assert_eq!(get(&format!("{}/violations", s2.sla)).await.unwrap(), before_violations);
+    let res = http.put(format!("{}/slaset", s2.sla)).json(&set).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"message": "SLA set updated", "version": 2}));
+    drop(s2.proc);
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Milliseconds of an RFC 3339 UTC time with milliseconds (`2023-11-14T22:13:20.000Z`).
+fn chrono_parse_ms(s: &str) -> i64 {
+    slamon_domain::parse_rfc3339_ms(s).unwrap_or_else(|| panic!("not an RFC 3339 time: {s}"))
+}
