@@ -24,6 +24,7 @@ pub fn targets(event: &Event) -> Vec<DocKey> {
 }
 
 /// What applying an event to a document did.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The document as it is now.

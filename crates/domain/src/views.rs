@@ -85,6 +85,9 @@ pub struct SlaSamplesView {
     pub applied: Position,
 }
 
+/// One read-model document. (Variants differ in size; documents are built once per
+/// event and written, so boxing would only add allocations.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Document {
     Metric(MetricView),

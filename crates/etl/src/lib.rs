@@ -66,6 +66,9 @@ pub struct CycleReport {
     pub failed_names: usize,
 }
 
+/// Window statistics of the series of one metric name.
+type StatsRows = Vec<(Labels, WindowAggregate)>;
+
 pub struct Etl {
     source: Arc<dyn MetricSource>,
     publisher: Publisher,
@@ -140,7 +143,7 @@ impl Etl {
         let mut names: Vec<String> = series.iter().map(|l| l.name().to_owned()).collect();
         names.sort();
         names.dedup();
-        let results: Vec<(String, Result<Vec<(Labels, WindowAggregate)>, String>)> = futures::stream::iter(names)
+        let results: Vec<(String, Result<StatsRows, String>)> = futures::stream::iter(names)
             .map(|name| async move {
                 let mut rows = Vec::new();
                 for w in Window::ALL {

@@ -38,7 +38,10 @@ impl Drop for Proc {
 }
 
 /// The values of the test series: sample k of N at `t0 + k*60 + 0.5` seconds.
-fn series() -> Vec<(&'static str, &'static str, Box<dyn Fn(i64) -> f64>)> {
+/// The value of sample k.
+type Shape = Box<dyn Fn(i64) -> f64>;
+
+fn series() -> Vec<(&'static str, &'static str, Shape)> {
     vec![
         // last 6 samples out of range (5 minutes) with for=3: firing
         ("e2e_firing", "a", Box::new(|k| if k >= N - 6 { 95.0 } else { 50.0 + 5.0 * (k as f64 / 10.0).sin() })),
@@ -221,7 +224,7 @@ async fn slamon_up_against_a_real_prometheus() {
     let data = dir.path().join("slamon-data");
     let log = dir.path().join("slamon.log");
     let s = start_slamon(&data, &prom_url, &log);
-    let names: BTreeMap<String, Box<dyn Fn(i64) -> f64>> =
+    let names: BTreeMap<String, Shape> =
         series().into_iter().map(|(n, _, f)| (n.to_owned(), f)).collect();
 
     // every series is listed, with the id of SPEC §2
