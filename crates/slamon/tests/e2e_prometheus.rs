@@ -224,8 +224,7 @@ async fn slamon_up_against_a_real_prometheus() {
     let data = dir.path().join("slamon-data");
     let log = dir.path().join("slamon.log");
     let s = start_slamon(&data, &prom_url, &log);
-    let names: BTreeMap<String, Shape> =
-        series().into_iter().map(|(n, _, f)| (n.to_owned(), f)).collect();
+    let names: BTreeMap<String, Shape> = series().into_iter().map(|(n, _, f)| (n.to_owned(), f)).collect();
 
     // every series is listed, with the id of SPEC §2
     let metrics = eventually("six series in /metrics", Duration::from_secs(90), async || {
