@@ -1,0 +1,143 @@
+//! Model selection on a held-out tail: every candidate is fitted on the series minus
+//! its last `holdout` points and scored by RMSE there; the best is refitted on all data
+//! and forecasts the next `horizon` points.
+
+use crate::holt_winters::{HoltWinters, Seasonal};
+
+/// One model tried on the hold-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub model: String,
+    pub rmse: Option<f64>,
+    /// Why it was skipped, or a remark (e.g. a fallback).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    pub model: String,
+    pub rmse: f64,
+    pub candidates: Vec<Candidate>,
+    pub values: Vec<f64>,
+}
+
+pub const HW_ADD: &str = "holt_winters_add";
+pub const HW_MUL: &str = "holt_winters_mul";
+pub const HOLT: &str = "holt_linear";
+pub const PERSISTENCE: &str = "persistence";
+
+fn rmse(pred: &[f64], actual: &[f64]) -> f64 {
+    (pred.iter().zip(actual).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / actual.len() as f64).sqrt()
+}
+
+/// A fitting method: fit on a series, forecast `h` points.
+type Method = fn(&[f64], usize, usize) -> Option<Vec<f64>>;
+
+fn hw(seasonal: Seasonal) -> Method {
+    match seasonal {
+        Seasonal::Additive => |y, p, h| HoltWinters::fit(y, Seasonal::Additive, p).map(|m| m.forecast(h)),
+        Seasonal::Multiplicative => |y, p, h| HoltWinters::fit(y, Seasonal::Multiplicative, p).map(|m| m.forecast(h)),
+        Seasonal::None => |y, _, h| HoltWinters::fit(y, Seasonal::None, 1).map(|m| m.forecast(h)),
+    }
+}
+
+/// Forecasts `horizon` points after `y`, choosing among the candidates by RMSE on the
+/// last `holdout` points. `period` is the seasonal period in samples, when known.
+pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize) -> Option<Forecast> {
+    if y.is_empty() {
+        return None;
+    }
+    if crate::is_constant(y) {
+        let last = *y.last()?;
+        return Some(Forecast {
+            model: PERSISTENCE.into(),
+            rmse: 0.0,
+            candidates: vec![Candidate {
+                model: PERSISTENCE.into(),
+                rmse: Some(0.0),
+                note: Some("constant series".into()),
+            }],
+            values: vec![last; horizon],
+        });
+    }
+    if y.len() <= holdout + 2 {
+        return None;
+    }
+    let (train, test) = y.split_at(y.len() - holdout);
+    let mut candidates = Vec::new();
+    let mut methods: Vec<(&str, Method, usize)> = Vec::new();
+    match period {
+        Some(p) if p >= 2 && train.len() >= 2 * p => {
+            methods.push((HW_ADD, hw(Seasonal::Additive), p));
+            if y.iter().all(|v| *v > 0.0) {
+                methods.push((HW_MUL, hw(Seasonal::Multiplicative), p));
+            } else {
+                candidates.push(Candidate {
+                    model: HW_MUL.into(),
+                    rmse: None,
+                    note: Some("skipped: multiplicative seasonality needs values > 0".into()),
+                });
+            }
+        }
+        Some(p) => {
+            let note =
+                format!("skipped: {} points are fewer than two periods of {p}; non-seasonal models only", train.len());
+            candidates.push(Candidate { model: HW_ADD.into(), rmse: None, note: Some(note.clone()) });
+            candidates.push(Candidate { model: HW_MUL.into(), rmse: None, note: Some(note) });
+        }
+        None => {
+            let note = "skipped: no seasonal period known".to_owned();
+            candidates.push(Candidate { model: HW_ADD.into(), rmse: None, note: Some(note.clone()) });
+            candidates.push(Candidate { model: HW_MUL.into(), rmse: None, note: Some(note) });
+        }
+    }
+    methods.push((HOLT, hw(Seasonal::None), 1));
+    methods.push((PERSISTENCE, |y, _, h| y.last().map(|v| vec![*v; h]), 1));
+
+    let mut best: Option<(&str, Method, usize, f64)> = None;
+    for (name, method, p) in methods {
+        match method(train, p, holdout) {
+            Some(pred) if pred.iter().all(|v| v.is_finite()) => {
+                let score = rmse(&pred, test);
+                candidates.push(Candidate { model: name.into(), rmse: Some(score), note: None });
+                if best.is_none_or(|b| score < b.3) {
+                    best = Some((name, method, p, score));
+                }
+            }
+            _ => candidates.push(Candidate { model: name.into(), rmse: None, note: Some("fit failed".into()) }),
+        }
+    }
+    let (name, method, p, score) = best?;
+    let values = method(y, p, horizon)?;
+    Some(Forecast { model: name.into(), rmse: score, candidates, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_series_get_a_persistence_forecast_with_zero_rmse() {
+        let f = forecast(&[4.0; 100], Some(12), 10, 10).unwrap();
+        assert_eq!((f.model.as_str(), f.rmse, f.values), (PERSISTENCE, 0.0, vec![4.0; 10]));
+    }
+
+    #[test]
+    fn multiplicative_is_skipped_with_a_reason_on_non_positive_series() {
+        let y: Vec<f64> = (0..200).map(|i| (std::f64::consts::TAU * i as f64 / 20.0).sin() * 5.0).collect();
+        let f = forecast(&y, Some(20), 10, 10).unwrap();
+        let mul = f.candidates.iter().find(|c| c.model == HW_MUL).unwrap();
+        assert_eq!(mul.rmse, None);
+        assert!(mul.note.as_deref().unwrap().contains("values > 0"));
+        assert_eq!(f.model, HW_ADD);
+        assert!(f.values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn too_little_history_falls_back_to_non_seasonal_and_says_so() {
+        let y: Vec<f64> = (0..50).map(|i| 10.0 + i as f64 * 0.1).collect();
+        let f = forecast(&y, Some(60), 10, 10).unwrap();
+        assert!(f.candidates.iter().any(|c| c.note.as_deref().is_some_and(|n| n.contains("fewer than two periods"))));
+        assert!(f.model == HOLT || f.model == PERSISTENCE);
+    }
+}
