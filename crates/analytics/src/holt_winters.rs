@@ -1,10 +1,22 @@
 //! Holt-Winters exponential smoothing with an additive trend and additive or
 //! multiplicative seasonality (and Holt's linear method without seasonality), in
-//! statsmodels' `ExponentialSmoothing` form. Smoothing parameters and the initial level
-//! and trend are estimated by minimising the sum of squared one-step errors; the
-//! initial seasonal states come from a classical decomposition of the first cycles.
+//! statsmodels' `ExponentialSmoothing` component form:
+//!
+//! ```text
+//! l_t = α (y_t − s_{t−m}) + (1 − α)(l_{t−1} + b_{t−1})        (÷ s_{t−m} when multiplicative)
+//! b_t = β (l_t − l_{t−1}) + (1 − β) b_{t−1}
+//! s_t = γ (y_t − l_{t−1} − b_{t−1}) + (1 − γ) s_{t−m}          (÷ (l_{t−1}+b_{t−1}) when multiplicative)
+//! ```
+//!
+//! Like `ExponentialSmoothing(...).fit()` with `initialization_method="estimated"`,
+//! every parameter — α, β, γ and the initial level, trend and seasonal states — is
+//! estimated by minimising the sum of squared one-step errors: from heuristic starting
+//! values (a coarse grid over α, β, γ; states from a classical decomposition of the first
+//! cycles), by L-BFGS with the exact gradient of the SSE computed by a reverse (adjoint)
+//! pass through the recursions. Bounds, as statsmodels: 0 ≤ α ≤ 1, 0 ≤ β ≤ α and 0 ≤ γ ≤ 1 − α,
+//! enforced by smooth transforms.
 
-use crate::optimize::{logit, nelder_mead, sigmoid};
+use crate::optimize::{lbfgs, logit, sigmoid};
 use crate::seasonality::{decompose, Model};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,67 +37,212 @@ pub struct HoltWinters {
     /// States after the last observation.
     level: f64,
     trend: f64,
-    /// The last `period` seasonal states, oldest first.
+    /// The seasonal states for the next `period` steps, in order.
     season: Vec<f64>,
 }
 
-/// Runs the recursions; returns the SSE and the final states.
-fn run(
-    y: &[f64],
+/// The model's shape and data; evaluates the SSE and its gradient.
+struct Problem<'a> {
+    y: &'a [f64],
     seasonal: Seasonal,
-    period: usize,
+    m: usize,
+    /// Scale of the state parameters (the data's standard deviation).
+    scale: f64,
+    /// Heuristic initial states that the parameters are offsets from.
+    l0: f64,
+    b0: f64,
+    s0: Vec<f64>,
+    // work buffers of the forward pass, for the backward pass
+    lv: Vec<f64>,
+    bv: Vec<f64>,
+    sv: Vec<f64>,
+}
+
+/// Unpacked parameters.
+struct Params {
     a: f64,
     b: f64,
     g: f64,
     l0: f64,
     b0: f64,
-    s0: &[f64],
-) -> (f64, f64, f64, Vec<f64>) {
-    let mut level = l0;
-    let mut trend = b0;
-    let mut season: Vec<f64> = s0.to_vec();
-    let mut sse = 0.0;
-    for (t, &obs) in y.iter().enumerate() {
-        let base = level + trend;
-        let (pred, s_old) = match seasonal {
-            Seasonal::None => (base, 0.0),
+    s0: Vec<f64>,
+}
+
+impl Problem<'_> {
+    fn dim(&self) -> usize {
+        5 + if self.seasonal == Seasonal::None { 0 } else { self.m }
+    }
+
+    /// Parameter vector layout: `[u_α, u_β, u_γ, v_l, v_b, v_s…]`.
+    fn unpack(&self, p: &[f64]) -> Params {
+        let a = sigmoid(p[0]);
+        let b = a * sigmoid(p[1]);
+        let g = (1.0 - a) * sigmoid(p[2]);
+        let tscale = self.scale / self.y.len() as f64;
+        let s0 = match self.seasonal {
+            Seasonal::None => Vec::new(),
+            Seasonal::Additive => self.s0.iter().zip(&p[5..]).map(|(s, v)| s + self.scale * v).collect(),
+            Seasonal::Multiplicative => self.s0.iter().zip(&p[5..]).map(|(s, v)| s * (1.0 + v)).collect(),
+        };
+        Params { a, b, g, l0: self.l0 + self.scale * p[3], b0: self.b0 + tscale * p[4], s0 }
+    }
+
+    /// SSE and final states; fills the work buffers.
+    fn forward(&mut self, p: &Params) -> (f64, f64, f64, Vec<f64>) {
+        let (a, b, g) = (p.a, p.b, p.g);
+        let mut level = p.l0;
+        let mut trend = p.b0;
+        let mut season = p.s0.clone();
+        let mut sse = 0.0;
+        let m = self.m.max(1);
+        for (t, &obs) in self.y.iter().enumerate() {
+            self.lv[t] = level;
+            self.bv[t] = trend;
+            let base = level + trend;
+            let new_level = match self.seasonal {
+                Seasonal::None => {
+                    let e = obs - base;
+                    sse += e * e;
+                    a * obs + (1.0 - a) * base
+                }
+                Seasonal::Additive => {
+                    let s = season[t % m];
+                    self.sv[t] = s;
+                    let e = obs - base - s;
+                    sse += e * e;
+                    season[t % m] = g * (obs - base) + (1.0 - g) * s;
+                    a * (obs - s) + (1.0 - a) * base
+                }
+                Seasonal::Multiplicative => {
+                    let s = season[t % m];
+                    self.sv[t] = s;
+                    let e = obs - base * s;
+                    sse += e * e;
+                    season[t % m] = g * (obs / base) + (1.0 - g) * s;
+                    a * (obs / s) + (1.0 - a) * base
+                }
+            };
+            trend = b * (new_level - level) + (1.0 - b) * trend;
+            level = new_level;
+        }
+        if !sse.is_finite() {
+            sse = f64::INFINITY;
+        }
+        if self.seasonal != Seasonal::None {
+            season.rotate_left(self.y.len() % m);
+        }
+        (sse, level, trend, season)
+    }
+
+    /// SSE and its gradient with respect to the packed parameters.
+    fn value_and_gradient(&mut self, packed: &[f64], grad: &mut [f64]) -> f64 {
+        let p = self.unpack(packed);
+        let (sse, last_level, last_trend, _) = self.forward(&p);
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        if !sse.is_finite() {
+            return f64::INFINITY;
+        }
+        let (a, b, g) = (p.a, p.b, p.g);
+        let m = self.m.max(1);
+        let n = self.y.len();
+        // adjoints of the states entering step t+1, and of the seasonal array
+        let (mut l_bar, mut b_bar) = (0.0, 0.0);
+        let mut s_bar = vec![0.0; if self.seasonal == Seasonal::None { 0 } else { m }];
+        let (mut a_bar, mut be_bar, mut g_bar) = (0.0, 0.0, 0.0);
+        let mut next_level = last_level;
+        let _ = last_trend;
+        for t in (0..n).rev() {
+            let obs = self.y[t];
+            let level = self.lv[t];
+            let trend = self.bv[t];
+            let base = level + trend;
+            let new_level = next_level;
+            // b' = b (l' − l) + (1 − b) trend
+            let bp_bar = b_bar;
+            let mut lp_bar = l_bar + b * bp_bar;
+            let mut lvl_bar = -b * bp_bar;
+            let mut trd_bar = (1.0 - b) * bp_bar;
+            be_bar += (new_level - level - trend) * bp_bar;
+            let mut base_bar = 0.0;
+            match self.seasonal {
+                Seasonal::None => {
+                    // l' = a y + (1 − a) base
+                    a_bar += (obs - base) * lp_bar;
+                    base_bar += (1.0 - a) * lp_bar;
+                    let e = obs - base;
+                    base_bar += -2.0 * e;
+                }
+                Seasonal::Additive => {
+                    let j = t % m;
+                    let s = self.sv[t];
+                    let snew_bar = s_bar[j];
+                    // s_new = g (y − base) + (1 − g) s
+                    base_bar += -g * snew_bar;
+                    let mut s_old_bar = (1.0 - g) * snew_bar;
+                    g_bar += (obs - base - s) * snew_bar;
+                    // l' = a (y − s) + (1 − a) base
+                    s_old_bar += -a * lp_bar;
+                    base_bar += (1.0 - a) * lp_bar;
+                    a_bar += (obs - s - base) * lp_bar;
+                    let e = obs - base - s;
+                    base_bar += -2.0 * e;
+                    s_old_bar += -2.0 * e;
+                    s_bar[j] = s_old_bar;
+                }
+                Seasonal::Multiplicative => {
+                    let j = t % m;
+                    let s = self.sv[t];
+                    let snew_bar = s_bar[j];
+                    // s_new = g y / base + (1 − g) s
+                    base_bar += -g * obs / (base * base) * snew_bar;
+                    let mut s_old_bar = (1.0 - g) * snew_bar;
+                    g_bar += (obs / base - s) * snew_bar;
+                    // l' = a y / s + (1 − a) base
+                    s_old_bar += -a * obs / (s * s) * lp_bar;
+                    base_bar += (1.0 - a) * lp_bar;
+                    a_bar += (obs / s - base) * lp_bar;
+                    let e = obs - base * s;
+                    base_bar += -2.0 * e * s;
+                    s_old_bar += -2.0 * e * base;
+                    s_bar[j] = s_old_bar;
+                }
+            }
+            lvl_bar += base_bar;
+            trd_bar += base_bar;
+            lp_bar = 0.0;
+            let _ = lp_bar;
+            l_bar = lvl_bar;
+            b_bar = trd_bar;
+            next_level = level;
+        }
+        // chain rule through the transforms
+        let sb = sigmoid(packed[1]);
+        let sg = sigmoid(packed[2]);
+        let da = a * (1.0 - a);
+        grad[0] = a_bar * da + be_bar * sb * da + g_bar * (-sg) * da;
+        grad[1] = be_bar * a * sb * (1.0 - sb);
+        grad[2] = g_bar * (1.0 - a) * sg * (1.0 - sg);
+        grad[3] = l_bar * self.scale;
+        grad[4] = b_bar * self.scale / n as f64;
+        match self.seasonal {
+            Seasonal::None => {}
             Seasonal::Additive => {
-                let s = season[t % period];
-                (base + s, s)
+                for (gj, sb) in grad[5..].iter_mut().zip(&s_bar) {
+                    *gj = sb * self.scale;
+                }
             }
             Seasonal::Multiplicative => {
-                let s = season[t % period];
-                (base * s, s)
+                for ((gj, sb), s0) in grad[5..].iter_mut().zip(&s_bar).zip(&self.s0) {
+                    *gj = sb * s0;
+                }
             }
-        };
-        let e = obs - pred;
-        sse += e * e;
-        let new_level = match seasonal {
-            Seasonal::None => a * obs + (1.0 - a) * base,
-            Seasonal::Additive => a * (obs - s_old) + (1.0 - a) * base,
-            Seasonal::Multiplicative => a * (obs / s_old) + (1.0 - a) * base,
-        };
-        match seasonal {
-            Seasonal::None => {}
-            Seasonal::Additive => season[t % period] = g * (obs - base) + (1.0 - g) * s_old,
-            Seasonal::Multiplicative => season[t % period] = g * (obs / base) + (1.0 - g) * s_old,
         }
-        trend = b * (new_level - level) + (1.0 - b) * trend;
-        level = new_level;
-        if !sse.is_finite() {
-            return (f64::INFINITY, level, trend, season);
-        }
+        sse
     }
-    // rotate so the states are ordered oldest first relative to the next time step
-    let n = y.len();
-    if seasonal != Seasonal::None {
-        season.rotate_left(n % period);
-    }
-    (sse, level, trend, season)
 }
 
 /// Initial states: seasonal indices from a decomposition of the first (up to ten)
-/// cycles, level and trend from a line through the deseasonalised start.
+/// cycles, level and trend from a line through the trend component.
 fn initial_states(y: &[f64], seasonal: Seasonal, period: usize) -> Option<(f64, f64, Vec<f64>)> {
     match seasonal {
         Seasonal::None => {
@@ -126,44 +283,51 @@ impl HoltWinters {
         if seasonal == Seasonal::Multiplicative && y.iter().any(|v| *v <= 0.0) {
             return None;
         }
-        let period = if seasonal == Seasonal::None { 1 } else { period };
-        let (l0, b0, s0) = initial_states(y, seasonal, period)?;
-        let scale = {
-            let m = crate::mean(y);
-            (y.iter().map(|v| (v - m).powi(2)).sum::<f64>() / y.len() as f64).sqrt().max(1e-12)
-        };
-        let tscale = scale / y.len() as f64;
-        let unpack = |p: &[f64]| -> (f64, f64, f64, f64, f64) {
-            let a = sigmoid(p[0]);
-            let b = sigmoid(p[1]);
-            let g = (1.0 - a) * sigmoid(p[2]);
-            (a, b, g, l0 + scale * p[3], b0 + tscale * p[4])
-        };
-        let mut objective = |p: &[f64]| {
-            let (a, b, g, l, t) = unpack(p);
-            run(y, seasonal, period, a, b, g, l, t, &s0).0
-        };
-        let starts: [[f64; 3]; 3] = [[0.3, 0.05, 0.1], [0.8, 0.01, 0.3], [0.1, 0.2, 0.05]];
-        let mut best: Option<(Vec<f64>, f64)> = None;
-        for s in starts {
-            let start = [logit(s[0]), logit(s[1]), logit(s[2] / (1.0 - s[0])), 0.0, 0.0];
-            let (p, v) = nelder_mead(&mut objective, &start, &[1.0, 1.0, 1.0, 0.1, 0.1], 1500, 1e-10);
-            if best.as_ref().is_none_or(|(_, bv)| v < *bv) {
-                best = Some((p, v));
+        let m = if seasonal == Seasonal::None { 1 } else { period };
+        let (l0, b0, s0) = initial_states(y, seasonal, m)?;
+        let mean = crate::mean(y);
+        let scale = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64).sqrt().max(1e-12);
+        let n = y.len();
+        let mut problem =
+            Problem { y, seasonal, m, scale, l0, b0, s0, lv: vec![0.0; n], bv: vec![0.0; n], sv: vec![0.0; n] };
+        let dim = problem.dim();
+        // coarse grid for the smoothing parameters (statsmodels' "brute" start)
+        let mut start = vec![0.0; dim];
+        let mut best = f64::INFINITY;
+        let grid_a = [0.1, 0.3, 0.6, 0.9];
+        let grid_b = [0.01, 0.1];
+        let grid_g: &[f64] = if seasonal == Seasonal::None { &[0.5] } else { &[0.05, 0.3, 0.6] };
+        for &a in &grid_a {
+            for &b in &grid_b {
+                for &gf in grid_g {
+                    let candidate = {
+                        let mut c = vec![0.0; dim];
+                        c[0] = logit(a);
+                        c[1] = logit((b / a).min(0.99));
+                        c[2] = logit(gf);
+                        c
+                    };
+                    let p = problem.unpack(&candidate);
+                    let (sse, ..) = problem.forward(&p);
+                    if sse < best {
+                        best = sse;
+                        start = candidate;
+                    }
+                }
             }
         }
-        let (p, _) = best?;
-        let (a, b, g, l, t) = unpack(&p);
-        let (sse, level, trend, season) = run(y, seasonal, period, a, b, g, l, t, &s0);
+        let (packed, _) = lbfgs(&mut |x: &[f64], g: &mut [f64]| problem.value_and_gradient(x, g), &start, 1000, 1e-12);
+        let p = problem.unpack(&packed);
+        let (sse, level, trend, season) = problem.forward(&p);
         if !sse.is_finite() {
             return None;
         }
         Some(HoltWinters {
             seasonal,
-            period,
-            alpha: a,
-            beta: b,
-            gamma: if seasonal == Seasonal::None { 0.0 } else { g },
+            period: m,
+            alpha: p.a,
+            beta: p.b,
+            gamma: if seasonal == Seasonal::None { 0.0 } else { p.g },
             sse,
             level,
             trend,
@@ -204,6 +368,48 @@ mod tests {
         let holt =
             HoltWinters::fit(&(0..50).map(|i| 3.0 + 2.0 * i as f64).collect::<Vec<_>>(), Seasonal::None, 1).unwrap();
         assert!((holt.forecast(1)[0] - 103.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_adjoint_gradient_matches_finite_differences() {
+        let y: Vec<f64> = (0..120)
+            .map(|i| 50.0 + 0.3 * i as f64 + 8.0 * (i as f64 / 1.9).sin() + ((i * 37) % 11) as f64 * 0.3)
+            .collect();
+        for seasonal in [Seasonal::None, Seasonal::Additive, Seasonal::Multiplicative] {
+            let m = if seasonal == Seasonal::None { 1 } else { 12 };
+            let (l0, b0, s0) = initial_states(&y, seasonal, m).unwrap();
+            let n = y.len();
+            let mut pr = Problem {
+                y: &y,
+                seasonal,
+                m,
+                scale: 5.0,
+                l0,
+                b0,
+                s0,
+                lv: vec![0.0; n],
+                bv: vec![0.0; n],
+                sv: vec![0.0; n],
+            };
+            let dim = pr.dim();
+            let x: Vec<f64> = (0..dim).map(|i| 0.1 * ((i * 7) % 5) as f64 - 0.2).collect();
+            let mut g = vec![0.0; dim];
+            pr.value_and_gradient(&x, &mut g);
+            for i in 0..dim {
+                let h = 1e-6;
+                let mut xp = x.clone();
+                xp[i] += h;
+                let mut xm = x.clone();
+                xm[i] -= h;
+                let mut dummy = vec![0.0; dim];
+                let fd = (pr.value_and_gradient(&xp, &mut dummy) - pr.value_and_gradient(&xm, &mut dummy)) / (2.0 * h);
+                assert!(
+                    (fd - g[i]).abs() <= 1e-4 * fd.abs().max(1.0),
+                    "{seasonal:?} param {i}: adjoint {} vs finite difference {fd}",
+                    g[i]
+                );
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct Decomposition {
     pub error: f64,
     /// `1 - var(resid) / var(resid + seasonal)`, clipped to [0, 1] (Hyndman's strength).
     pub strength: f64,
+    /// The strength with the residual variance adjusted for the `p` seasonal indices
+    /// fitted (`SSR / (N − p)` against `SST / (N − 1)`): a short period, whose moving
+    /// average absorbs the signal, and a long one, whose indices memorise the data,
+    /// both score low.
+    pub score: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,21 +42,38 @@ pub struct SeasonalityResult {
 /// The period (in samples) of the largest periodogram ordinate, among periods in
 /// `[2, n/2]`. `None` when the series is too short or flat.
 pub fn fft_period(x: &[f64]) -> Option<usize> {
+    fft_peaks(x, 1).into_iter().next()
+}
+
+/// The periods of the `k` largest local maxima of the periodogram (strongest first),
+/// after removing the mean and a linear trend.
+pub fn fft_peaks(x: &[f64], k: usize) -> Vec<usize> {
     let n = x.len();
     if n < 8 {
-        return None;
+        return Vec::new();
     }
-    // remove the mean and a linear trend, which would otherwise dominate low frequencies
     let (a, b) = linear_fit(x);
     let mut buf: Vec<Complex<f64>> =
         x.iter().enumerate().map(|(i, v)| Complex::new(v - (a + b * i as f64), 0.0)).collect();
     FftPlanner::new().plan_fft_forward(n).process(&mut buf);
-    // frequencies k with period n/k in [2, n/2]  =>  k in [2, n/2]
-    let (k, power) = (2..=n / 2).map(|k| (k, buf[k].norm_sqr())).max_by(|a, b| a.1.total_cmp(&b.1))?;
-    if power <= 0.0 {
-        return None;
+    let power: Vec<f64> = buf[..=n / 2].iter().map(|c| c.norm_sqr()).collect();
+    // frequencies j with period n/j in [2, n/2]  =>  j in [2, n/2]
+    let mut peaks: Vec<(usize, f64)> = (2..=n / 2)
+        .filter(|&j| power[j] > 0.0 && power[j] >= power[j - 1] && (j + 1 > n / 2 || power[j] >= power[j + 1]))
+        .map(|j| (j, power[j]))
+        .collect();
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut periods: Vec<usize> = Vec::new();
+    for (j, _) in peaks {
+        let p = ((n as f64 / j as f64).round() as usize).clamp(2, n / 2);
+        if !periods.contains(&p) {
+            periods.push(p);
+        }
+        if periods.len() == k {
+            break;
+        }
     }
-    Some(((n as f64 / k as f64).round() as usize).clamp(2, n / 2))
+    periods
 }
 
 fn linear_fit(x: &[f64]) -> (f64, f64) {
@@ -166,30 +188,69 @@ pub fn decompose(x: &[f64], p: usize, model: Model) -> Option<Decomposition> {
     };
     let total = var(&deseason);
     let strength = if total > 0.0 { (1.0 - var(&resid) / total).clamp(0.0, 1.0) } else { 0.0 };
-    Some(Decomposition { period: p, trend, seasonal, error, strength })
+    let nv = resid.len() as f64;
+    let ssr: f64 = resid.iter().map(|r| r * r).sum();
+    let sst = var(&deseason) * nv;
+    let score = if nv > p as f64 + 1.0 && sst > 0.0 {
+        1.0 - (ssr / (nv - p as f64)) / (sst / (nv - 1.0))
+    } else {
+        f64::NEG_INFINITY
+    };
+    Some(Decomposition { period: p, trend, seasonal, error, strength, score })
 }
 
 /// The period near `around` (±20 %, at least ±2) whose decomposition leaves the
-/// smallest residual.
+/// smallest residual, adjusted for the indices fitted (the best `score`).
 pub fn refine(x: &[f64], around: usize, model: Model) -> Option<Decomposition> {
     let n = x.len();
     let spread = (around / 5).max(2);
     let lo = around.saturating_sub(spread).max(2);
-    let hi = (around + spread).min(n / 2);
-    (lo..=hi).filter_map(|p| decompose(x, p, model)).min_by(|a, b| a.error.total_cmp(&b.error))
+    let hi = (around + spread).min(n / MIN_CYCLES);
+    (lo..=hi).filter_map(|p| decompose(x, p, model)).max_by(|a, b| a.score.total_cmp(&b.score))
 }
 
-/// The seasonality of `x`: periodogram peak, refined for each model.
+/// A period is only considered when the series holds at least this many cycles of it:
+/// with fewer, the seasonal indices memorise the data instead of measuring a cycle.
+pub const MIN_CYCLES: usize = 3;
+
+/// A shorter period whose multiple is the best one wins when its score is this close.
+pub const HARMONIC_TOLERANCE: f64 = 0.05;
+
+/// Whether `long` is within ±2 samples of a multiple (≥ 2) of `short`.
+fn is_multiple(long: usize, short: usize) -> bool {
+    let k = (long as f64 / short as f64).round() as usize;
+    k >= 2 && (long as i64 - (k * short) as i64).abs() <= 2
+}
+
+/// How many periodogram peaks are refined and compared.
+pub const PEAKS: usize = 3;
+
+/// The seasonality of `x`: the strongest periodogram peaks, each refined by the
+/// decomposition residual; of those, the one with the best adjusted strength (a level
+/// shift or a trend also makes low-frequency peaks, whose long "periods" only memorise
+/// the data).
 pub fn seasonality(x: &[f64]) -> Option<SeasonalityResult> {
     if crate::is_constant(x) {
         return None;
     }
-    let fft_period = fft_period(x)?;
-    Some(SeasonalityResult {
-        fft_period,
-        additive: refine(x, fft_period, Model::Additive),
-        multiplicative: refine(x, fft_period, Model::Multiplicative),
-    })
+    let peaks = fft_peaks(x, PEAKS);
+    let fft_period = *peaks.first()?;
+    let pick = |model: Model| {
+        let candidates: Vec<Decomposition> = peaks.iter().filter_map(|&p| refine(x, p, model)).collect();
+        let best = candidates.iter().max_by(|a, b| a.score.total_cmp(&b.score))?;
+        // a multiple of the true period fits about as well: prefer the fundamental
+        candidates
+            .iter()
+            .filter(|c| {
+                c.period < best.period
+                    && c.score >= best.score - HARMONIC_TOLERANCE
+                    && is_multiple(best.period, c.period)
+            })
+            .min_by_key(|c| c.period)
+            .or(Some(best))
+            .cloned()
+    };
+    Some(SeasonalityResult { fft_period, additive: pick(Model::Additive), multiplicative: pick(Model::Multiplicative) })
 }
 
 #[cfg(test)]

@@ -1,0 +1,155 @@
+//! Agreement with statsmodels on the fixtures of `scripts/statsmodels_fixtures.py`
+//! (white noise, random walk, trend + seasonality, multiplicative seasonality, a level
+//! shift, and statsmodels' bundled co2 and elnino data sets). Each tolerance is
+//! written beside its assertion.
+
+use serde::Deserialize;
+use slamon_analytics::{acf, adf, forecast, holt_winters, seasonality};
+
+#[derive(Deserialize)]
+struct Adf {
+    statistic: f64,
+    p_value: f64,
+    used_lag: usize,
+    nobs: usize,
+}
+
+#[derive(Deserialize)]
+struct AcfRef {
+    nlags: usize,
+    values: Vec<f64>,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+struct Hw {
+    holdout_rmse: f64,
+    sse: f64,
+}
+
+#[derive(Deserialize)]
+struct Fixture {
+    name: String,
+    x: Vec<f64>,
+    period: Option<usize>,
+    adf: Adf,
+    acf: AcfRef,
+    hw_add: Option<Hw>,
+    hw_mul: Option<Hw>,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut out: Vec<Fixture> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(out.len(), 7, "the seven fixtures of scripts/statsmodels_fixtures.py");
+    out
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+#[test]
+fn adf_agrees_with_adfuller_autolag_aic() {
+    for f in fixtures() {
+        let r = adf::adfuller(&f.x, None).unwrap();
+        assert_eq!(r.used_lag, f.adf.used_lag, "{}: lag chosen by AIC", f.name);
+        assert_eq!(r.nobs, f.adf.nobs, "{}", f.name);
+        // statistic within 1e-6 relative
+        assert!(rel(r.statistic, f.adf.statistic) < 1e-6, "{}: {} vs {}", f.name, r.statistic, f.adf.statistic);
+        // p-value within 1e-3 absolute
+        assert!((r.p_value - f.adf.p_value).abs() < 1e-3, "{}: p {} vs {}", f.name, r.p_value, f.adf.p_value);
+    }
+}
+
+#[test]
+fn acf_agrees_with_statsmodels_and_keeps_the_same_lags() {
+    for f in fixtures() {
+        let r = acf::acf(&f.x, f.acf.nlags, 0.05).unwrap();
+        assert_eq!(r.values.len(), f.acf.values.len());
+        for k in 0..r.values.len() {
+            // values and bands within 1e-9 absolute
+            assert!(
+                (r.values[k] - f.acf.values[k]).abs() < 1e-9,
+                "{} lag {k}: {} vs {}",
+                f.name,
+                r.values[k],
+                f.acf.values[k]
+            );
+            assert!((r.lower[k] - f.acf.lower[k]).abs() < 1e-9, "{} lag {k} lower", f.name);
+            assert!((r.upper[k] - f.acf.upper[k]).abs() < 1e-9, "{} lag {k} upper", f.name);
+        }
+        let expected: Vec<u32> = (0..f.acf.values.len())
+            .filter(|&k| f.acf.lower[k] > 0.0 || f.acf.upper[k] < 0.0)
+            .map(|k| k as u32)
+            .collect();
+        let got: Vec<u32> = r.significant().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(got, expected, "{}: significant lags", f.name);
+    }
+}
+
+#[test]
+fn holt_winters_holdout_rmse_is_no_worse_than_statsmodels_by_more_than_2_percent() {
+    let mut report = Vec::new();
+    for f in fixtures() {
+        let Some(period) = f.period else { continue };
+        let (train, test) = f.x.split_at(f.x.len() - 10);
+        for (kind, reference) in
+            [(holt_winters::Seasonal::Additive, &f.hw_add), (holt_winters::Seasonal::Multiplicative, &f.hw_mul)]
+        {
+            let Some(reference) = reference else { continue };
+            let model = holt_winters::HoltWinters::fit(train, kind, period).unwrap();
+            let pred = model.forecast(10);
+            let rmse = (pred.iter().zip(test).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / 10.0).sqrt();
+            report.push(format!(
+                "{} {kind:?}: hold-out RMSE slamon {rmse:.6} statsmodels {:.6} ({:+.1} %); SSE slamon {:.6} statsmodels {:.6}",
+                f.name,
+                reference.holdout_rmse,
+                (rmse / reference.holdout_rmse - 1.0) * 100.0,
+                model.sse,
+                reference.sse
+            ));
+            // no worse than statsmodels by more than 2 % (better is welcome)
+            // the same objective (SSE of one-step errors, same bounds) is minimised at
+            // least as well as statsmodels does: within 1e-4 relative, or better
+            assert!(model.sse <= reference.sse * (1.0 + 1e-4), "{}", report.join("\n"));
+            // hold-out RMSE no worse than statsmodels' by more than 2 %, unless our fit
+            // found a clearly lower SSE than statsmodels' optimiser did (a different,
+            // better optimum of statsmodels' own objective; listed in the report)
+            let better_optimum = model.sse < reference.sse * 0.99;
+            assert!(rmse <= reference.holdout_rmse * 1.02 || better_optimum, "{}", report.join("\n"));
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn the_detected_period_is_the_true_one_on_the_synthetic_seasonal_fixtures() {
+    for f in fixtures() {
+        if !matches!(f.name.as_str(), "trend_seasonal" | "mul_seasonal" | "level_shift") {
+            continue;
+        }
+        let s = seasonality::seasonality(&f.x).unwrap();
+        let period = f.period.unwrap();
+        assert_eq!(s.additive.unwrap().period, period, "{} additive (fft peak {})", f.name, s.fft_period);
+        if let Some(m) = s.multiplicative {
+            assert_eq!(m.period, period, "{} multiplicative", f.name);
+        }
+    }
+}
+
+#[test]
+fn selection_reports_every_candidate() {
+    for f in fixtures() {
+        let fc = forecast::forecast(&f.x, f.period, 10, 10).unwrap();
+        assert_eq!(fc.values.len(), 10);
+        assert!(fc.candidates.len() >= 3, "{}: {:?}", f.name, fc.candidates);
+        let best = fc.candidates.iter().filter_map(|c| c.rmse).fold(f64::INFINITY, f64::min);
+        assert_eq!(fc.rmse, best, "{}: the kept model has the lowest hold-out RMSE", f.name);
+    }
+}
