@@ -28,20 +28,63 @@ pub fn default_maxlag(n: usize) -> Option<usize> {
     (m >= 0).then_some(m as usize)
 }
 
-/// The design of the ADF regression with `lags` lagged differences on the last `nobs`
-/// observations: columns `[level, dlag_1..dlag_lags, const]` and the target `dx`.
-fn design(x: &[f64], lags: usize, nobs: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
-    let dx: Vec<f64> = x.windows(2).map(|w| w[1] - w[0]).collect();
+/// Cross products of the ADF design on the last `nobs` observations with columns
+/// `[const, level, dlag_1..dlag_lags]` (`G = X'X`, `c = X'y`, `y'y`).
+fn cross_products(x: &[f64], dx: &[f64], lags: usize, nobs: usize) -> (Vec<Vec<f64>>, Vec<f64>, f64) {
     let nd = dx.len();
-    let y = dx[nd - nobs..].to_vec();
-    let mut cols = Vec::with_capacity(lags + 2);
-    // level x_{t-1} for the target dx_t (dx_t = x_{t+1} - x_t in 0-based diff indexing)
-    cols.push((nd - nobs..nd).map(|t| x[t]).collect());
-    for l in 1..=lags {
-        cols.push((nd - nobs..nd).map(|t| dx[t - l]).collect());
+    let k = lags + 2;
+    let rows = nd - nobs..nd;
+    let column = |j: usize, t: usize| -> f64 {
+        match j {
+            0 => 1.0,
+            1 => x[t],
+            l => dx[t - (l - 1)],
+        }
+    };
+    let mut g = vec![vec![0.0; k]; k];
+    let mut c = vec![0.0; k];
+    let mut yy = 0.0;
+    let mut row = vec![0.0; k];
+    for t in rows {
+        for (j, r) in row.iter_mut().enumerate() {
+            *r = column(j, t);
+        }
+        let y = dx[t];
+        yy += y * y;
+        for i in 0..k {
+            c[i] += row[i] * y;
+            for j in 0..=i {
+                g[i][j] += row[i] * row[j];
+            }
+        }
     }
-    cols.push(vec![1.0; nobs]);
-    (cols, y)
+    for i in 0..k {
+        for j in 0..i {
+            g[j][i] = g[i][j];
+        }
+    }
+    (g, c, yy)
+}
+
+/// The lower Cholesky factor of a symmetric positive definite matrix.
+fn cholesky(g: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
+    let k = g.len();
+    let mut l = vec![vec![0.0; k]; k];
+    for i in 0..k {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|m| l[i][m] * l[j][m]).sum();
+            if i == j {
+                let d = g[i][i] - s;
+                if d <= 0.0 {
+                    return None;
+                }
+                l[i][i] = d.sqrt();
+            } else {
+                l[i][j] = (g[i][j] - s) / l[j][j];
+            }
+        }
+    }
+    Some(l)
 }
 
 /// Runs the test. `None` for a constant series or one too short for the regression.
@@ -55,24 +98,102 @@ pub fn adfuller(x: &[f64], maxlag: Option<usize>) -> Option<AdfResult> {
         Some(_) => return None,
         None => default_maxlag(n)?,
     };
-    // lag search on a common sample so the AICs compare
+    let dx: Vec<f64> = x.windows(2).map(|w| w[1] - w[0]).collect();
+    // lag search on a common sample so the AICs compare. Every candidate model is a
+    // leading block of the largest design, so one Cholesky factor of X'X gives the SSR
+    // of all of them: SSR_k = y'y − |L_k⁻¹ c_k|².
     let nobs_search = n - 1 - maxlag;
-    let mut best: Option<(f64, usize)> = None;
-    for lags in 0..=maxlag {
-        let (cols, y) = design(x, lags, nobs_search);
-        let ols = Ols::fit(&cols, &y)?;
-        let aic = ols.aic();
-        if best.is_none_or(|(b, _)| aic < b) {
-            best = Some((aic, lags));
+    let (g, c, yy) = cross_products(x, &dx, maxlag, nobs_search);
+    let used_lag = match cholesky(&g) {
+        Some(l) => {
+            let k = maxlag + 2;
+            let mut z = vec![0.0; k];
+            for i in 0..k {
+                let s: f64 = (0..i).map(|m| l[i][m] * z[m]).sum();
+                z[i] = (c[i] - s) / l[i][i];
+            }
+            let nf = nobs_search as f64;
+            let mut best: Option<(f64, usize)> = None;
+            let mut explained = z[0] * z[0] + z[1] * z[1];
+            for lags in 0..=maxlag {
+                if lags > 0 {
+                    explained += z[lags + 1] * z[lags + 1];
+                }
+                let ssr = (yy - explained).max(f64::MIN_POSITIVE);
+                let aic = nf * ((2.0 * std::f64::consts::PI).ln() + (ssr / nf).ln() + 1.0) + 2.0 * (lags + 2) as f64;
+                if best.is_none_or(|(b, _)| aic < b) {
+                    best = Some((aic, lags));
+                }
+            }
+            best?.1
         }
-    }
-    let (_, used_lag) = best?;
+        // a rank-deficient design: search with QR, one regression per lag
+        None => {
+            let mut best: Option<(f64, usize)> = None;
+            for lags in 0..=maxlag {
+                let (cols, y) = design(x, &dx, lags, nobs_search);
+                let aic = Ols::fit(&cols, &y)?.aic();
+                if best.is_none_or(|(b, _)| aic < b) {
+                    best = Some((aic, lags));
+                }
+            }
+            best?.1
+        }
+    };
     // re-estimate with the chosen lag on every observation it allows
     let nobs = n - 1 - used_lag;
-    let (cols, y) = design(x, used_lag, nobs);
-    let ols = Ols::fit(&cols, &y)?;
-    let statistic = ols.tvalue(0);
+    let statistic = level_tvalue(x, &dx, used_lag, nobs).or_else(|| {
+        let (cols, y) = design(x, &dx, used_lag, nobs);
+        Some(Ols::fit(&cols, &y)?.tvalue(0))
+    })?;
     Some(AdfResult { statistic, p_value: mackinnon_p(statistic), used_lag, nobs })
+}
+
+/// The t statistic of the level coefficient, from the Cholesky factor of `X'X`.
+fn level_tvalue(x: &[f64], dx: &[f64], lags: usize, nobs: usize) -> Option<f64> {
+    let (g, c, yy) = cross_products(x, dx, lags, nobs);
+    let l = cholesky(&g)?;
+    let k = lags + 2;
+    let forward = |rhs: &[f64]| {
+        let mut z = vec![0.0; k];
+        for i in 0..k {
+            let s: f64 = (0..i).map(|m| l[i][m] * z[m]).sum();
+            z[i] = (rhs[i] - s) / l[i][i];
+        }
+        z
+    };
+    let z = forward(&c);
+    // β = L⁻ᵀ z
+    let mut beta = vec![0.0; k];
+    for i in (0..k).rev() {
+        let s: f64 = (i + 1..k).map(|m| l[m][i] * beta[m]).sum();
+        beta[i] = (z[i] - s) / l[i][i];
+    }
+    let ssr = yy - z.iter().map(|v| v * v).sum::<f64>();
+    if ssr <= 0.0 {
+        return None;
+    }
+    // (X'X)⁻¹ at the level column (index 1) = |L⁻¹ e₁|²
+    let mut e1 = vec![0.0; k];
+    e1[1] = 1.0;
+    let w = forward(&e1);
+    let var = ssr / (nobs - k) as f64 * w.iter().map(|v| v * v).sum::<f64>();
+    Some(beta[1] / var.sqrt())
+}
+
+/// The design of the ADF regression with `lags` lagged differences on the last `nobs`
+/// observations: columns `[level, dlag_1..dlag_lags, const]` and the target `dx`.
+fn design(x: &[f64], dx: &[f64], lags: usize, nobs: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let nd = dx.len();
+    let y = dx[nd - nobs..].to_vec();
+    let mut cols = Vec::with_capacity(lags + 2);
+    // level x_t for the target dx_t = x_{t+1} - x_t
+    cols.push((nd - nobs..nd).map(|t| x[t]).collect());
+    for l in 1..=lags {
+        cols.push((nd - nobs..nd).map(|t| dx[t - l]).collect());
+    }
+    cols.push(vec![1.0; nobs]);
+    (cols, y)
 }
 
 /// MacKinnon's approximate p-value of a tau statistic, regression with a constant, one

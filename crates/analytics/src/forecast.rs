@@ -30,14 +30,26 @@ fn rmse(pred: &[f64], actual: &[f64]) -> f64 {
     (pred.iter().zip(actual).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / actual.len() as f64).sqrt()
 }
 
-/// A fitting method: fit on a series, forecast `h` points.
-type Method = fn(&[f64], usize, usize) -> Option<Vec<f64>>;
+/// A candidate fitted on the training part.
+enum Fitted {
+    Hw(HoltWinters),
+    Persistence(f64),
+}
 
-fn hw(seasonal: Seasonal) -> Method {
-    match seasonal {
-        Seasonal::Additive => |y, p, h| HoltWinters::fit(y, Seasonal::Additive, p).map(|m| m.forecast(h)),
-        Seasonal::Multiplicative => |y, p, h| HoltWinters::fit(y, Seasonal::Multiplicative, p).map(|m| m.forecast(h)),
-        Seasonal::None => |y, _, h| HoltWinters::fit(y, Seasonal::None, 1).map(|m| m.forecast(h)),
+impl Fitted {
+    fn forecast(&self, h: usize) -> Vec<f64> {
+        match self {
+            Fitted::Hw(m) => m.forecast(h),
+            Fitted::Persistence(v) => vec![*v; h],
+        }
+    }
+
+    /// The same model on the whole series (warm-started from the training fit).
+    fn refit(&self, y: &[f64]) -> Option<Fitted> {
+        match self {
+            Fitted::Hw(m) => m.refit(y).map(Fitted::Hw),
+            Fitted::Persistence(_) => y.last().map(|v| Fitted::Persistence(*v)),
+        }
     }
 }
 
@@ -65,12 +77,12 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     }
     let (train, test) = y.split_at(y.len() - holdout);
     let mut candidates = Vec::new();
-    let mut methods: Vec<(&str, Method, usize)> = Vec::new();
+    let mut fits: Vec<(&str, Option<Fitted>)> = Vec::new();
     match period {
         Some(p) if p >= 2 && train.len() >= 2 * p => {
-            methods.push((HW_ADD, hw(Seasonal::Additive), p));
+            fits.push((HW_ADD, HoltWinters::fit(train, Seasonal::Additive, p).map(Fitted::Hw)));
             if y.iter().all(|v| *v > 0.0) {
-                methods.push((HW_MUL, hw(Seasonal::Multiplicative), p));
+                fits.push((HW_MUL, HoltWinters::fit(train, Seasonal::Multiplicative, p).map(Fitted::Hw)));
             } else {
                 candidates.push(Candidate {
                     model: HW_MUL.into(),
@@ -91,24 +103,25 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
             candidates.push(Candidate { model: HW_MUL.into(), rmse: None, note: Some(note) });
         }
     }
-    methods.push((HOLT, hw(Seasonal::None), 1));
-    methods.push((PERSISTENCE, |y, _, h| y.last().map(|v| vec![*v; h]), 1));
+    fits.push((HOLT, HoltWinters::fit(train, Seasonal::None, 1).map(Fitted::Hw)));
+    fits.push((PERSISTENCE, train.last().map(|v| Fitted::Persistence(*v))));
 
-    let mut best: Option<(&str, Method, usize, f64)> = None;
-    for (name, method, p) in methods {
-        match method(train, p, holdout) {
-            Some(pred) if pred.iter().all(|v| v.is_finite()) => {
+    let mut best: Option<(&str, Fitted, f64)> = None;
+    for (name, fitted) in fits {
+        let scored = fitted.map(|f| (f.forecast(holdout), f)).filter(|(pred, _)| pred.iter().all(|v| v.is_finite()));
+        match scored {
+            Some((pred, f)) => {
                 let score = rmse(&pred, test);
                 candidates.push(Candidate { model: name.into(), rmse: Some(score), note: None });
-                if best.is_none_or(|b| score < b.3) {
-                    best = Some((name, method, p, score));
+                if best.as_ref().is_none_or(|b| score < b.2) {
+                    best = Some((name, f, score));
                 }
             }
-            _ => candidates.push(Candidate { model: name.into(), rmse: None, note: Some("fit failed".into()) }),
+            None => candidates.push(Candidate { model: name.into(), rmse: None, note: Some("fit failed".into()) }),
         }
     }
-    let (name, method, p, score) = best?;
-    let values = method(y, p, horizon)?;
+    let (name, fitted, score) = best?;
+    let values = fitted.refit(y)?.forecast(horizon);
     Some(Forecast { model: name.into(), rmse: score, candidates, values })
 }
 

@@ -39,6 +39,8 @@ pub struct HoltWinters {
     trend: f64,
     /// The seasonal states for the next `period` steps, in order.
     season: Vec<f64>,
+    /// The optimiser's parameter vector, to warm-start a refit.
+    packed: Vec<f64>,
 }
 
 /// The model's shape and data; evaluates the SSE and its gradient.
@@ -95,6 +97,7 @@ impl Problem<'_> {
         let mut season = p.s0.clone();
         let mut sse = 0.0;
         let m = self.m.max(1);
+        let mut j = 0;
         for (t, &obs) in self.y.iter().enumerate() {
             self.lv[t] = level;
             self.bv[t] = trend;
@@ -106,22 +109,26 @@ impl Problem<'_> {
                     a * obs + (1.0 - a) * base
                 }
                 Seasonal::Additive => {
-                    let s = season[t % m];
+                    let s = season[j];
                     self.sv[t] = s;
                     let e = obs - base - s;
                     sse += e * e;
-                    season[t % m] = g * (obs - base) + (1.0 - g) * s;
+                    season[j] = g * (obs - base) + (1.0 - g) * s;
                     a * (obs - s) + (1.0 - a) * base
                 }
                 Seasonal::Multiplicative => {
-                    let s = season[t % m];
+                    let s = season[j];
                     self.sv[t] = s;
                     let e = obs - base * s;
                     sse += e * e;
-                    season[t % m] = g * (obs / base) + (1.0 - g) * s;
+                    season[j] = g * (obs / base) + (1.0 - g) * s;
                     a * (obs / s) + (1.0 - a) * base
                 }
             };
+            j += 1;
+            if j == m {
+                j = 0;
+            }
             trend = b * (new_level - level) + (1.0 - b) * trend;
             level = new_level;
         }
@@ -151,6 +158,7 @@ impl Problem<'_> {
         let (mut a_bar, mut be_bar, mut g_bar) = (0.0, 0.0, 0.0);
         let mut next_level = last_level;
         let _ = last_trend;
+        let mut j = (n + m - 1) % m;
         for t in (0..n).rev() {
             let obs = self.y[t];
             let level = self.lv[t];
@@ -173,7 +181,6 @@ impl Problem<'_> {
                     base_bar += -2.0 * e;
                 }
                 Seasonal::Additive => {
-                    let j = t % m;
                     let s = self.sv[t];
                     let snew_bar = s_bar[j];
                     // s_new = g (y − base) + (1 − g) s
@@ -190,7 +197,6 @@ impl Problem<'_> {
                     s_bar[j] = s_old_bar;
                 }
                 Seasonal::Multiplicative => {
-                    let j = t % m;
                     let s = self.sv[t];
                     let snew_bar = s_bar[j];
                     // s_new = g y / base + (1 − g) s
@@ -214,6 +220,7 @@ impl Problem<'_> {
             l_bar = lvl_bar;
             b_bar = trd_bar;
             next_level = level;
+            j = if j == 0 { m - 1 } else { j - 1 };
         }
         // chain rule through the transforms
         let sb = sigmoid(packed[1]);
@@ -280,6 +287,16 @@ impl HoltWinters {
     /// Fits the model to `y`. `None` when there is too little data (two full cycles
     /// for a seasonal model) or a multiplicative model meets values ≤ 0.
     pub fn fit(y: &[f64], seasonal: Seasonal, period: usize) -> Option<Self> {
+        Self::fit_from(y, seasonal, period, None)
+    }
+
+    /// Fits the same model to `y` (e.g. the whole series after a hold-out fit on its
+    /// start), starting from this fit's parameters.
+    pub fn refit(&self, y: &[f64]) -> Option<Self> {
+        Self::fit_from(y, self.seasonal, self.period, Some(&self.packed))
+    }
+
+    fn fit_from(y: &[f64], seasonal: Seasonal, period: usize, warm: Option<&[f64]>) -> Option<Self> {
         if seasonal == Seasonal::Multiplicative && y.iter().any(|v| *v <= 0.0) {
             return None;
         }
@@ -294,6 +311,11 @@ impl HoltWinters {
         // coarse grid for the smoothing parameters (statsmodels' "brute" start)
         let mut start = vec![0.0; dim];
         let mut best = f64::INFINITY;
+        if let Some(w) = warm.filter(|w| w.len() == dim) {
+            let p = problem.unpack(w);
+            best = problem.forward(&p).0;
+            start = w.to_vec();
+        }
         let grid_a = [0.1, 0.3, 0.6, 0.9];
         let grid_b = [0.01, 0.1];
         let grid_g: &[f64] = if seasonal == Seasonal::None { &[0.5] } else { &[0.05, 0.3, 0.6] };
@@ -316,7 +338,7 @@ impl HoltWinters {
                 }
             }
         }
-        let (packed, _) = lbfgs(&mut |x: &[f64], g: &mut [f64]| problem.value_and_gradient(x, g), &start, 1000, 1e-12);
+        let (packed, _) = lbfgs(&mut |x: &[f64], g: &mut [f64]| problem.value_and_gradient(x, g), &start, 300, 1e-9);
         let p = problem.unpack(&packed);
         let (sse, level, trend, season) = problem.forward(&p);
         if !sse.is_finite() {
@@ -332,6 +354,7 @@ impl HoltWinters {
             level,
             trend,
             season,
+            packed,
         })
     }
 

@@ -5,11 +5,15 @@
 //! hold-out model selection. Numbers are checked against statsmodels (fixtures in
 //! `tests/fixtures`, produced by `scripts/statsmodels_fixtures.py`).
 
+// Index loops mirror the formulas they implement (matrix and recursion indices).
+#![allow(clippy::needless_range_loop)]
+
 pub mod acf;
 pub mod adf;
 pub mod forecast;
 pub mod holt_winters;
 mod linalg;
+pub mod metadata;
 pub mod optimize;
 pub mod seasonality;
 

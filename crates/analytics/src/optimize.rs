@@ -98,7 +98,7 @@ pub fn lbfgs(f: &mut impl FnMut(&[f64], &mut [f64]) -> f64, x0: &[f64], max_iter
     let mut x_new = vec![0.0; n];
     let mut g_new = vec![0.0; n];
     let mut stalls = 0;
-    for iter in 0..max_iter {
+    for _ in 0..max_iter {
         // two-loop recursion: d = -H g
         let mut q = g.clone();
         let k = s_hist.len();
@@ -177,7 +177,6 @@ pub fn lbfgs(f: &mut impl FnMut(&[f64], &mut [f64]) -> f64, x0: &[f64], max_iter
         } else {
             stalls = 0;
         }
-        let _ = iter;
     }
     (x, fx)
 }
