@@ -8,6 +8,7 @@
 //! the first cycle emits the whole SLA window again; the projection merges samples by
 //! timestamp, so nothing is counted twice.
 
+mod analysis;
 mod metrics;
 mod sla_client;
 
@@ -40,6 +41,14 @@ pub struct EtlConfig {
     pub publish_batch: usize,
     /// Name of this producer in event envelopes.
     pub producer: String,
+    /// Period of the metadata cycle (stationarity, autocorrelation, seasonality).
+    pub metadata_period: Duration,
+    /// History used for the metadata of a series.
+    pub metadata_window: Duration,
+    /// History used for the forecast of an SLA metric.
+    pub forecast_window: Duration,
+    /// Autocorrelation lags computed.
+    pub acf_lags: usize,
 }
 
 impl Default for EtlConfig {
@@ -51,6 +60,10 @@ impl Default for EtlConfig {
             sla_margin: Duration::from_secs(5 * 60),
             publish_batch: 500,
             producer: "slamon-etl".into(),
+            metadata_period: Duration::from_secs(3600),
+            metadata_window: Duration::from_secs(24 * 3600),
+            forecast_window: Duration::from_secs(12 * 3600),
+            acf_lags: 40,
         }
     }
 }
@@ -64,6 +77,15 @@ pub struct CycleReport {
     pub samples: usize,
     pub removed: usize,
     pub failed_names: usize,
+    pub forecasts: usize,
+}
+
+/// What one metadata cycle did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MetadataReport {
+    pub series: usize,
+    pub computed: usize,
+    pub failed: usize,
 }
 
 /// Window statistics of the series of one metric name.
@@ -79,6 +101,8 @@ pub struct Etl {
     last_seen: HashMap<MetricId, (Labels, i64)>,
     /// Timestamp of the last SLA sample emitted per SLA metric.
     cursors: HashMap<MetricId, i64>,
+    /// Seasonal period (in 1-minute samples) of each series, from its last metadata.
+    periods: HashMap<MetricId, Option<usize>>,
 }
 
 impl Etl {
@@ -89,31 +113,101 @@ impl Etl {
         config: EtlConfig,
         metrics: EtlMetrics,
     ) -> Self {
-        Self { source, publisher, sla, config, metrics, last_seen: HashMap::new(), cursors: HashMap::new() }
+        Self {
+            source,
+            publisher,
+            sla,
+            config,
+            metrics,
+            last_seen: HashMap::new(),
+            cursors: HashMap::new(),
+            periods: HashMap::new(),
+        }
     }
 
-    /// Runs a cycle at once and then every period, until `cancel`.
+    /// Runs the metadata cycle and the statistics cycle at once, then each every its
+    /// period, until `cancel`.
     pub async fn run(mut self, cancel: CancellationToken) {
-        tracing::info!(source = %self.source.describe(), period = ?self.config.period, "etl started");
+        tracing::info!(source = %self.source.describe(), period = ?self.config.period, metadata_period = ?self.config.metadata_period, "etl started");
         let mut ticker = tokio::time::interval(self.config.period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut metadata_ticker = tokio::time::interval(self.config.metadata_period);
+        metadata_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // the first metadata cycle runs first, so the first forecasts know the periods
+        metadata_ticker.tick().await;
+        self.run_metadata(&cancel).await;
         loop {
             tokio::select! {
+                biased;
                 _ = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            let started = Instant::now();
-            match self.cycle(&cancel).await {
-                Ok(report) => tracing::info!(?report, elapsed = ?started.elapsed(), "etl cycle done"),
-                Err(e) => {
-                    self.metrics.cycle_failures.inc();
-                    tracing::warn!(error = %e, "etl cycle failed");
+                _ = metadata_ticker.tick() => self.run_metadata(&cancel).await,
+                _ = ticker.tick() => {
+                    let started = Instant::now();
+                    match self.cycle(&cancel).await {
+                        Ok(report) => tracing::info!(?report, elapsed = ?started.elapsed(), "etl cycle done"),
+                        Err(e) => {
+                            self.metrics.cycle_failures.inc();
+                            tracing::warn!(error = %e, "etl cycle failed");
+                        }
+                    }
+                    self.metrics.cycles.inc();
+                    self.metrics.cycle_seconds.observe(started.elapsed().as_secs_f64());
                 }
             }
-            self.metrics.cycles.inc();
-            self.metrics.cycle_seconds.observe(started.elapsed().as_secs_f64());
         }
         tracing::info!("etl stopped");
+    }
+
+    async fn run_metadata(&mut self, cancel: &CancellationToken) {
+        let started = Instant::now();
+        match self.metadata_cycle(cancel).await {
+            Ok(report) => tracing::info!(?report, elapsed = ?started.elapsed(), "metadata cycle done"),
+            Err(e) => tracing::warn!(error = %e, "metadata cycle failed"),
+        }
+    }
+
+    /// Stationarity, autocorrelation and seasonality of every series.
+    pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, String> {
+        let at = now_ms();
+        let series = self.source.series().await.map_err(|e| format!("cannot list series: {e}"))?;
+        let window = self.config.metadata_window.as_millis() as i64;
+        let nlags = self.config.acf_lags;
+        let mut report = MetadataReport { series: series.len(), ..Default::default() };
+        let source = self.source.clone();
+        let results: Vec<_> = futures::stream::iter(series)
+            .map(|labels| {
+                let source = source.clone();
+                async move {
+                    match analysis::input(source.as_ref(), &labels, at, window).await {
+                        Ok(values) => analysis::metadata_event(labels.clone(), values, nlags, at)
+                            .await
+                            .ok_or((labels, "no result".to_owned())),
+                        Err(e) => Err((labels, e)),
+                    }
+                }
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                Ok((event, secs)) => {
+                    self.metrics.executiontime_metadata.with_label_values(&[event.labels.name()]).set(secs);
+                    let period = event.seasonality.as_ref().and_then(|s| s.add.as_ref().map(|f| f.period as usize));
+                    self.periods.insert(event.labels.id(), period);
+                    report.computed += 1;
+                    events.push(self.envelope(Event::MetricMetadataComputed(event)));
+                }
+                Err((labels, e)) => {
+                    report.failed += 1;
+                    self.metrics.source_failures.inc();
+                    tracing::warn!(series = %labels, error = %e, "no metadata this cycle");
+                }
+            }
+        }
+        self.publish(events, cancel).await?;
+        Ok(report)
     }
 
     /// One cycle at the current time.
@@ -132,7 +226,8 @@ impl Etl {
         self.publish(events, cancel).await?;
 
         let Some(entries) = self.sla.fetch_until_answered(cancel).await else { return Ok(report) };
-        let (events, cursors) = self.sla_samples(&entries, at, &mut report).await;
+        let (mut events, cursors) = self.sla_samples(&entries, at, &mut report).await;
+        events.extend(self.forecasts(&entries, at, &mut report).await);
         self.publish(events, cancel).await?;
         self.cursors.retain(|id, _| entries.iter().any(|e| &e.id() == id));
         self.cursors.extend(cursors);
@@ -262,6 +357,36 @@ impl Etl {
             }
         }
         (events, cursors)
+    }
+
+    /// The forecast of every SLA metric.
+    async fn forecasts(&self, entries: &[SlaEntry], at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {
+        let window = self.config.forecast_window.as_millis() as i64;
+        let results: Vec<_> = futures::stream::iter(entries.iter().cloned())
+            .map(|e| async move {
+                let period = self.periods.get(&e.id()).copied().flatten();
+                match analysis::input(self.source.as_ref(), &e.labels, at, window).await {
+                    Ok(values) => analysis::forecast_event(e.labels.clone(), values, period, at)
+                        .await
+                        .ok_or((e.labels, "too little history".to_owned())),
+                    Err(err) => Err((e.labels, err)),
+                }
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                Ok((event, secs)) => {
+                    self.metrics.executiontime_prediction.with_label_values(&[event.labels.name()]).set(secs);
+                    report.forecasts += 1;
+                    events.push(self.envelope(Event::MetricForecastComputed(event)));
+                }
+                Err((labels, e)) => tracing::warn!(series = %labels, error = %e, "no forecast this cycle"),
+            }
+        }
+        events
     }
 
     fn envelope(&self, event: Event) -> EventEnvelope {

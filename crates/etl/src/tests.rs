@@ -132,6 +132,17 @@ async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
     assert_eq!(samples[0].labels, cpu);
     assert!(samples[0].samples.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
 
+    // and a forecast of the next 10 minutes, every candidate reported
+    let forecasts: Vec<&MetricForecastComputed> = events
+        .iter()
+        .filter_map(|e| if let Event::MetricForecastComputed(f) = &e.event { Some(f) } else { None })
+        .collect();
+    assert_eq!(forecasts.len(), 1);
+    assert_eq!(forecasts[0].points.len(), 10);
+    assert!(forecasts[0].points.windows(2).all(|w| w[1].ts_ms - w[0].ts_ms == 60_000));
+    assert!(forecasts[0].candidates.len() >= 3, "{:?}", forecasts[0].candidates);
+    assert!(forecasts[0].min <= forecasts[0].avg && forecasts[0].avg <= forecasts[0].max);
+
     // the next cycle only reads what is new
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = h.etl.cycle(&h.cancel).await.unwrap();
@@ -153,5 +164,34 @@ async fn an_unanswering_sla_manager_is_retried_until_shutdown() {
     assert_eq!(report.aggregates, 8);
     assert_eq!(report.sla_metrics, 0);
     assert_eq!(read_all(&h, "a").await.len(), 8);
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_metadata_cycle_describes_every_series() {
+    let mut h = harness(true).await;
+    let report = h.etl.metadata_cycle(&h.cancel).await.unwrap();
+    assert_eq!((report.series, report.computed, report.failed), (8, 8, 0));
+    let events = read_all(&h, "m").await;
+    let meta: Vec<&MetricMetadataComputed> = events
+        .iter()
+        .filter_map(|e| if let Event::MetricMetadataComputed(m) = &e.event { Some(m) } else { None })
+        .collect();
+    assert_eq!(meta.len(), 8);
+    let constant = meta.iter().find(|m| m.labels.name() == "demo_build_info").unwrap();
+    assert!(constant.constant && constant.stationarity.is_none());
+    // the demo CPU temperature has an hourly cycle and an overheat every 3 hours: the
+    // whole pattern repeats every 180 one-minute samples
+    let cpu = meta.iter().find(|m| m.labels.name() == "cpuTemp").unwrap();
+    let season = cpu.seasonality.as_ref().unwrap();
+    assert_eq!(season.add.as_ref().unwrap().period, 180, "{season:?}");
+    assert_eq!(season.add.as_ref().unwrap().period_seconds, 10800.0);
+    // the network throughput cycles every 20 minutes, with an outage every 2 hours
+    let net = meta.iter().find(|m| m.labels.name() == "networkThroughput").unwrap();
+    assert_eq!(net.seasonality.as_ref().unwrap().add.as_ref().unwrap().period, 120, "{:?}", net.seasonality);
+    assert!(cpu.autocorrelation.first() == Some(&(0, 1.0)));
+    assert!(cpu.stationarity.is_some());
+    let text = render(&h.registry);
+    assert!(text.contains("etl_executiontime_metadata{metric_name=\"cpuTemp\"}"), "{text}");
     h.cancel.cancel();
 }

@@ -82,6 +82,18 @@ pub struct EtlArgs {
     /// A series absent from the source this long is announced as removed.
     #[arg(long, env = "SLAMON_REMOVED_AFTER", default_value = "15m", value_parser = duration)]
     pub removed_after: Duration,
+    /// Period of the metadata cycle (stationarity, autocorrelation, seasonality of every series).
+    #[arg(long, env = "SLAMON_METADATA_PERIOD", default_value = "1h", value_parser = duration)]
+    pub metadata_period: Duration,
+    /// History analysed for the metadata of a series (1-minute steps).
+    #[arg(long, env = "SLAMON_METADATA_WINDOW", default_value = "24h", value_parser = duration)]
+    pub metadata_window: Duration,
+    /// History used to forecast an SLA metric (1-minute steps).
+    #[arg(long, env = "SLAMON_FORECAST_WINDOW", default_value = "12h", value_parser = duration)]
+    pub forecast_window: Duration,
+    /// Autocorrelation lags computed for the metadata.
+    #[arg(long, env = "SLAMON_ACF_LAGS", default_value_t = 40)]
+    pub acf_lags: usize,
     /// Address of the ETL exporter (`/metrics`).
     #[arg(long, env = "SLAMON_EXPORTER_LISTEN", default_value = "0.0.0.0:8008")]
     pub exporter_listen: SocketAddr,

@@ -167,6 +167,10 @@ fn etl_config(args: &EtlArgs, producer: &str) -> EtlConfig {
         concurrency: args.etl_concurrency,
         removed_after: args.removed_after,
         producer: producer.to_owned(),
+        metadata_period: args.metadata_period,
+        metadata_window: args.metadata_window,
+        forecast_window: args.forecast_window,
+        acf_lags: args.acf_lags,
         ..EtlConfig::default()
     }
 }

@@ -302,8 +302,30 @@ async fn slamon_up_against_a_real_prometheus() {
         (json!(329.0), json!(320.0), json!(324.5))
     );
     assert_eq!(v[3]["12h"], json!({"n": 0, "time": 0.0}));
-    let (_, fv) = get(&format!("{}/future-violations", s.sla)).await.unwrap();
-    assert_eq!(fv[0]["error"], "Prediction not available");
+    // forecasts: every SLA metric has one, with every candidate's RMSE
+    let fv = eventually("forecasts of every SLA metric", Duration::from_secs(60), async || {
+        get(&format!("{}/future-violations", s.sla))
+            .await
+            .filter(|(_, b)| b.as_array().is_some_and(|a| a.iter().all(|x| x["prediction_rmse"].is_number())))
+            .map(|(_, b)| b)
+    })
+    .await;
+    let descriptions =
+        ["Was already firing, continuing firing", "Was pending, will fire", "Will fire", "Will be pending"];
+    for item in fv.as_array().unwrap() {
+        for v in item["violations"].as_array().unwrap() {
+            assert!(descriptions.contains(&v["description"].as_str().unwrap()), "{v}");
+        }
+    }
+    let (status, p) = get(&format!("{}/metrics/{}/prediction", s.query, ids["e2e_firing"])).await.unwrap();
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["prediction"]["values"].as_array().unwrap().len(), 10);
+    assert!(p["prediction"]["candidates"].as_array().unwrap().len() >= 3, "{p}");
+    // metadata of every series (computed when the ETL starts)
+    let (status, md) = get(&format!("{}/metrics/{}/metadata", s.query, ids["e2e_ok"])).await.unwrap();
+    assert_eq!(status, 200, "{md}");
+    assert!(md["metadata"]["stationarity"]["p_value"].is_number(), "{md}");
+    assert_eq!(md["metadata"]["autocorrelation"]["0"], 1.0, "{md}");
 
     // the seed's gRPC stream: one message per SLA metric
     let mut client = slamon_proto::sla::sla_service_client::SlaServiceClient::connect(s.grpc.clone()).await.unwrap();
