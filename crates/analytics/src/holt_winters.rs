@@ -43,6 +43,10 @@ pub struct HoltWinters {
     packed: Vec<f64>,
 }
 
+const NONE: u8 = 0;
+const ADD: u8 = 1;
+const MUL: u8 = 2;
+
 /// The model's shape and data; evaluates the SSE and its gradient.
 struct Problem<'a> {
     y: &'a [f64],
@@ -91,6 +95,15 @@ impl Problem<'_> {
 
     /// SSE and final states; fills the work buffers.
     fn forward(&mut self, p: &Params) -> (f64, f64, f64, Vec<f64>) {
+        match self.seasonal {
+            Seasonal::None => self.forward_k::<NONE>(p),
+            Seasonal::Additive => self.forward_k::<ADD>(p),
+            Seasonal::Multiplicative => self.forward_k::<MUL>(p),
+        }
+    }
+
+    /// [`Self::forward`] for one kind of seasonality, known at compile time.
+    fn forward_k<const K: u8>(&mut self, p: &Params) -> (f64, f64, f64, Vec<f64>) {
         let (a, b, g) = (p.a, p.b, p.g);
         let mut level = p.l0;
         let mut trend = p.b0;
@@ -102,13 +115,13 @@ impl Problem<'_> {
             self.lv[t] = level;
             self.bv[t] = trend;
             let base = level + trend;
-            let new_level = match self.seasonal {
-                Seasonal::None => {
+            let new_level = match K {
+                NONE => {
                     let e = obs - base;
                     sse += e * e;
                     a * obs + (1.0 - a) * base
                 }
-                Seasonal::Additive => {
+                ADD => {
                     let s = season[j];
                     self.sv[t] = s;
                     let e = obs - base - s;
@@ -116,7 +129,7 @@ impl Problem<'_> {
                     season[j] = g * (obs - base) + (1.0 - g) * s;
                     a * (obs - s) + (1.0 - a) * base
                 }
-                Seasonal::Multiplicative => {
+                _ => {
                     let s = season[j];
                     self.sv[t] = s;
                     let e = obs - base * s;
@@ -143,8 +156,16 @@ impl Problem<'_> {
 
     /// SSE and its gradient with respect to the packed parameters.
     fn value_and_gradient(&mut self, packed: &[f64], grad: &mut [f64]) -> f64 {
+        match self.seasonal {
+            Seasonal::None => self.value_and_gradient_k::<NONE>(packed, grad),
+            Seasonal::Additive => self.value_and_gradient_k::<ADD>(packed, grad),
+            Seasonal::Multiplicative => self.value_and_gradient_k::<MUL>(packed, grad),
+        }
+    }
+
+    fn value_and_gradient_k<const K: u8>(&mut self, packed: &[f64], grad: &mut [f64]) -> f64 {
         let p = self.unpack(packed);
-        let (sse, last_level, last_trend, _) = self.forward(&p);
+        let (sse, last_level, last_trend, _) = self.forward_k::<K>(&p);
         grad.iter_mut().for_each(|g| *g = 0.0);
         if !sse.is_finite() {
             return f64::INFINITY;
@@ -172,15 +193,15 @@ impl Problem<'_> {
             let mut trd_bar = (1.0 - b) * bp_bar;
             be_bar += (new_level - level - trend) * bp_bar;
             let mut base_bar = 0.0;
-            match self.seasonal {
-                Seasonal::None => {
+            match K {
+                NONE => {
                     // l' = a y + (1 − a) base
                     a_bar += (obs - base) * lp_bar;
                     base_bar += (1.0 - a) * lp_bar;
                     let e = obs - base;
                     base_bar += -2.0 * e;
                 }
-                Seasonal::Additive => {
+                ADD => {
                     let s = self.sv[t];
                     let snew_bar = s_bar[j];
                     // s_new = g (y − base) + (1 − g) s
@@ -196,7 +217,7 @@ impl Problem<'_> {
                     s_old_bar += -2.0 * e;
                     s_bar[j] = s_old_bar;
                 }
-                Seasonal::Multiplicative => {
+                _ => {
                     let s = self.sv[t];
                     let snew_bar = s_bar[j];
                     // s_new = g y / base + (1 − g) s

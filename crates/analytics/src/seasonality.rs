@@ -199,14 +199,115 @@ pub fn decompose(x: &[f64], p: usize, model: Model) -> Option<Decomposition> {
     Some(Decomposition { period: p, trend, seasonal, error, strength, score })
 }
 
-/// The period near `around` (±20 %, at least ±2) whose decomposition leaves the
-/// smallest residual, adjusted for the indices fitted (the best `score`).
-pub fn refine(x: &[f64], around: usize, model: Model) -> Option<Decomposition> {
+/// The search statistics of one period for one model (see [`Decomposition`]).
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    period: usize,
+    score: f64,
+}
+
+/// Scores period `p` for both models with one moving average and no allocation but
+/// the reused buffers: `(additive, multiplicative)` adjusted strengths.
+fn score_both(
+    x: &[f64],
+    p: usize,
+    trend: &mut Vec<Option<f64>>,
+    sums: &mut Vec<[f64; 2]>,
+) -> (Option<f64>, Option<f64>) {
+    let n = x.len();
+    if p < 2 || n < 2 * p {
+        return (None, None);
+    }
+    *trend = centred_ma(x, p);
+    let positive = x.iter().all(|v| *v > 0.0);
+    sums.clear();
+    sums.resize(p, [0.0; 2]);
+    let mut counts = vec![0usize; p];
+    for (i, (v, t)) in x.iter().zip(trend.iter()).enumerate() {
+        if let Some(t) = t {
+            sums[i % p][0] += v - t;
+            if positive {
+                sums[i % p][1] += v / t;
+            }
+            counts[i % p] += 1;
+        }
+    }
+    if counts.contains(&0) {
+        return (None, None);
+    }
+    let mut idx = [vec![0.0; p], vec![0.0; p]];
+    for m in 0..2 {
+        for j in 0..p {
+            idx[m][j] = sums[j][m] / counts[j] as f64;
+        }
+        let c = crate::mean(&idx[m]);
+        for v in idx[m].iter_mut() {
+            if m == 0 {
+                *v -= c;
+            } else {
+                *v /= c;
+            }
+        }
+    }
+    // one pass: residual and deseasonalised sums for both models
+    let (mut nv, mut r2, mut d1, mut d2) = (0.0, [0.0; 2], [0.0; 2], [0.0; 2]);
+    for (i, (v, t)) in x.iter().zip(trend.iter()).enumerate() {
+        if let Some(t) = t {
+            nv += 1.0;
+            let da = v - t;
+            let ra = da - idx[0][i % p];
+            r2[0] += ra * ra;
+            d1[0] += da;
+            d2[0] += da * da;
+            if positive {
+                let dm = v / t;
+                let rm = dm / idx[1][i % p] - 1.0;
+                r2[1] += rm * rm;
+                d1[1] += dm - 1.0;
+                d2[1] += (dm - 1.0) * (dm - 1.0);
+            }
+        }
+    }
+    let score = |m: usize| {
+        let sst = d2[m] - d1[m] * d1[m] / nv;
+        if nv > p as f64 + 1.0 && sst > 0.0 {
+            1.0 - (r2[m] / (nv - p as f64)) / (sst / (nv - 1.0))
+        } else {
+            f64::NEG_INFINITY
+        }
+    };
+    (Some(score(0)), positive.then(|| score(1)))
+}
+
+/// The periods near `around` (±20 %, at least ±2, at most `n / MIN_CYCLES`) with the
+/// best adjusted strength for each model: the smallest residual, adjusted for the
+/// seasonal indices fitted.
+fn refine_both(x: &[f64], around: usize) -> (Option<Stats>, Option<Stats>) {
     let n = x.len();
     let spread = (around / 5).max(2);
     let lo = around.saturating_sub(spread).max(2);
     let hi = (around + spread).min(n / MIN_CYCLES);
-    (lo..=hi).filter_map(|p| decompose(x, p, model)).max_by(|a, b| a.score.total_cmp(&b.score))
+    let (mut trend, mut sums) = (Vec::new(), Vec::new());
+    let mut best: [Option<Stats>; 2] = [None, None];
+    for p in lo..=hi {
+        let (a, m) = score_both(x, p, &mut trend, &mut sums);
+        for (slot, score) in best.iter_mut().zip([a, m]) {
+            if let Some(score) = score {
+                if slot.is_none_or(|b| score > b.score) {
+                    *slot = Some(Stats { period: p, score });
+                }
+            }
+        }
+    }
+    (best[0], best[1])
+}
+
+/// The period near `around` (±20 %, at least ±2) whose decomposition leaves the
+/// smallest residual, adjusted for the indices fitted (the best `score`).
+pub fn refine(x: &[f64], around: usize, model: Model) -> Option<Decomposition> {
+    let (a, m) = refine_both(x, around);
+    let best = if model == Model::Additive { a } else { m }?;
+    decompose(x, best.period, model)
 }
 
 /// A period is only considered when the series holds at least this many cycles of it:
@@ -235,11 +336,13 @@ pub fn seasonality(x: &[f64]) -> Option<SeasonalityResult> {
     }
     let peaks = fft_peaks(x, PEAKS);
     let fft_period = *peaks.first()?;
+    let refined: Vec<(Option<Stats>, Option<Stats>)> = peaks.iter().map(|&p| refine_both(x, p)).collect();
     let pick = |model: Model| {
-        let candidates: Vec<Decomposition> = peaks.iter().filter_map(|&p| refine(x, p, model)).collect();
+        let candidates: Vec<Stats> =
+            refined.iter().filter_map(|(a, m)| if model == Model::Additive { *a } else { *m }).collect();
         let best = candidates.iter().max_by(|a, b| a.score.total_cmp(&b.score))?;
         // a multiple of the true period fits about as well: prefer the fundamental
-        candidates
+        let chosen = candidates
             .iter()
             .filter(|c| {
                 c.period < best.period
@@ -247,8 +350,8 @@ pub fn seasonality(x: &[f64]) -> Option<SeasonalityResult> {
                     && is_multiple(best.period, c.period)
             })
             .min_by_key(|c| c.period)
-            .or(Some(best))
-            .cloned()
+            .unwrap_or(best);
+        decompose(x, chosen.period, model)
     };
     Some(SeasonalityResult { fft_period, additive: pick(Model::Additive), multiplicative: pick(Model::Multiplicative) })
 }
