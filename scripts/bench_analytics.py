@@ -5,8 +5,9 @@ For every fixture of crates/analytics/tests/fixtures it times, per series:
   forecast step  statsmodels: ExponentialSmoothing(trend="add", seasonal="add") and
                  (when positive) seasonal="mul" fitted on all but the last 10 points,
                  both scored on them, the better refitted on all points, forecast 10;
-                 slamon: forecast::forecast (the same, plus the Holt and persistence
-                 candidates).
+                 slamon: forecast::holt_winters_step, the same. (slamon's full
+                 selection, forecast::forecast, also tries MSTL, AutoETS, ARIMA, Holt
+                 and persistence; its time is printed too.)
   metadata       statsmodels: adfuller(autolag="AIC") + acf(nlags=40, alpha=0.05) +
                  periodogram + seasonal_decompose (additive and multiplicative) for every
                  period slamon's refinement tries (3 peaks, +-20 %, at least 3 cycles);
@@ -103,13 +104,13 @@ def main():
         r = ours[name]
         md = median_time(lambda: metadata(x), 5)
         fc = median_time(lambda: forecast_step(x, period), 3) if period else None
-        rows.append((name, len(x), period, fc, r["forecast_s"], md, r["metadata_s"]))
-    print(f"{'series':16} {'n':>4} {'period':>6} | {'forecast: statsmodels':>21} {'slamon':>9} {'ratio':>7} | {'metadata: statsmodels':>21} {'slamon':>9} {'ratio':>7}")
-    for name, n, period, fc, ofc, md, omd in rows:
+        rows.append((name, len(x), period, fc, r["forecast_s"], md, r["metadata_s"], r["all_candidates_s"]))
+    print(f"{'series':16} {'n':>4} {'period':>6} | {'forecast: statsmodels':>21} {'slamon':>9} {'ratio':>7} | {'metadata: statsmodels':>21} {'slamon':>9} {'ratio':>7} | {'all candidates':>14}")
+    for name, n, period, fc, ofc, md, omd, alls in rows:
         fcs = f"{fc * 1e3:18.1f} ms {ofc * 1e3:6.2f} ms {fc / ofc:6.0f}x" if fc else f"{'-':>21} {'-':>9} {'-':>7}"
-        print(f"{name:16} {n:4} {str(period or '-'):>6} | {fcs} | {md * 1e3:18.1f} ms {omd * 1e3:6.2f} ms {md / omd:6.0f}x")
-    fr = [fc / ofc for _, _, _, fc, ofc, _, _ in rows if fc]
-    mr = [md / omd for *_, md, omd in rows]
+        print(f"{name:16} {n:4} {str(period or '-'):>6} | {fcs} | {md * 1e3:18.1f} ms {omd * 1e3:6.2f} ms {md / omd:6.0f}x | {alls * 1e3:11.2f} ms")
+    fr = [r[3] / r[4] for r in rows if r[3]]
+    mr = [r[5] / r[6] for r in rows]
     print(f"\nmedian ratio: forecast step {statistics.median(fr):.0f}x (target 300x), metadata {statistics.median(mr):.0f}x (target 100x)")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, statsmodels {__import__('statsmodels').__version__}")
 

@@ -25,6 +25,9 @@ pub const HW_ADD: &str = "holt_winters_add";
 pub const HW_MUL: &str = "holt_winters_mul";
 pub const HOLT: &str = "holt_linear";
 pub const PERSISTENCE: &str = "persistence";
+pub const AUTO_ETS: &str = "auto_ets";
+pub const MSTL: &str = "mstl_auto_ets";
+pub const ARIMA: &str = "arima";
 
 fn rmse(pred: &[f64], actual: &[f64]) -> f64 {
     (pred.iter().zip(actual).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / actual.len() as f64).sqrt()
@@ -34,6 +37,24 @@ fn rmse(pred: &[f64], actual: &[f64]) -> f64 {
 enum Fitted {
     Hw(HoltWinters),
     Persistence(f64),
+    /// augurs' non-seasonal AutoETS, with its point forecast.
+    AutoEts(Vec<f64>),
+    /// augurs' MSTL with an AutoETS trend, for a period, with its point forecast.
+    Mstl(usize, Vec<f64>),
+    Arima(crate::arima::Arima),
+}
+
+fn auto_ets(y: &[f64], h: usize) -> Option<Vec<f64>> {
+    use augurs_core::{Fit, Predict};
+    let fitted = augurs_ets::AutoETS::non_seasonal().fit(y).ok()?;
+    fitted.predict(h, None).ok().map(|f| f.point)
+}
+
+fn mstl(y: &[f64], period: usize, h: usize) -> Option<Vec<f64>> {
+    use augurs_core::{Fit, Predict};
+    let trend = augurs_ets::trend::AutoETSTrendModel::from(augurs_ets::AutoETS::non_seasonal());
+    let fitted = augurs_mstl::MSTLModel::new(vec![period], trend).fit(y).ok()?;
+    fitted.predict(h, None).ok().map(|f| f.point)
 }
 
 impl Fitted {
@@ -41,14 +62,20 @@ impl Fitted {
         match self {
             Fitted::Hw(m) => m.forecast(h),
             Fitted::Persistence(v) => vec![*v; h],
+            Fitted::AutoEts(points) | Fitted::Mstl(_, points) => points.iter().copied().take(h).collect(),
+            Fitted::Arima(m) => m.forecast(h),
         }
     }
 
-    /// The same model on the whole series (warm-started from the training fit).
-    fn refit(&self, y: &[f64]) -> Option<Fitted> {
+    /// The same model on the whole series (warm-started from the training fit where
+    /// the model allows), ready to forecast `horizon` points.
+    fn refit(&self, y: &[f64], horizon: usize) -> Option<Fitted> {
         match self {
             Fitted::Hw(m) => m.refit(y).map(Fitted::Hw),
             Fitted::Persistence(_) => y.last().map(|v| Fitted::Persistence(*v)),
+            Fitted::AutoEts(_) => auto_ets(y, horizon).map(Fitted::AutoEts),
+            Fitted::Mstl(period, _) => mstl(y, *period, horizon).map(|f| Fitted::Mstl(*period, f)),
+            Fitted::Arima(m) => m.refit(y).map(Fitted::Arima),
         }
     }
 }
@@ -103,6 +130,11 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
             candidates.push(Candidate { model: HW_MUL.into(), rmse: None, note: Some(note) });
         }
     }
+    if let Some(p) = period.filter(|p| *p >= 2 && train.len() >= 2 * p) {
+        fits.push((MSTL, mstl(train, p, holdout).map(|f| Fitted::Mstl(p, f))));
+    }
+    fits.push((AUTO_ETS, auto_ets(train, holdout).map(Fitted::AutoEts)));
+    fits.push((ARIMA, crate::arima::Arima::fit(train).map(Fitted::Arima)));
     fits.push((HOLT, HoltWinters::fit(train, Seasonal::None, 1).map(Fitted::Hw)));
     fits.push((PERSISTENCE, train.last().map(|v| Fitted::Persistence(*v))));
 
@@ -121,8 +153,26 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
         }
     }
     let (name, fitted, score) = best?;
-    let values = fitted.refit(y)?.forecast(horizon);
+    let values = fitted.refit(y, horizon)?.forecast(horizon);
     Some(Forecast { model: name.into(), rmse: score, candidates, values })
+}
+
+/// The seed's forecast step alone: additive and (for positive series) multiplicative
+/// Holt-Winters fitted on all but the last `holdout` points, the one with the lower
+/// hold-out RMSE refitted on every point, `horizon` points forecast. This is what the
+/// benchmark compares with statsmodels; [`forecast`] adds more candidates.
+pub fn holt_winters_step(y: &[f64], period: usize, holdout: usize, horizon: usize) -> Option<Vec<f64>> {
+    let (train, test) = y.split_at(y.len().checked_sub(holdout)?);
+    let mut best: Option<(HoltWinters, f64)> = None;
+    for kind in [Seasonal::Additive, Seasonal::Multiplicative] {
+        if let Some(m) = HoltWinters::fit(train, kind, period) {
+            let score = rmse(&m.forecast(holdout), test);
+            if best.as_ref().is_none_or(|b| score < b.1) {
+                best = Some((m, score));
+            }
+        }
+    }
+    Some(best?.0.refit(y)?.forecast(horizon))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod acf;
 pub mod adf;
+pub mod arima;
 pub mod forecast;
 pub mod holt_winters;
 mod linalg;

@@ -242,7 +242,11 @@ async fn slamon_up_against_a_real_prometheus() {
 
     // window statistics agree with an independent computation over the same samples
     for (name, id) in &ids {
-        let (_, body) = get(&format!("{}/metrics/{id}/values", s.query)).await.unwrap();
+        // the metadata cycle may list a series before its first statistics are in
+        let body = eventually("window statistics", Duration::from_secs(60), async || {
+            get(&format!("{}/metrics/{id}/values", s.query)).await.filter(|(status, _)| *status == 200).map(|(_, b)| b)
+        })
+        .await;
         let at = chrono_parse_ms(body["computed_at"].as_str().unwrap());
         for (w, ms) in [("1h", 3_600_000), ("3h", 3 * 3_600_000), ("12h", 12 * 3_600_000)] {
             let (min, max, avg, std, n) = expected_window(names[name].as_ref(), t0_ms, at, ms);
