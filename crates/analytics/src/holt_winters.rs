@@ -43,6 +43,13 @@ pub struct HoltWinters {
     packed: Vec<f64>,
 }
 
+/// L-BFGS iterations of a fit, and of a warm-started refit (which starts next to its
+/// optimum: a few more points at the end of the same series).
+const ITERATIONS: usize = 300;
+const WARM_ITERATIONS: usize = 20;
+/// Stop when three iterations in a row decrease the SSE by less than this, relatively.
+const FTOL: f64 = 1e-8;
+
 const NONE: u8 = 0;
 const ADD: u8 = 1;
 const MUL: u8 = 2;
@@ -62,6 +69,10 @@ struct Problem<'a> {
     lv: Vec<f64>,
     bv: Vec<f64>,
     sv: Vec<f64>,
+    /// Multiplicative model: `1 / base_t` and `1 / s_t`, so the backward pass needs no
+    /// division.
+    rb: Vec<f64>,
+    rs: Vec<f64>,
 }
 
 /// Unpacked parameters.
@@ -74,7 +85,13 @@ struct Params {
     s0: Vec<f64>,
 }
 
-impl Problem<'_> {
+impl<'a> Problem<'a> {
+    fn new(y: &'a [f64], seasonal: Seasonal, m: usize, scale: f64, l0: f64, b0: f64, s0: Vec<f64>) -> Self {
+        let n = y.len();
+        let buf = || vec![0.0; n];
+        Problem { y, seasonal, m, scale, l0, b0, s0, lv: buf(), bv: buf(), sv: buf(), rb: buf(), rs: buf() }
+    }
+
     fn dim(&self) -> usize {
         5 + if self.seasonal == Seasonal::None { 0 } else { self.m }
     }
@@ -134,8 +151,11 @@ impl Problem<'_> {
                     self.sv[t] = s;
                     let e = obs - base * s;
                     sse += e * e;
-                    season[j] = g * (obs / base) + (1.0 - g) * s;
-                    a * (obs / s) + (1.0 - a) * base
+                    let (ib, is) = (1.0 / base, 1.0 / s);
+                    self.rb[t] = ib;
+                    self.rs[t] = is;
+                    season[j] = g * obs * ib + (1.0 - g) * s;
+                    a * obs * is + (1.0 - a) * base
                 }
             };
             j += 1;
@@ -221,13 +241,15 @@ impl Problem<'_> {
                     let s = self.sv[t];
                     let snew_bar = s_bar[j];
                     // s_new = g y / base + (1 − g) s
-                    base_bar += -g * obs / (base * base) * snew_bar;
+                    let (ib, is) = (self.rb[t], self.rs[t]);
+                    let (rb, rs) = (obs * ib, obs * is);
+                    base_bar += -g * rb * ib * snew_bar;
                     let mut s_old_bar = (1.0 - g) * snew_bar;
-                    g_bar += (obs / base - s) * snew_bar;
+                    g_bar += (rb - s) * snew_bar;
                     // l' = a y / s + (1 − a) base
-                    s_old_bar += -a * obs / (s * s) * lp_bar;
+                    s_old_bar += -a * rs * is * lp_bar;
                     base_bar += (1.0 - a) * lp_bar;
-                    a_bar += (obs / s - base) * lp_bar;
+                    a_bar += (rs - base) * lp_bar;
                     let e = obs - base * s;
                     base_bar += -2.0 * e * s;
                     s_old_bar += -2.0 * e * base;
@@ -325,9 +347,7 @@ impl HoltWinters {
         let (l0, b0, s0) = initial_states(y, seasonal, m)?;
         let mean = crate::mean(y);
         let scale = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64).sqrt().max(1e-12);
-        let n = y.len();
-        let mut problem =
-            Problem { y, seasonal, m, scale, l0, b0, s0, lv: vec![0.0; n], bv: vec![0.0; n], sv: vec![0.0; n] };
+        let mut problem = Problem::new(y, seasonal, m, scale, l0, b0, s0);
         let dim = problem.dim();
         // coarse grid for the smoothing parameters (statsmodels' "brute" start)
         let mut start = vec![0.0; dim];
@@ -337,10 +357,10 @@ impl HoltWinters {
             best = problem.forward(&p).0;
             start = w.to_vec();
         }
-        let grid_a = [0.1, 0.3, 0.6, 0.9];
+        let grid_a: &[f64] = if warm.is_some() { &[] } else { &[0.1, 0.3, 0.6, 0.9] };
         let grid_b = [0.01, 0.1];
         let grid_g: &[f64] = if seasonal == Seasonal::None { &[0.5] } else { &[0.05, 0.3, 0.6] };
-        for &a in &grid_a {
+        for &a in grid_a {
             for &b in &grid_b {
                 for &gf in grid_g {
                     let candidate = {
@@ -359,7 +379,12 @@ impl HoltWinters {
                 }
             }
         }
-        let (packed, _) = lbfgs(&mut |x: &[f64], g: &mut [f64]| problem.value_and_gradient(x, g), &start, 300, 1e-9);
+        let (packed, _) = lbfgs(
+            &mut |x: &[f64], g: &mut [f64]| problem.value_and_gradient(x, g),
+            &start,
+            if warm.is_some() { WARM_ITERATIONS } else { ITERATIONS },
+            FTOL,
+        );
         let p = problem.unpack(&packed);
         let (sse, level, trend, season) = problem.forward(&p);
         if !sse.is_finite() {
@@ -423,18 +448,7 @@ mod tests {
             let m = if seasonal == Seasonal::None { 1 } else { 12 };
             let (l0, b0, s0) = initial_states(&y, seasonal, m).unwrap();
             let n = y.len();
-            let mut pr = Problem {
-                y: &y,
-                seasonal,
-                m,
-                scale: 5.0,
-                l0,
-                b0,
-                s0,
-                lv: vec![0.0; n],
-                bv: vec![0.0; n],
-                sv: vec![0.0; n],
-            };
+            let mut pr = Problem::new(&y, seasonal, m, 5.0, l0, b0, s0);
             let dim = pr.dim();
             let x: Vec<f64> = (0..dim).map(|i| 0.1 * ((i * 7) % 5) as f64 - 0.2).collect();
             let mut g = vec![0.0; dim];

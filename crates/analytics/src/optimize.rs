@@ -85,7 +85,7 @@ pub fn nelder_mead(
 /// BFGS with a backtracking (Armijo) line search, from `x0`, for at most `max_iter`
 /// iterations or until the relative decrease stays below `ftol`.
 pub fn lbfgs(f: &mut impl FnMut(&[f64], &mut [f64]) -> f64, x0: &[f64], max_iter: usize, ftol: f64) -> (Vec<f64>, f64) {
-    const MEMORY: usize = 8;
+    const MEMORY: usize = 30;
     let n = x0.len();
     let mut x = x0.to_vec();
     let mut g = vec![0.0; n];
