@@ -447,7 +447,6 @@ mod tests {
         for seasonal in [Seasonal::None, Seasonal::Additive, Seasonal::Multiplicative] {
             let m = if seasonal == Seasonal::None { 1 } else { 12 };
             let (l0, b0, s0) = initial_states(&y, seasonal, m).unwrap();
-            let n = y.len();
             let mut pr = Problem::new(&y, seasonal, m, 5.0, l0, b0, s0);
             let dim = pr.dim();
             let x: Vec<f64> = (0..dim).map(|i| 0.1 * ((i * 7) % 5) as f64 - 0.2).collect();
