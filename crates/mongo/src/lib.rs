@@ -1,0 +1,274 @@
+//! The read models in MongoDB (SPEC §4): collections `metrics`, `sla_sets` and
+//! `sla_samples`, each document the serialised view with `_id` = the metric id as an
+//! ObjectId (`"current"` for the SLA set). Every document carries the log position of
+//! the last event applied (`applied`), so the projection stays idempotent. Writes are
+//! one bulk write of upserts per batch; every call is bounded by the client's server
+//! selection and socket timeouts, so a database that is down is an `Unavailable` error
+//! within seconds, never a hang.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document as BsonDocument};
+use mongodb::options::{ClientOptions, ReplaceOneModel};
+use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
+use slamon_domain::{
+    Collection, DocKey, Document, MetricFilter, MetricId, MetricView, PortError, PortResult, ReadModelStore,
+    SlaSamplesView, SlaSetView, NAME_LABEL, SLA_SET_DOC_ID,
+};
+
+/// How the store reaches MongoDB.
+#[derive(Debug, Clone)]
+pub struct MongoConfig {
+    /// e.g. `mongodb://127.0.0.1:27017`
+    pub uri: String,
+    pub database: String,
+    /// Bound of server selection, connection and each operation.
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+}
+
+fn unavailable(e: mongodb::error::Error) -> PortError {
+    PortError::Unavailable(format!("mongodb: {e}"))
+}
+
+fn invalid(e: impl std::fmt::Display) -> PortError {
+    PortError::Invalid(format!("mongodb document: {e}"))
+}
+
+/// The `_id` of a document: the metric id as an ObjectId, or the SLA set's name.
+fn doc_id(key: &DocKey) -> PortResult<Bson> {
+    match key.collection {
+        Collection::SlaSets => Ok(Bson::String(key.id.clone())),
+        _ => ObjectId::parse_str(&key.id).map(Bson::ObjectId).map_err(invalid),
+    }
+}
+
+fn to_bson(doc: &Document) -> PortResult<BsonDocument> {
+    let mut out = match doc {
+        Document::Metric(m) => mongodb::bson::to_document(m),
+        Document::SlaSet(s) => mongodb::bson::to_document(s),
+        Document::SlaSamples(s) => mongodb::bson::to_document(s),
+    }
+    .map_err(invalid)?;
+    out.insert("_id", doc_id(&doc.key())?);
+    Ok(out)
+}
+
+fn from_bson(collection: Collection, mut doc: BsonDocument) -> PortResult<Document> {
+    doc.remove("_id");
+    Ok(match collection {
+        Collection::Metrics => Document::Metric(mongodb::bson::from_document(doc).map_err(invalid)?),
+        Collection::SlaSets => Document::SlaSet(mongodb::bson::from_document(doc).map_err(invalid)?),
+        Collection::SlaSamples => Document::SlaSamples(mongodb::bson::from_document(doc).map_err(invalid)?),
+    })
+}
+
+impl MongoStore {
+    /// Connects (lazily: an unreachable server fails the first call, not this one) and
+    /// creates the indexes the queries need when the server is reachable.
+    pub async fn connect(config: &MongoConfig) -> PortResult<Self> {
+        let mut options = ClientOptions::parse(&config.uri)
+            .await
+            .map_err(|e| PortError::Other(format!("invalid MongoDB URI: {e}")))?;
+        options.server_selection_timeout = Some(config.timeout);
+        options.connect_timeout = Some(config.timeout);
+        options.app_name = Some("slamon".into());
+        let client = Client::with_options(options).map_err(unavailable)?;
+        let db = client.database(&config.database);
+        Ok(Self { client, db })
+    }
+
+    /// Creates the indexes (idempotent).
+    pub async fn ensure_indexes(&self) -> PortResult<()> {
+        let metrics = self.raw(Collection::Metrics);
+        for keys in [doc! {"labels.__name__": 1, "removed": 1}, doc! {"removed": 1}] {
+            metrics.create_index(IndexModel::builder().keys(keys).build()).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    fn raw(&self, c: Collection) -> MongoCollection<BsonDocument> {
+        self.db.collection(c.name())
+    }
+
+    /// Every document of a collection, in `_id` order.
+    pub async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+        let cursor = self.raw(collection).find(doc! {}).sort(doc! {"_id": 1}).await.map_err(unavailable)?;
+        let docs: Vec<BsonDocument> = cursor.try_collect().await.map_err(unavailable)?;
+        docs.into_iter().map(|d| from_bson(collection, d)).collect()
+    }
+
+    /// Drops the database (tests, replay into a fresh database).
+    pub async fn drop_database(&self) -> PortResult<()> {
+        self.db.drop().await.map_err(unavailable)
+    }
+
+    async fn get(&self, key: DocKey) -> PortResult<Option<Document>> {
+        let found = self.raw(key.collection).find_one(doc! {"_id": doc_id(&key)?}).await.map_err(unavailable)?;
+        found.map(|d| from_bson(key.collection, d)).transpose()
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for MongoStore {
+    async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
+        match self.get(DocKey { collection: Collection::Metrics, id: id.to_string() }).await? {
+            Some(Document::Metric(m)) => Ok(Some(m)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        let mut query = doc! {"removed": false};
+        if let Some(name) = &filter.name {
+            query.insert(format!("labels.{NAME_LABEL}"), name.clone());
+        }
+        for (label, value) in &filter.matchers {
+            // label names are [a-zA-Z_][a-zA-Z0-9_]*: safe as a field path; others match nothing
+            if label.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
+                query.insert(format!("labels.{label}"), value.clone());
+            } else {
+                return Ok(Vec::new());
+            }
+        }
+        let collection = self.raw(Collection::Metrics);
+        let mut find = collection.find(query).sort(doc! {"_id": 1}).skip(filter.offset as u64);
+        if let Some(limit) = filter.limit {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            find = find.limit(limit as i64);
+        }
+        let docs: Vec<BsonDocument> = find.await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
+        docs.into_iter()
+            .map(|d| match from_bson(Collection::Metrics, d)? {
+                Document::Metric(m) => Ok(m),
+                _ => Err(invalid("not a metric")),
+            })
+            .collect()
+    }
+
+    async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
+        match self.get(DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() }).await? {
+            Some(Document::SlaSet(s)) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
+        match self.get(DocKey { collection: Collection::SlaSamples, id: id.to_string() }).await? {
+            Some(Document::SlaSamples(s)) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        let mut out = vec![None; keys.len()];
+        for collection in Collection::ALL {
+            let wanted: Vec<(usize, Bson)> = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| k.collection == collection)
+                .map(|(i, k)| Ok((i, doc_id(k)?)))
+                .collect::<PortResult<_>>()?;
+            if wanted.is_empty() {
+                continue;
+            }
+            let ids: Vec<Bson> = wanted.iter().map(|(_, id)| id.clone()).collect();
+            let docs: Vec<BsonDocument> = self
+                .raw(collection)
+                .find(doc! {"_id": {"$in": ids}})
+                .await
+                .map_err(unavailable)?
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            for d in docs {
+                let id = d.get("_id").cloned();
+                let doc = from_bson(collection, d)?;
+                if let Some((i, _)) = wanted.iter().find(|(_, w)| Some(w) == id.as_ref()) {
+                    out[*i] = Some(doc);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let mut models = Vec::with_capacity(docs.len());
+        for d in &docs {
+            let key = d.key();
+            let namespace = self.raw(key.collection).namespace();
+            models.push(
+                ReplaceOneModel::builder()
+                    .namespace(namespace)
+                    .filter(doc! {"_id": doc_id(&key)?})
+                    .replacement(to_bson(d)?)
+                    .upsert(true)
+                    .build(),
+            );
+        }
+        self.client
+            .bulk_write(models)
+            .ordered(true)
+            .await
+            .map_err(|e| PortError::Unavailable(format!("mongodb bulk write: {e}")))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MongoDB (or SecantusDB) at `MONGODB_URI`, default `mongodb://127.0.0.1:27017`.
+    /// Without one the test is skipped locally and fails in CI.
+    async fn store() -> Option<MongoStore> {
+        let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+        let config = MongoConfig {
+            uri: uri.clone(),
+            database: format!("slamon_test_{}", uuid::Uuid::now_v7().simple()),
+            timeout: Duration::from_secs(3),
+        };
+        let store = MongoStore::connect(&config).await.expect("client");
+        match store.ensure_indexes().await {
+            Ok(()) => Some(store),
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("SKIPPED: no MongoDB at {uri}: {e}");
+                None
+            }
+            Err(e) => panic!("CI=true: MongoDB must be running at {uri} (scripts/services.sh start): {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn passes_the_read_model_store_suite() {
+        let Some(store) = store().await else { return };
+        slamon_domain::suite::read_model_store(&store).await;
+        store.drop_database().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_within_the_timeout() {
+        let config = MongoConfig {
+            uri: "mongodb://127.0.0.1:9".into(),
+            database: "x".into(),
+            timeout: Duration::from_millis(500),
+        };
+        let store = MongoStore::connect(&config).await.unwrap();
+        let started = std::time::Instant::now();
+        let err = store.sla_set().await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
