@@ -1,25 +1,104 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs that cargo does not bring: Debian's Prometheus
-# (prometheus + promtool) for the end-to-end test. Idempotent: skips what is there.
-# The tests start and stop the servers themselves (on loopback, in temporary folders).
+# The servers the test suite needs that cargo does not bring, on loopback:
+#   - Debian's Prometheus (prometheus + promtool): the end-to-end test starts its own.
+#   - tansu, a Kafka-wire broker (built once with cargo, cached outside the repo),
+#     on 127.0.0.1:9092 with sqlite storage.
+#   - SecantusDB, a MongoDB-wire server (PyPI), on 127.0.0.1:27017.
+#
+#   scripts/services.sh install   # idempotent: skips what is there
+#   scripts/services.sh start     # starts tansu and SecantusDB, waits until they answer
+#   scripts/services.sh stop
 set -euo pipefail
 
-need_prometheus() { ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; }
+TOOLS=${SLAMON_TOOLS_DIR:-/opt/slamon-tools}
+RUN=${SLAMON_SERVICES_DIR:-/tmp/slamon-services}
+TANSU=$TOOLS/tansu/bin/tansu
+TANSU_VERSION=${TANSU_VERSION:-0.6.0}
+KAFKA_PORT=${KAFKA_PORT:-9092}
+MONGO_PORT=${MONGO_PORT:-27017}
+
+log() { echo "services.sh: $*"; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    log "$1 is missing; run as root (or install it yourself): $2" >&2
+    exit 1
+  fi
+}
 
 install() {
-  if need_prometheus; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "services.sh: prometheus/promtool missing; run as root or: sudo apt-get install -y prometheus" >&2
-      return 1
-    fi
-    echo "services.sh: installing Debian's prometheus"
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    need_root prometheus "apt-get install -y prometheus"
+    log "installing Debian's prometheus"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   fi
-  echo "services.sh: $(prometheus --version 2>&1 | head -n1)"
+  log "$(prometheus --version 2>&1 | head -n1)"
+  if ! command -v secantusd-py >/dev/null 2>&1; then
+    log "installing SecantusDB (PyPI)"
+    python3 -m pip install -q SecantusDB
+  fi
+  if [ ! -x "$TANSU" ]; then
+    log "building tansu $TANSU_VERSION with sqlite storage (about 20 minutes, once per machine)"
+    mkdir -p "$TOOLS"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql --root "$TOOLS/tansu" --quiet
+  fi
+  log "tansu at $TANSU"
+}
+
+wait_port() {
+  local port=$1 what=$2 deadline=$((SECONDS + 60))
+  until python3 -c "import socket,sys; s=socket.socket(); s.settimeout(1); sys.exit(s.connect_ex(('127.0.0.1', $port)))" 2>/dev/null; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "$what did not open port $port in 60 s; its log:" >&2
+      tail -n 30 "$RUN/$what.log" >&2 || true
+      exit 1
+    fi
+    sleep 0.5
+  done
+  log "$what listening on 127.0.0.1:$port"
+}
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+start() {
+  mkdir -p "$RUN/tansu" "$RUN/mongo"
+  if ! running secantus; then
+    rm -rf "$RUN/mongo/data"
+    secantusd-py --host 127.0.0.1 --port "$MONGO_PORT" --storage-path "$RUN/mongo/data" >"$RUN/secantus.log" 2>&1 &
+    echo $! >"$RUN/secantus.pid"
+  fi
+  if ! running tansu; then
+    rm -f "$RUN/tansu/tansu.db"*
+    # tansu takes the sqlite path relative to its working directory
+    (cd "$RUN/tansu" && exec "$TANSU" broker \
+      --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine "sqlite://tansu.db") >"$RUN/tansu.log" 2>&1 &
+    echo $! >"$RUN/tansu.pid"
+  fi
+  wait_port "$MONGO_PORT" secantus
+  wait_port "$KAFKA_PORT" tansu
+}
+
+stop() {
+  for what in tansu secantus; do
+    if running "$what"; then
+      local pid
+      pid=$(cat "$RUN/$what.pid")
+      kill "$pid" 2>/dev/null || true
+      # SecantusDB takes a few seconds to stop
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+      log "$what stopped"
+    fi
+    rm -f "$RUN/$what.pid"
+  done
 }
 
 case "${1:-install}" in
   install) install ;;
-  *) echo "usage: $0 install" >&2; exit 2 ;;
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
 esac

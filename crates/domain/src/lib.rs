@@ -24,6 +24,11 @@ pub use views::*;
 pub const TOPIC: &str = "prometheusdata";
 /// Where undecodable records go, with their offset and the reason.
 pub const DLQ_TOPIC: &str = "prometheusdata.dlq";
+
+/// The dead-letter topic of a topic: `<topic>.dlq`.
+pub fn dlq_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
 /// The aggregate key of SLA set events.
 pub const SLA_KEY: &str = "sla";
 

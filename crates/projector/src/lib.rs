@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use slamon_domain::projection::{apply, targets, Outcome};
 use slamon_domain::{
-    DocKey, Document, EventEnvelope, EventLog, LogConsumer, LogRecord, PortError, Position, ReadModelStore, DLQ_TOPIC,
+    DocKey, Document, EventEnvelope, EventLog, LogConsumer, LogRecord, PortError, Position, ReadModelStore,
 };
 use slamon_events::EventCodec;
 use tokio_util::sync::CancellationToken;
@@ -156,7 +156,7 @@ impl Projector {
                     (r.key.clone(), body.to_string().into_bytes())
                 })
                 .collect();
-            self.dlq.append(DLQ_TOPIC, dead).await?;
+            self.dlq.append(&slamon_domain::dlq_topic(self.codec.topic()), dead).await?;
         }
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         for r in records {

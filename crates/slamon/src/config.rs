@@ -36,6 +36,9 @@ pub enum Command {
     SlaManager(SlaCmd),
     /// slamon's Confluent-compatible Schema Registry alone.
     Registry(RegistryCmd),
+    /// Creates the topics (`prometheusdata` and its dead-letter topic) if missing and
+    /// registers the event schemas with BACKWARD_TRANSITIVE compatibility. Idempotent.
+    Init(InitCmd),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -46,6 +49,30 @@ pub struct StorageArgs {
     /// Deadline of one read-model call (then `504 DB not available`).
     #[arg(long, env = "SLAMON_DB_TIMEOUT", default_value = "3s", value_parser = duration)]
     pub db_timeout: Duration,
+    /// The topic of the events (its dead-letter topic is `<topic>.dlq`).
+    #[arg(long, env = "SLAMON_TOPIC", default_value = "prometheusdata")]
+    pub topic: String,
+    /// The projector's consumer group.
+    #[arg(long, env = "SLAMON_PROJECTOR_GROUP", default_value = "slamon-projector")]
+    pub projector_group: String,
+    /// Where events are kept: `embedded` (a log in the data dir) or `kafka`.
+    #[arg(long, env = "SLAMON_EVENT_LOG", default_value = "embedded", value_parser = ["embedded", "kafka"])]
+    pub event_log: String,
+    /// Kafka brokers, `host:port[,host:port…]` (with `--event-log kafka`).
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    pub kafka_bootstrap_servers: String,
+    /// Bound of one Kafka produce or metadata call.
+    #[arg(long, env = "SLAMON_KAFKA_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub kafka_timeout: Duration,
+    /// Where the read models are kept: `embedded` (in the data dir) or `mongodb`.
+    #[arg(long, env = "SLAMON_STORE", default_value = "embedded", value_parser = ["embedded", "mongodb"])]
+    pub store: String,
+    /// MongoDB connection string (with `--store mongodb`).
+    #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    pub mongodb_uri: String,
+    /// MongoDB database of the read models.
+    #[arg(long, env = "MONGODB_DATABASE", default_value = "slamon")]
+    pub mongodb_database: String,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -193,4 +220,21 @@ pub struct RegistryCmd {
     /// Address of the Schema Registry.
     #[arg(long, env = "SLAMON_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
     pub registry_listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct InitCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub registry: RegistryUrl,
+    /// Partitions of `prometheusdata` (4 in Kubernetes).
+    #[arg(long, env = "SLAMON_TOPIC_PARTITIONS", default_value_t = 1)]
+    pub partitions: i32,
+    /// Replication factor of the topics (3 in Kubernetes).
+    #[arg(long, env = "SLAMON_TOPIC_REPLICATION", default_value_t = 1)]
+    pub replication: i32,
+    /// `min.insync.replicas` of the topics (2 in Kubernetes; unset: the broker's default).
+    #[arg(long, env = "SLAMON_TOPIC_MIN_INSYNC_REPLICAS")]
+    pub min_insync_replicas: Option<u32>,
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use slamon_domain::{EventLog, MetricSource, ReadModelStore, TOPIC};
+use slamon_domain::{EventLog, MetricSource, ReadModelStore};
 use slamon_embedded::{EmbeddedLog, EmbeddedStore};
 use slamon_etl::{Etl, EtlConfig, EtlMetrics, SlaClient};
 use slamon_events::{EventCodec, Publisher};
@@ -111,7 +111,7 @@ fn local_url(listener: &TcpListener) -> Result<String> {
     Ok(format!("http://{addr}"))
 }
 
-fn open_log(dir: &Path) -> Result<Arc<EmbeddedLog>> {
+fn open_embedded_log(dir: &Path) -> Result<Arc<EmbeddedLog>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
     Ok(Arc::new(
         EmbeddedLog::open(&dir.join("log.redb"))
@@ -119,12 +119,43 @@ fn open_log(dir: &Path) -> Result<Arc<EmbeddedLog>> {
     ))
 }
 
-fn open_store(dir: &Path) -> Result<Arc<EmbeddedStore>> {
+fn open_embedded_store(dir: &Path) -> Result<Arc<EmbeddedStore>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
     Ok(Arc::new(
         EmbeddedStore::open(&dir.join("store.redb"))
             .context("opening the read models (is another slamon using this data dir?)")?,
     ))
+}
+
+fn kafka_config(args: &StorageArgs) -> slamon_kafka::KafkaConfig {
+    slamon_kafka::KafkaConfig { bootstrap_servers: args.kafka_bootstrap_servers.clone(), timeout: args.kafka_timeout }
+}
+
+/// The event log chosen by `SLAMON_EVENT_LOG`.
+fn open_log(args: &StorageArgs) -> Result<Arc<dyn EventLog>> {
+    Ok(match args.event_log.as_str() {
+        "kafka" => Arc::new(slamon_kafka::KafkaLog::new(kafka_config(args)).context("kafka producer")?),
+        _ => open_embedded_log(&args.data_dir)?,
+    })
+}
+
+/// The read-model store chosen by `SLAMON_STORE`.
+async fn open_store(args: &StorageArgs) -> Result<Arc<dyn ReadModelStore>> {
+    Ok(match args.store.as_str() {
+        "mongodb" => {
+            let config = slamon_mongo::MongoConfig {
+                uri: args.mongodb_uri.clone(),
+                database: args.mongodb_database.clone(),
+                timeout: args.db_timeout,
+            };
+            let store = slamon_mongo::MongoStore::connect(&config).await.context("mongodb client")?;
+            if let Err(e) = store.ensure_indexes().await {
+                tracing::warn!(error = %e, "cannot create the MongoDB indexes now; the store retries on every call");
+            }
+            Arc::new(store)
+        }
+        _ => open_embedded_store(&args.data_dir)?,
+    })
 }
 
 fn open_registry(dir: &Path) -> Result<Arc<Registry>> {
@@ -237,14 +268,15 @@ async fn run(command: Command) -> Result<()> {
         Command::QueryApi(args) => query_api(args).await,
         Command::SlaManager(args) => sla_manager(args).await,
         Command::Registry(args) => registry(args).await,
+        Command::Init(args) => init(args).await,
     }
 }
 
 async fn up(args: UpArgs) -> Result<()> {
     let mut tasks = Tasks::new();
     let dir = &args.storage.data_dir;
-    let log = open_log(dir)?;
-    let store = open_store(dir)?;
+    let log = open_log(&args.storage)?;
+    let store = open_store(&args.storage).await?;
     let registry = open_registry(dir)?;
     let source = source(&args.source)?;
 
@@ -261,11 +293,11 @@ async fn up(args: UpArgs) -> Result<()> {
     tasks.spawn("schema-registry", async move {
         slamon_registry::serve_registry(registry, registry_listener, cancel).await.map_err(Into::into)
     });
-    let codec = Arc::new(EventCodec::new(&registry_url, TOPIC)?);
+    let codec = Arc::new(EventCodec::new(&registry_url, &args.storage.topic)?);
     codec.register_all().await.context("registering the event schemas")?;
 
     let metrics = prometheus::Registry::new();
-    let consumer = log.consumer(slamon_projector::GROUP, TOPIC).await?;
+    let consumer = log.consumer(&args.storage.projector_group, &args.storage.topic).await?;
     let projector = Projector::new(
         consumer,
         store.clone(),
@@ -310,8 +342,8 @@ async fn up(args: UpArgs) -> Result<()> {
 
 async fn etl(args: EtlCmd) -> Result<()> {
     let mut tasks = Tasks::new();
-    let log: Arc<dyn EventLog> = open_log(&args.storage.data_dir)?;
-    let codec = Arc::new(EventCodec::new(&args.registry.schema_registry_url, TOPIC)?);
+    let log = open_log(&args.storage)?;
+    let codec = Arc::new(EventCodec::new(&args.registry.schema_registry_url, &args.storage.topic)?);
     let metrics = prometheus::Registry::new();
     let exporter_listener = bind(args.etl.exporter_listen, "exporter").await?;
     let etl = Etl::new(
@@ -328,12 +360,12 @@ async fn etl(args: EtlCmd) -> Result<()> {
 
 async fn projector(args: ProjectorCmd) -> Result<()> {
     let mut tasks = Tasks::new();
-    let log = open_log(&args.storage.data_dir)?;
-    let store = open_store(&args.storage.data_dir)?;
-    let codec = Arc::new(EventCodec::new(&args.registry.schema_registry_url, TOPIC)?);
+    let log = open_log(&args.storage)?;
+    let store = open_store(&args.storage).await?;
+    let codec = Arc::new(EventCodec::new(&args.registry.schema_registry_url, &args.storage.topic)?);
     let metrics = prometheus::Registry::new();
     let admin = bind(args.admin_listen, "projector admin endpoint").await?;
-    let consumer = log.consumer(slamon_projector::GROUP, TOPIC).await?;
+    let consumer = log.consumer(&args.storage.projector_group, &args.storage.topic).await?;
     spawn_projector(
         &mut tasks,
         Projector::new(consumer, store, codec, log, ProjectorConfig::default(), ProjectorMetrics::new(&metrics)?),
@@ -344,7 +376,7 @@ async fn projector(args: ProjectorCmd) -> Result<()> {
 
 async fn query_api(args: QueryCmd) -> Result<()> {
     let mut tasks = Tasks::new();
-    let store = open_store(&args.storage.data_dir)?;
+    let store = open_store(&args.storage).await?;
     let listener = bind(args.query.query_api_listen, "query API").await?;
     spawn_http(
         &mut tasks,
@@ -357,9 +389,9 @@ async fn query_api(args: QueryCmd) -> Result<()> {
 
 async fn sla_manager(args: SlaCmd) -> Result<()> {
     let mut tasks = Tasks::new();
-    let log = open_log(&args.storage.data_dir)?;
-    let store = open_store(&args.storage.data_dir)?;
-    let codec = Arc::new(EventCodec::new(&args.registry.schema_registry_url, TOPIC)?);
+    let log = open_log(&args.storage)?;
+    let store = open_store(&args.storage).await?;
+    let codec = Arc::new(EventCodec::new(&args.registry.schema_registry_url, &args.storage.topic)?);
     let rest = bind(args.sla.sla_manager_listen, "SLA manager").await?;
     let grpc = bind(args.sla.grpc_listen, "SLA manager gRPC").await?;
     let store: Arc<dyn ReadModelStore> = store;
@@ -382,4 +414,54 @@ async fn registry(args: RegistryCmd) -> Result<()> {
         slamon_registry::serve_registry(registry, listener, cancel).await.map_err(Into::into)
     });
     tasks.wait().await
+}
+
+async fn init(args: InitCmd) -> Result<()> {
+    if args.storage.event_log == "kafka" {
+        ensure_topics(&args.storage, args.partitions, args.replication, args.min_insync_replicas).await?;
+    } else {
+        open_embedded_log(&args.storage.data_dir)?;
+        tracing::info!(data_dir = %args.storage.data_dir.display(), "embedded event log ready");
+    }
+    let url = args.registry.schema_registry_url.trim_end_matches('/');
+    let codec = EventCodec::new(url, &args.storage.topic)?;
+    // the log is replayed from offset 0 forever: every new schema must read every old one
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build()?;
+    for file in slamon_events::SCHEMAS.iter() {
+        let subject = codec.subject(file.event_type);
+        let res = http
+            .put(format!("{url}/config/{subject}"))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .body(r#"{"compatibility":"BACKWARD_TRANSITIVE"}"#)
+            .send()
+            .await
+            .with_context(|| format!("schema registry at {url} unreachable"))?;
+        anyhow::ensure!(
+            res.status().is_success(),
+            "schema registry refused the compatibility of {subject}: {}",
+            res.status()
+        );
+    }
+    codec.register_all().await.with_context(|| format!("registering the event schemas at {url}"))?;
+    tracing::info!(registry = url, schemas = slamon_events::SCHEMAS.len(), "schemas registered");
+    Ok(())
+}
+
+/// Creates the topic and its dead-letter topic on Kafka unless they exist.
+async fn ensure_topics(
+    storage: &StorageArgs,
+    partitions: i32,
+    replication: i32,
+    min_insync_replicas: Option<u32>,
+) -> Result<()> {
+    let config = kafka_config(storage);
+    let min_isr = min_insync_replicas.map(|m| m.to_string());
+    let entries: Vec<(&str, &str)> = min_isr.as_deref().map(|m| vec![("min.insync.replicas", m)]).unwrap_or_default();
+    for topic in [storage.topic.clone(), slamon_domain::dlq_topic(&storage.topic)] {
+        let created = slamon_kafka::ensure_topic(&config, &topic, partitions, replication, &entries)
+            .await
+            .with_context(|| format!("cannot create topic {topic} on {}", config.bootstrap_servers))?;
+        tracing::info!(topic, created, partitions, replication, "topic ready");
+    }
+    Ok(())
 }

@@ -100,7 +100,7 @@ struct Slamon {
     exporter: String,
 }
 
-fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path) -> Slamon {
+fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, backend: &[(String, String)]) -> Slamon {
     let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
@@ -115,6 +115,8 @@ fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path) -> Slamon {
         .env("SLAMON_ETL_PERIOD", "3s")
         .env("SLAMON_ABSENT_AFTER", "2h")
         .env("SLAMON_SERIES_LOOKBACK", "2h")
+        .env("SLAMON_PUT_VISIBILITY_TIMEOUT", "40s")
+        .envs(backend.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(out)
@@ -178,6 +180,42 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slamon_up_against_a_real_prometheus() {
+    scenario(&[]).await;
+}
+
+fn reachable(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
+}
+
+/// The same scenario on the distributed path: ETL → Kafka → projector → MongoDB → APIs
+/// (Kafka-wire tansu and MongoDB-wire SecantusDB from `scripts/services.sh start`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_distributed_path_against_kafka_and_mongodb() {
+    let kafka = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let mongo = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    if !(reachable(9092) && reachable(27017)) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: Kafka and MongoDB must be running (scripts/services.sh start)"
+        );
+        eprintln!("SKIPPED: no Kafka on 9092 or MongoDB on 27017 (scripts/services.sh start)");
+        return;
+    }
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let env = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    scenario(&[
+        env("SLAMON_EVENT_LOG", "kafka"),
+        env("KAFKA_BOOTSTRAP_SERVERS", &kafka),
+        env("SLAMON_TOPIC", &format!("prometheusdata-{run}")),
+        env("SLAMON_PROJECTOR_GROUP", &format!("projector-{run}")),
+        env("SLAMON_STORE", "mongodb"),
+        env("MONGODB_URI", &mongo),
+        env("MONGODB_DATABASE", &format!("slamon_{run}")),
+    ])
+    .await;
+}
+
+async fn scenario(backend: &[(String, String)]) {
     let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -223,7 +261,7 @@ async fn slamon_up_against_a_real_prometheus() {
 
     let data = dir.path().join("slamon-data");
     let log = dir.path().join("slamon.log");
-    let s = start_slamon(&data, &prom_url, &log);
+    let s = start_slamon(&data, &prom_url, &log, backend);
     let names: BTreeMap<String, Shape> = series().into_iter().map(|(n, _, f)| (n.to_owned(), f)).collect();
 
     // every series is listed, with the id of SPEC §2
@@ -384,7 +422,7 @@ async fn slamon_up_against_a_real_prometheus() {
     let before_history = get(&format!("{}/slaset/history", s.sla)).await.unwrap();
     let before_violations = get(&format!("{}/violations", s.sla)).await.unwrap();
     drop(s.proc);
-    let s2 = start_slamon(&data, &prom_url, &log);
+    let s2 = start_slamon(&data, &prom_url, &log, backend);
     let after_set =
         eventually("slamon back up", Duration::from_secs(60), async || get(&format!("{}/slaset", s2.sla)).await).await;
     assert_eq!(after_set, before_set);
