@@ -7,7 +7,9 @@ use async_trait::async_trait;
 
 use crate::events::{Window, WindowAggregate};
 use crate::labels::{Labels, MetricId};
-use crate::views::{DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetView};
+use crate::views::{
+    Collection, DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetView, SLA_SET_DOC_ID,
+};
 use crate::Sample;
 
 /// Errors of a port. `Unavailable` is retryable (the backend is down or slow);
@@ -75,15 +77,38 @@ pub trait LogConsumer: Send {
 /// The read models.
 #[async_trait]
 pub trait ReadModelStore: Send + Sync {
-    async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>>;
     /// Live (not removed) metrics matching the filter, sorted by id.
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>>;
-    async fn sla_set(&self) -> PortResult<Option<SlaSetView>>;
-    async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>>;
     /// Documents by key, for the projector.
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>>;
     /// Upsert documents in one batch.
     async fn write(&self, docs: Vec<Document>) -> PortResult<()>;
+
+    async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
+        match self.load(&[DocKey { collection: Collection::Metrics, id: id.to_string() }]).await?.pop().flatten() {
+            Some(Document::Metric(m)) => Ok(Some(m)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
+        match self
+            .load(&[DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() }])
+            .await?
+            .pop()
+            .flatten()
+        {
+            Some(Document::SlaSet(s)) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
+        match self.load(&[DocKey { collection: Collection::SlaSamples, id: id.to_string() }]).await?.pop().flatten() {
+            Some(Document::SlaSamples(s)) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// A source of series: Prometheus, or the built-in demo.

@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use slamon_domain::{
-    Collection, DocKey, Document, MetricFilter, MetricId, MetricView, PortError, PortResult, ReadModelStore,
-    SlaSamplesView, SlaSetView, SLA_SET_DOC_ID,
-};
+use slamon_domain::{Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore};
 
 use crate::{blocking, unavailable};
 
@@ -31,10 +28,6 @@ impl EmbeddedStore {
         let db = Database::create(path)
             .map_err(|e| PortError::Other(format!("cannot open store {}: {e}", path.display())))?;
         Ok(Self { db: Arc::new(db) })
-    }
-
-    async fn get(&self, key: DocKey) -> PortResult<Option<Document>> {
-        Ok(self.load(&[key]).await?.pop().flatten())
     }
 
     /// Every document of a collection, in id order.
@@ -60,13 +53,6 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl ReadModelStore for EmbeddedStore {
-    async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
-        match self.get(DocKey { collection: Collection::Metrics, id: id.to_string() }).await? {
-            Some(Document::Metric(m)) => Ok(Some(m)),
-            _ => Ok(None),
-        }
-    }
-
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
         let all = self.all(Collection::Metrics).await?;
         let live: Vec<MetricView> = all
@@ -77,20 +63,6 @@ impl ReadModelStore for EmbeddedStore {
             })
             .collect();
         Ok(filter.page(live))
-    }
-
-    async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
-        match self.get(DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() }).await? {
-            Some(Document::SlaSet(s)) => Ok(Some(s)),
-            _ => Ok(None),
-        }
-    }
-
-    async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
-        match self.get(DocKey { collection: Collection::SlaSamples, id: id.to_string() }).await? {
-            Some(Document::SlaSamples(s)) => Ok(Some(s)),
-            _ => Ok(None),
-        }
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {

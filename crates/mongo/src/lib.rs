@@ -14,8 +14,7 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, Document as BsonDocument};
 use mongodb::options::{ClientOptions, ReplaceOneModel};
 use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use slamon_domain::{
-    Collection, DocKey, Document, MetricFilter, MetricId, MetricView, PortError, PortResult, ReadModelStore,
-    SlaSamplesView, SlaSetView, NAME_LABEL, SLA_SET_DOC_ID,
+    Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, NAME_LABEL,
 };
 
 /// How the store reaches MongoDB.
@@ -109,22 +108,10 @@ impl MongoStore {
     pub async fn drop_database(&self) -> PortResult<()> {
         self.db.drop().await.map_err(unavailable)
     }
-
-    async fn get(&self, key: DocKey) -> PortResult<Option<Document>> {
-        let found = self.raw(key.collection).find_one(doc! {"_id": doc_id(&key)?}).await.map_err(unavailable)?;
-        found.map(|d| from_bson(key.collection, d)).transpose()
-    }
 }
 
 #[async_trait]
 impl ReadModelStore for MongoStore {
-    async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
-        match self.get(DocKey { collection: Collection::Metrics, id: id.to_string() }).await? {
-            Some(Document::Metric(m)) => Ok(Some(m)),
-            _ => Ok(None),
-        }
-    }
-
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
         let mut query = doc! {"removed": false};
         if let Some(name) = &filter.name {
@@ -153,20 +140,6 @@ impl ReadModelStore for MongoStore {
                 _ => Err(invalid("not a metric")),
             })
             .collect()
-    }
-
-    async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
-        match self.get(DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() }).await? {
-            Some(Document::SlaSet(s)) => Ok(Some(s)),
-            _ => Ok(None),
-        }
-    }
-
-    async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
-        match self.get(DocKey { collection: Collection::SlaSamples, id: id.to_string() }).await? {
-            Some(Document::SlaSamples(s)) => Ok(Some(s)),
-            _ => Ok(None),
-        }
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
