@@ -24,6 +24,9 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     /// Bound of one produce (delivery timeout) and of metadata calls.
     pub timeout: Duration,
+    /// A stable name of this process among the group's members (static membership),
+    /// e.g. the pod name; `None` for dynamic membership.
+    pub instance_id: Option<String>,
 }
 
 fn unavailable(e: KafkaError) -> PortError {
@@ -66,6 +69,11 @@ impl KafkaLog {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("isolation.level", "read_committed");
+        if let Some(instance) = &self.config.instance_id {
+            // static membership: a restarted member takes its partitions back at once
+            // instead of waiting for the dead one's session to expire
+            c.set("group.instance.id", format!("{group}-{instance}"));
+        }
         c
     }
 }
@@ -198,7 +206,8 @@ mod tests {
     /// one the test is skipped locally and fails in CI.
     async fn log(topic: &str) -> Option<KafkaLog> {
         let servers = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-        let config = KafkaConfig { bootstrap_servers: servers.clone(), timeout: Duration::from_secs(10) };
+        let config =
+            KafkaConfig { bootstrap_servers: servers.clone(), timeout: Duration::from_secs(10), instance_id: None };
         match ensure_topic(&config, topic, 4, 1, &[]).await {
             Ok(_) => Some(KafkaLog::new(config).expect("producer")),
             Err(e) if std::env::var("CI").as_deref() != Ok("true") => {

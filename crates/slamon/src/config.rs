@@ -61,6 +61,10 @@ pub struct StorageArgs {
     /// Kafka brokers, `host:port[,host:port…]` (with `--event-log kafka`).
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
     pub kafka_bootstrap_servers: String,
+    /// A stable name of this process in its consumer groups (Kafka static membership, e.g.
+    /// the pod name): after a crash the restarted process gets its partitions back at once.
+    #[arg(long, env = "SLAMON_KAFKA_INSTANCE_ID")]
+    pub kafka_instance_id: Option<String>,
     /// Bound of one Kafka produce or metadata call.
     #[arg(long, env = "SLAMON_KAFKA_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub kafka_timeout: Duration,

@@ -128,7 +128,11 @@ fn open_embedded_store(dir: &Path) -> Result<Arc<EmbeddedStore>> {
 }
 
 fn kafka_config(args: &StorageArgs) -> slamon_kafka::KafkaConfig {
-    slamon_kafka::KafkaConfig { bootstrap_servers: args.kafka_bootstrap_servers.clone(), timeout: args.kafka_timeout }
+    slamon_kafka::KafkaConfig {
+        bootstrap_servers: args.kafka_bootstrap_servers.clone(),
+        timeout: args.kafka_timeout,
+        instance_id: args.kafka_instance_id.clone().filter(|i| !i.is_empty()),
+    }
 }
 
 /// The event log chosen by `SLAMON_EVENT_LOG`.
@@ -272,7 +276,10 @@ async fn run(command: Command) -> Result<()> {
     }
 }
 
-async fn up(args: UpArgs) -> Result<()> {
+async fn up(mut args: UpArgs) -> Result<()> {
+    // one process is the group's only member: static membership lets it take its
+    // partitions back at once after a crash
+    args.storage.kafka_instance_id.get_or_insert_with(|| "slamon-up".to_owned());
     let mut tasks = Tasks::new();
     let dir = &args.storage.data_dir;
     let log = open_log(&args.storage)?;
@@ -288,6 +295,9 @@ async fn up(args: UpArgs) -> Result<()> {
     let exporter_listener = bind(args.etl.exporter_listen, "exporter").await?;
     let registry_url = local_url(&registry_listener)?;
     let grpc_url = local_url(&grpc_listener)?;
+    if args.storage.event_log == "kafka" {
+        ensure_topics(&args.storage, 1, 1, None).await?;
+    }
 
     let cancel = tasks.cancel.clone();
     tasks.spawn("schema-registry", async move {
