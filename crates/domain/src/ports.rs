@@ -83,6 +83,8 @@ pub trait ReadModelStore: Send + Sync {
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>>;
     /// Upsert documents in one batch.
     async fn write(&self, docs: Vec<Document>) -> PortResult<()>;
+    /// Every document of a collection, in id order (replay's diff, tests).
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>>;
 
     async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
         match self.load(&[DocKey { collection: Collection::Metrics, id: id.to_string() }]).await?.pop().flatten() {

@@ -29,9 +29,24 @@ impl EmbeddedStore {
             .map_err(|e| PortError::Other(format!("cannot open store {}: {e}", path.display())))?;
         Ok(Self { db: Arc::new(db) })
     }
+}
+
+#[async_trait]
+impl ReadModelStore for EmbeddedStore {
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        let all = self.all(Collection::Metrics).await?;
+        let live: Vec<MetricView> = all
+            .into_iter()
+            .filter_map(|d| match d {
+                Document::Metric(m) if !m.removed && filter.matches(&m.labels) => Some(m),
+                _ => None,
+            })
+            .collect();
+        Ok(filter.page(live))
+    }
 
     /// Every document of a collection, in id order.
-    pub async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
         let db = self.db.clone();
         blocking(move || {
             let tx = db.begin_read().map_err(unavailable)?;
@@ -48,21 +63,6 @@ impl EmbeddedStore {
             Ok(out)
         })
         .await
-    }
-}
-
-#[async_trait]
-impl ReadModelStore for EmbeddedStore {
-    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
-        let all = self.all(Collection::Metrics).await?;
-        let live: Vec<MetricView> = all
-            .into_iter()
-            .filter_map(|d| match d {
-                Document::Metric(m) if !m.removed && filter.matches(&m.labels) => Some(m),
-                _ => None,
-            })
-            .collect();
-        Ok(filter.page(live))
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {

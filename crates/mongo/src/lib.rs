@@ -31,6 +31,8 @@ pub struct MongoConfig {
 pub struct MongoStore {
     client: Client,
     db: Database,
+    /// Prefix of the collection names (`rebuild_` while a replay rebuilds them).
+    prefix: String,
 }
 
 fn unavailable(e: mongodb::error::Error) -> PortError {
@@ -81,7 +83,7 @@ impl MongoStore {
         options.app_name = Some("slamon".into());
         let client = Client::with_options(options).map_err(unavailable)?;
         let db = client.database(&config.database);
-        Ok(Self { client, db })
+        Ok(Self { client, db, prefix: String::new() })
     }
 
     /// Creates the indexes (idempotent).
@@ -94,14 +96,41 @@ impl MongoStore {
     }
 
     fn raw(&self, c: Collection) -> MongoCollection<BsonDocument> {
-        self.db.collection(c.name())
+        self.db.collection(&format!("{}{}", self.prefix, c.name()))
     }
 
-    /// Every document of a collection, in `_id` order.
-    pub async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
-        let cursor = self.raw(collection).find(doc! {}).sort(doc! {"_id": 1}).await.map_err(unavailable)?;
-        let docs: Vec<BsonDocument> = cursor.try_collect().await.map_err(unavailable)?;
-        docs.into_iter().map(|d| from_bson(collection, d)).collect()
+    /// The same database with collection names prefixed by `prefix`: where a replay
+    /// rebuilds the read models next to the live ones.
+    pub fn with_prefix(&self, prefix: &str) -> Self {
+        Self { client: self.client.clone(), db: self.db.clone(), prefix: prefix.to_owned() }
+    }
+
+    /// Drops this store's collections.
+    pub async fn drop_collections(&self) -> PortResult<()> {
+        for c in Collection::ALL {
+            self.raw(c).drop().await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces this store's collections with `rebuilt`'s (renames with `dropTarget`,
+    /// collection by collection).
+    pub async fn swap_in(&self, rebuilt: &MongoStore) -> PortResult<()> {
+        let admin = self.client.database("admin");
+        for c in Collection::ALL {
+            let from = rebuilt.raw(c).namespace();
+            let to = self.raw(c).namespace();
+            let exists = rebuilt.db.list_collection_names().await.map_err(unavailable)?.contains(&from.coll);
+            if !exists {
+                self.raw(c).drop().await.map_err(unavailable)?;
+                continue;
+            }
+            admin
+                .run_command(doc! {"renameCollection": from.to_string(), "to": to.to_string(), "dropTarget": true})
+                .await
+                .map_err(unavailable)?;
+        }
+        self.ensure_indexes().await
     }
 
     /// Drops the database (tests, replay into a fresh database).
@@ -140,6 +169,13 @@ impl ReadModelStore for MongoStore {
                 _ => Err(invalid("not a metric")),
             })
             .collect()
+    }
+
+    /// Every document of a collection, in `_id` order.
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+        let cursor = self.raw(collection).find(doc! {}).sort(doc! {"_id": 1}).await.map_err(unavailable)?;
+        let docs: Vec<BsonDocument> = cursor.try_collect().await.map_err(unavailable)?;
+        docs.into_iter().map(|d| from_bson(collection, d)).collect()
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {

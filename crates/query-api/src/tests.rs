@@ -138,6 +138,9 @@ impl ReadModelStore for DownStore {
     async fn write(&self, _: Vec<Document>) -> PortResult<()> {
         self.fail().await
     }
+    async fn all(&self, _: Collection) -> PortResult<Vec<Document>> {
+        self.fail().await
+    }
 }
 
 impl DownStore {

@@ -36,6 +36,10 @@ pub enum Command {
     SlaManager(SlaCmd),
     /// slamon's Confluent-compatible Schema Registry alone.
     Registry(RegistryCmd),
+    /// Rebuilds the read models from offset 0 of the event log with the projector's
+    /// projection into fresh collections, then swaps them in (or, with --dry-run, prints
+    /// how they differ from the live ones).
+    Replay(ReplayCmd),
     /// Creates the topics (`prometheusdata` and its dead-letter topic) if missing and
     /// registers the event schemas with BACKWARD_TRANSITIVE compatibility. Idempotent.
     Init(InitCmd),
@@ -241,4 +245,18 @@ pub struct InitCmd {
     /// `min.insync.replicas` of the topics (2 in Kubernetes; unset: the broker's default).
     #[arg(long, env = "SLAMON_TOPIC_MIN_INSYNC_REPLICAS")]
     pub min_insync_replicas: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayCmd {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub registry: RegistryUrl,
+    /// Rebuild and compare with the live read models, change nothing; exits 1 when they differ.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Records per poll and per bulk write.
+    #[arg(long, env = "SLAMON_REPLAY_BATCH", default_value_t = 1000)]
+    pub batch: usize,
 }

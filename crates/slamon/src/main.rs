@@ -273,6 +273,7 @@ async fn run(command: Command) -> Result<()> {
         Command::SlaManager(args) => sla_manager(args).await,
         Command::Registry(args) => registry(args).await,
         Command::Init(args) => init(args).await,
+        Command::Replay(args) => replay(args).await,
     }
 }
 
@@ -474,4 +475,64 @@ async fn ensure_topics(
         tracing::info!(topic, created, partitions, replication, "topic ready");
     }
     Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn replay(args: ReplayCmd) -> Result<()> {
+    let log = open_log(&args.storage)?;
+    let codec = EventCodec::new(&args.registry.schema_registry_url, &args.storage.topic)?;
+    let started = std::time::Instant::now();
+    if args.storage.store == "mongodb" {
+        let config = slamon_mongo::MongoConfig {
+            uri: args.storage.mongodb_uri.clone(),
+            database: args.storage.mongodb_database.clone(),
+            timeout: args.storage.db_timeout,
+        };
+        let live = slamon_mongo::MongoStore::connect(&config).await.context("mongodb client")?;
+        let rebuilt = live.with_prefix("rebuild_");
+        rebuilt.drop_collections().await.context("dropping an earlier rebuild")?;
+        let report = slamon_replay::rebuild(log.as_ref(), &codec, &args.storage.topic, &rebuilt, args.batch).await?;
+        println!("rebuilt in {:.1} s: {report}", started.elapsed().as_secs_f64());
+        if args.dry_run {
+            let differences = slamon_replay::diff(&live, &rebuilt).await?;
+            rebuilt.drop_collections().await?;
+            return report_diff(&differences);
+        }
+        live.swap_in(&rebuilt).await.context("swapping the rebuilt collections in")?;
+        println!("swapped the rebuilt read models in ({})", config.database);
+    } else {
+        let dir = &args.storage.data_dir;
+        let path = dir.join("store.rebuild.redb");
+        let _ = std::fs::remove_file(&path);
+        let report = {
+            let rebuilt = EmbeddedStore::open(&path)?;
+            slamon_replay::rebuild(log.as_ref(), &codec, &args.storage.topic, &rebuilt, args.batch).await?
+        };
+        println!("rebuilt in {:.1} s: {report}", started.elapsed().as_secs_f64());
+        if args.dry_run {
+            let differences = {
+                let live = open_embedded_store(dir)?;
+                let rebuilt = EmbeddedStore::open(&path)?;
+                slamon_replay::diff(live.as_ref(), &rebuilt).await?
+            };
+            std::fs::remove_file(&path)?;
+            return report_diff(&differences);
+        }
+        std::fs::rename(&path, dir.join("store.redb")).context("swapping the rebuilt read models in")?;
+        println!("swapped the rebuilt read models in ({})", dir.join("store.redb").display());
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn report_diff(differences: &[String]) -> Result<()> {
+    if differences.is_empty() {
+        println!("dry run: the rebuilt read models equal the live ones");
+        return Ok(());
+    }
+    println!("dry run: {} documents differ", differences.len());
+    for line in differences.iter().take(50) {
+        println!("  {line}");
+    }
+    std::process::exit(1);
 }

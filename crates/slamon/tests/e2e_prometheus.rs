@@ -433,6 +433,110 @@ async fn scenario(backend: &[(String, String)]) {
     let res = http.put(format!("{}/slaset", s2.sla)).json(&set).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"message": "SLA set updated", "version": 2}));
     drop(s2.proc);
+
+    if backend.iter().any(|(k, v)| k == "SLAMON_STORE" && v == "mongodb") {
+        replay_rebuilds_what_the_projector_built(&data, backend, &ids).await;
+    }
+}
+
+fn slamon(args: &[&str], env: &[(String, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_slamon"));
+    c.args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Every answer of the read side, for equality checks.
+async fn snapshot(query: &str, sla: &str, ids: &BTreeMap<String, String>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for path in ["/metrics?match=job=e2e"] {
+        out.push(get(&format!("{query}{path}")).await.unwrap().1);
+    }
+    for path in ["/slaset", "/slaset/history", "/violations", "/future-violations"] {
+        out.push(get(&format!("{sla}{path}")).await.unwrap().1);
+    }
+    for id in ids.values() {
+        for what in ["values", "metadata", "prediction"] {
+            out.push(get(&format!("{query}/metrics/{id}/{what}")).await.unwrap().1);
+        }
+    }
+    out
+}
+
+/// SPEC §10 on the distributed path: with the writers stopped, drop the read models,
+/// replay the topic from offset 0, and every API answer is what it was.
+async fn replay_rebuilds_what_the_projector_built(
+    data: &Path,
+    backend: &[(String, String)],
+    ids: &BTreeMap<String, String>,
+) {
+    let (r, q, s) = (free_port(), free_port(), free_port());
+    let mut env: Vec<(String, String)> = backend.to_vec();
+    env.push(("SLAMON_DATA_DIR".into(), data.display().to_string()));
+    env.push(("SLAMON_REGISTRY_LISTEN".into(), format!("127.0.0.1:{r}")));
+    env.push(("SCHEMA_REGISTRY_URL".into(), format!("http://127.0.0.1:{r}")));
+    env.push(("SLAMON_QUERY_API_LISTEN".into(), format!("127.0.0.1:{q}")));
+    env.push(("SLAMON_SLA_MANAGER_LISTEN".into(), format!("127.0.0.1:{s}")));
+    env.push(("SLAMON_GRPC_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
+    // the registry of `slamon up` (same data dir), and the read side alone: nothing writes
+    let _registry = Proc(slamon(&["registry"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    // the killed `up` may have left events in the log that its projector had not applied:
+    // a projector alone, taking the dead one's place in the group, catches up
+    let mut projector_env = env.clone();
+    projector_env.push(("SLAMON_PROJECTOR_ADMIN_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
+    projector_env.push(("SLAMON_KAFKA_INSTANCE_ID".into(), "slamon-up".into()));
+    let projector =
+        Proc(slamon(&["projector"], &projector_env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _query = Proc(slamon(&["query-api"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _sla = Proc(slamon(&["sla-manager"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let (query, sla) = (format!("http://127.0.0.1:{q}"), format!("http://127.0.0.1:{s}"));
+    eventually("the read side alone", Duration::from_secs(30), async || {
+        get(&format!("{sla}/slaset")).await.filter(|(st, _)| *st == 200)
+    })
+    .await;
+    eventually("the registry", Duration::from_secs(30), async || {
+        get(&format!("http://127.0.0.1:{r}/subjects")).await.filter(|(st, _)| *st == 200)
+    })
+    .await;
+    // the dry run rebuilds from offset 0 and diffs: equal once the projector caught up
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = slamon(&["replay", "--dry-run"], &env).output().unwrap();
+        let last = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() && last.contains("equal the live ones") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the projector never caught up with the log: {last}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    drop(projector);
+    let before = snapshot(&query, &sla, ids).await;
+
+    // drop the database: the read side is empty
+    let database = backend.iter().find(|(k, _)| k == "MONGODB_DATABASE").map(|(_, v)| v.clone()).unwrap();
+    let uri = backend.iter().find(|(k, _)| k == "MONGODB_URI").map(|(_, v)| v.clone()).unwrap();
+    let store = slamon_mongo::MongoStore::connect(&slamon_mongo::MongoConfig {
+        uri,
+        database,
+        timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    store.drop_database().await.unwrap();
+    assert_eq!(get(&format!("{sla}/slaset")).await.unwrap().1, json!([]));
+
+    let out = slamon(&["replay"], &env).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "replay: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("swapped the rebuilt read models in"), "{stdout}");
+    let after = snapshot(&query, &sla, ids).await;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a, b, "an API answer changed after the replay");
+    }
 }
 
 fn chrono_now_ms() -> i64 {
