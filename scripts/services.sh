@@ -38,6 +38,10 @@ install() {
     log "installing SecantusDB (PyPI)"
     python3 -m pip install -q SecantusDB
   fi
+  if ! python3 -c "import confluent_kafka.schema_registry.avro" 2>/dev/null; then
+    log "installing confluent-kafka (PyPI), the Confluent client of the wire-compatibility test"
+    python3 -m pip install -q "confluent-kafka[avro,schemaregistry]"
+  fi
   if [ ! -x "$TANSU" ]; then
     log "building tansu $TANSU_VERSION with sqlite storage (about 20 minutes, once per machine)"
     mkdir -p "$TOOLS"

@@ -377,11 +377,26 @@ async fn projector(args: ProjectorCmd) -> Result<()> {
     let metrics = prometheus::Registry::new();
     let admin = bind(args.admin_listen, "projector admin endpoint").await?;
     let consumer = log.consumer(&args.storage.projector_group, &args.storage.topic).await?;
+    let probe = store.clone();
+    let db_timeout = args.storage.db_timeout;
     spawn_projector(
         &mut tasks,
         Projector::new(consumer, store, codec, log, ProjectorConfig::default(), ProjectorMetrics::new(&metrics)?),
     );
-    spawn_http(&mut tasks, "projector-admin", admin, slamon_etl::exporter(metrics));
+    // ready when the read models answer: the projector can write
+    let admin_router = slamon_etl::exporter(metrics).route(
+        "/readyz",
+        axum::routing::get(move || {
+            let probe = probe.clone();
+            async move {
+                match tokio::time::timeout(db_timeout, probe.sla_set()).await {
+                    Ok(Ok(_)) => (axum::http::StatusCode::OK, "ready"),
+                    _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready: the read models cannot be reached"),
+                }
+            }
+        }),
+    );
+    spawn_http(&mut tasks, "projector-admin", admin, admin_router);
     tasks.wait().await
 }
 
