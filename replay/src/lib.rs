@@ -110,12 +110,17 @@ pub async fn rebuild(
     loop {
         let records = consumer.poll(batch, Duration::from_millis(500)).await?;
         if records.is_empty() {
-            // caught up when nothing comes and nothing is left after our positions
-            if consumer.lag().await? == 0 {
-                idle += 1;
-                if idle >= 2 {
-                    break;
+            // caught up when nothing comes and nothing is left after our positions (a
+            // broker that cannot say yet, e.g. while the group forms, is asked again)
+            match consumer.lag().await {
+                Ok(0) => {
+                    idle += 1;
+                    if idle >= 2 {
+                        break;
+                    }
                 }
+                Ok(_) => idle = 0,
+                Err(e) => tracing::debug!(error = %e, "lag unknown yet"),
             }
             continue;
         }
@@ -143,7 +148,7 @@ pub async fn rebuild(
         consumer.commit(&next.into_iter().map(|(p, o)| Position::new(p, o)).collect::<Vec<_>>()).await?;
         let p = match progress.as_mut() {
             Some(p) => p,
-            None => progress.insert(Progress::new(report.records + consumer.lag().await?)),
+            None => progress.insert(Progress::new(report.records + consumer.lag().await.unwrap_or(0))),
         };
         p.advance(report.records);
     }

@@ -167,25 +167,37 @@ impl LogConsumer for KafkaConsumer {
         for p in next {
             list.add_partition_offset(&self.topic, p.partition, Offset::Offset(p.offset)).map_err(unavailable)?;
         }
-        self.consumer.commit(&list, CommitMode::Sync).map_err(unavailable)
+        tokio::task::block_in_place(|| self.consumer.commit(&list, CommitMode::Sync)).map_err(unavailable)
     }
 
+    /// The group's lag over every partition of the topic (not only those assigned to
+    /// this member, which are none until the group has formed).
     async fn lag(&mut self) -> PortResult<u64> {
-        let assignment = self.consumer.assignment().map_err(unavailable)?;
-        let committed = self.consumer.committed_offsets(assignment.clone(), self.timeout).map_err(unavailable)?;
-        let mut lag = 0u64;
-        let by_partition: HashMap<i32, i64> = committed
-            .elements()
-            .iter()
-            .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { o } else { 0 }))
-            .collect();
-        for e in assignment.elements() {
-            let (low, high) =
-                self.consumer.fetch_watermarks(&self.topic, e.partition(), self.timeout).map_err(unavailable)?;
-            let at = by_partition.get(&e.partition()).copied().unwrap_or(low).max(low);
-            lag += (high - at).max(0) as u64;
-        }
-        Ok(lag)
+        // librdkafka's metadata and offset calls block: keep them off the async workers
+        // and short, so a group that is rebalancing never stalls the caller for long
+        let timeout = self.timeout.min(Duration::from_secs(5));
+        tokio::task::block_in_place(|| {
+            let metadata = self.consumer.fetch_metadata(Some(&self.topic), timeout).map_err(unavailable)?;
+            let partitions: Vec<i32> =
+                metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+            let mut list = TopicPartitionList::new();
+            for p in &partitions {
+                list.add_partition(&self.topic, *p);
+            }
+            let committed = self.consumer.committed_offsets(list, timeout).map_err(unavailable)?;
+            let by_partition: HashMap<i32, i64> = committed
+                .elements()
+                .iter()
+                .filter_map(|e| if let Offset::Offset(o) = e.offset() { Some((e.partition(), o)) } else { None })
+                .collect();
+            let mut lag = 0u64;
+            for p in partitions {
+                let (low, high) = self.consumer.fetch_watermarks(&self.topic, p, timeout).map_err(unavailable)?;
+                let at = by_partition.get(&p).copied().unwrap_or(low).max(low);
+                lag += (high - at).max(0) as u64;
+            }
+            Ok(lag)
+        })
     }
 }
 

@@ -55,7 +55,11 @@ pub struct Projector {
     dlq: Arc<dyn EventLog>,
     config: ProjectorConfig,
     metrics: ProjectorMetrics,
+    lag_checked: Option<std::time::Instant>,
 }
+
+/// How often the lag gauge is refreshed.
+const LAG_REFRESH: Duration = Duration::from_secs(5);
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +78,7 @@ impl Projector {
         config: ProjectorConfig,
         metrics: ProjectorMetrics,
     ) -> Self {
-        Self { consumer, store, codec, dlq, config, metrics }
+        Self { consumer, store, codec, dlq, config, metrics, lag_checked: None }
     }
 
     /// Runs until `cancel`; finishes the batch in hand and commits before returning.
@@ -122,7 +126,12 @@ impl Projector {
         tracing::info!("projector stopped");
     }
 
+    /// Refreshes the lag gauge, at most every few seconds (it asks the broker).
     async fn update_lag(&mut self) {
+        if self.lag_checked.is_some_and(|t| t.elapsed() < LAG_REFRESH) {
+            return;
+        }
+        self.lag_checked = Some(std::time::Instant::now());
         if let Ok(lag) = self.consumer.lag().await {
             self.metrics.lag.set(lag as i64);
         }
