@@ -140,12 +140,7 @@ pub async fn rebuild(
         report.records += records.len() as u64;
         report.applied += outcome.applied;
         report.skipped += outcome.skipped;
-        let mut next = std::collections::BTreeMap::new();
-        for r in &records {
-            let e = next.entry(r.position.partition).or_insert(0);
-            *e = (*e).max(r.position.offset + 1);
-        }
-        consumer.commit(&next.into_iter().map(|(p, o)| Position::new(p, o)).collect::<Vec<_>>()).await?;
+        consumer.commit(&slamon_domain::next_positions(&records)).await?;
         let p = match progress.as_mut() {
             Some(p) => p,
             None => progress.insert(Progress::new(report.records + consumer.lag().await.unwrap_or(0))),

@@ -54,6 +54,16 @@ pub struct LogRecord {
     pub timestamp_ms: i64,
 }
 
+/// The positions to commit after `records`: per partition, one past the highest offset.
+pub fn next_positions(records: &[LogRecord]) -> Vec<Position> {
+    let mut by_partition = std::collections::BTreeMap::new();
+    for r in records {
+        let next = by_partition.entry(r.position.partition).or_insert(0);
+        *next = (*next).max(r.position.offset + 1);
+    }
+    by_partition.into_iter().map(|(p, o)| Position::new(p, o)).collect()
+}
+
 /// The append side of the event log. An append returns only once the records are
 /// durable (acks=all on Kafka, committed to disk in the embedded log).
 #[async_trait]

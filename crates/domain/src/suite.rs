@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::events::{Window, WindowAggregate};
 use crate::labels::Labels;
-use crate::ports::{EventLog, LogConsumer, LogRecord, Position, ReadModelStore};
+use crate::ports::{next_positions, EventLog, LogConsumer, LogRecord, Position, ReadModelStore};
 use crate::views::{Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView};
 use crate::Sample;
 
@@ -19,14 +19,6 @@ async fn drain(c: &mut Box<dyn LogConsumer>, want: usize) -> Vec<LogRecord> {
         out.extend(c.poll(want - out.len(), Duration::from_millis(200)).await.expect("poll"));
     }
     out
-}
-
-fn next_positions(records: &[LogRecord]) -> Vec<Position> {
-    let mut by_partition = std::collections::BTreeMap::new();
-    for r in records {
-        by_partition.insert(r.position.partition, r.position.offset + 1);
-    }
-    by_partition.into_iter().map(|(p, o)| Position::new(p, o)).collect()
 }
 
 /// The event log: appends are read back in order per key, committed positions survive

@@ -83,13 +83,11 @@ pub fn render(registry: &Registry) -> String {
 
 /// The exporter: `GET /metrics` in the Prometheus text format.
 pub fn exporter(registry: Registry) -> axum::Router {
-    axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let r = registry.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&r)) }
-            }),
-        )
-        .route("/livez", axum::routing::get(|| async { "ok" }))
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let r = registry.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&r)) }
+        }),
+    )
 }

@@ -167,13 +167,7 @@ impl Projector {
                 .collect();
             self.dlq.append(&slamon_domain::dlq_topic(self.codec.topic()), dead).await?;
         }
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        for r in records {
-            let e = next.entry(r.position.partition).or_insert(0);
-            *e = (*e).max(r.position.offset + 1);
-        }
-        let positions: Vec<Position> = next.into_iter().map(|(p, o)| Position::new(p, o)).collect();
-        self.consumer.commit(&positions).await?;
+        self.consumer.commit(&slamon_domain::next_positions(records)).await?;
         self.metrics.applied.inc_by(outcome.applied);
         self.metrics.skipped.inc_by(outcome.skipped);
         self.metrics.dead_lettered.inc_by(poison.len() as u64);

@@ -25,15 +25,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics/{id}/values", get(values))
         .route("/metrics/{id}/metadata", get(metadata))
         .route("/metrics/{id}/prediction", get(prediction))
-        .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
+        .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
         .with_state(state)
-}
-
-async fn ready(State(s): State<AppState>) -> ApiResult {
-    db(s.db_timeout, s.store.sla_set()).await?;
-    Ok("ready".into_response())
 }
 
 fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {

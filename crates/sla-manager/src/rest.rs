@@ -48,15 +48,9 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(get_status))
         .route("/violations", get(get_violations))
         .route("/future-violations", get(get_future))
-        .route("/livez", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
+        .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
         .with_state(state)
-}
-
-async fn ready(State(s): State<AppState>) -> ApiResult {
-    db(s.db_timeout, s.store.sla_set()).await?;
-    Ok("ready".into_response())
 }
 
 fn entry_json(e: &SlaEntry) -> Value {

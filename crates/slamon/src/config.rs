@@ -198,7 +198,7 @@ pub struct ProjectorCmd {
     pub storage: StorageArgs,
     #[command(flatten)]
     pub registry: RegistryUrl,
-    /// Address of the projector's admin endpoint (`/metrics`, `/livez`).
+    /// Address of the projector's admin endpoint (`/metrics`, `/livez`, `/readyz`).
     #[arg(long, env = "SLAMON_PROJECTOR_ADMIN_LISTEN", default_value = "0.0.0.0:8010")]
     pub admin_listen: SocketAddr,
 }

@@ -345,7 +345,7 @@ async fn up(mut args: UpArgs) -> Result<()> {
         etl_config(&args.etl, &producer("etl")),
         EtlMetrics::new(&metrics)?,
     );
-    spawn_http(&mut tasks, "exporter", exporter_listener, slamon_etl::exporter(metrics));
+    spawn_http(&mut tasks, "exporter", exporter_listener, slamon_etl::exporter(metrics).merge(slamon_web::livez()));
     spawn_etl(&mut tasks, etl);
     tracing::info!(data_dir = %dir.display(), "slamon is up");
     tasks.wait().await
@@ -364,7 +364,7 @@ async fn etl(args: EtlCmd) -> Result<()> {
         etl_config(&args.etl, &producer("etl")),
         EtlMetrics::new(&metrics)?,
     );
-    spawn_http(&mut tasks, "exporter", exporter_listener, slamon_etl::exporter(metrics));
+    spawn_http(&mut tasks, "exporter", exporter_listener, slamon_etl::exporter(metrics).merge(slamon_web::livez()));
     spawn_etl(&mut tasks, etl);
     tasks.wait().await
 }
@@ -384,18 +384,7 @@ async fn projector(args: ProjectorCmd) -> Result<()> {
         Projector::new(consumer, store, codec, log, ProjectorConfig::default(), ProjectorMetrics::new(&metrics)?),
     );
     // ready when the read models answer: the projector can write
-    let admin_router = slamon_etl::exporter(metrics).route(
-        "/readyz",
-        axum::routing::get(move || {
-            let probe = probe.clone();
-            async move {
-                match tokio::time::timeout(db_timeout, probe.sla_set()).await {
-                    Ok(Ok(_)) => (axum::http::StatusCode::OK, "ready"),
-                    _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready: the read models cannot be reached"),
-                }
-            }
-        }),
-    );
+    let admin_router = slamon_etl::exporter(metrics).merge(slamon_web::health_routes(probe, db_timeout));
     spawn_http(&mut tasks, "projector-admin", admin, admin_router);
     tasks.wait().await
 }

@@ -111,3 +111,22 @@ pub async fn serve(
         }
     }
 }
+
+/// `/livez`: the process answers.
+pub fn livez<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    axum::Router::new().route("/livez", axum::routing::get(|| async { "ok" }))
+}
+
+/// `/livez`, and `/readyz`: the read models answer within `db_timeout`.
+pub fn health_routes<S: Clone + Send + Sync + 'static>(
+    store: std::sync::Arc<dyn slamon_domain::ReadModelStore>,
+    db_timeout: Duration,
+) -> axum::Router<S> {
+    livez().route(
+        "/readyz",
+        axum::routing::get(move || {
+            let store = store.clone();
+            async move { db(db_timeout, store.sla_set()).await.map(|_| "ready") }
+        }),
+    )
+}
