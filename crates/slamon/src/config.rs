@@ -43,6 +43,9 @@ pub enum Command {
     /// Creates the topics (`prometheusdata` and its dead-letter topic) if missing and
     /// registers the event schemas with BACKWARD_TRANSITIVE compatibility. Idempotent.
     Init(InitCmd),
+    /// Exits 0 when a health endpoint answers 2xx in time, 1 otherwise: the container
+    /// image's HEALTHCHECK (the runtime image has no curl).
+    Healthcheck(HealthcheckCmd),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -259,4 +262,15 @@ pub struct ReplayCmd {
     /// Records per poll and per bulk write.
     #[arg(long, env = "SLAMON_REPLAY_BATCH", default_value_t = 1000)]
     pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckCmd {
+    /// The endpoint to probe: `/readyz` of the query API or SLA manager, `/livez` of the
+    /// projector's admin port, `/metrics` of the ETL exporter.
+    #[arg(env = "SLAMON_HEALTHCHECK_URL", default_value = "http://127.0.0.1:5000/readyz")]
+    pub url: String,
+    /// Longest wait for the answer.
+    #[arg(long, env = "SLAMON_HEALTHCHECK_TIMEOUT", default_value = "3s", value_parser = duration)]
+    pub timeout: Duration,
 }

@@ -274,7 +274,21 @@ async fn run(command: Command) -> Result<()> {
         Command::Registry(args) => registry(args).await,
         Command::Init(args) => init(args).await,
         Command::Replay(args) => replay(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
     }
+}
+
+async fn healthcheck(args: HealthcheckCmd) -> Result<()> {
+    let client = reqwest::Client::builder().timeout(args.timeout).build()?;
+    let response = client
+        .get(&args.url)
+        .send()
+        .await
+        .with_context(|| format!("{} did not answer within {:?}", args.url, args.timeout))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{} answered {status}", args.url);
+    println!("{} answered {status}", args.url);
+    Ok(())
 }
 
 async fn up(mut args: UpArgs) -> Result<()> {
