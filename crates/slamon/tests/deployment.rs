@@ -1,0 +1,402 @@
+//! The deployments, checked offline (no container engine here):
+//! - compose.yaml passes `docker-compose config` and the compose JSON schema, has every
+//!   service SPEC §11 names on SPEC's ports, health checks everywhere, `init` before what
+//!   needs the topic, and runs real subcommands with variables the binary reads;
+//! - kubernetes/ renders with `kubectl kustomize`, passes `kubernetes-validate --strict`,
+//!   and holds 3 KRaft brokers, the topic at 4 partitions × RF 3 with min ISR 2, probes
+//!   and resources everywhere, the NodePorts; `kubectl apply -f kubernetes -R` applies the
+//!   same objects;
+//! - the Dockerfile is multi-stage, non-root, with a HEALTHCHECK the binary answers;
+//! - `.env.example` documents every variable the binary and compose.yaml read.
+//!
+//! Needs docker-compose (Debian), check-jsonschema and kubernetes-validate (PyPI), kubectl;
+//! skipped locally without them, failing in CI (`scripts/services.sh install` brings them).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+fn is_slamon_image(image: &Value) -> bool {
+    image.as_str().is_some_and(|i| i.split(['/', ':']).any(|part| part == "slamon"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+}
+
+/// `host` of `scheme://host:port/...`, `host:port` or `a:1,b:2` (the first).
+fn host_of(address: &str) -> &str {
+    let rest = address.split("://").last().unwrap();
+    let rest = rest.rsplit('@').next().unwrap();
+    rest.split([',', '/', '?']).next().unwrap().split(':').next().unwrap()
+}
+
+fn port_of(address: &str) -> u16 {
+    let rest = address.split("://").last().unwrap().rsplit('@').next().unwrap();
+    let hostport = rest.split(['/', '?']).next().unwrap();
+    hostport.rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("no port in {address}"))
+}
+
+/// Every variable the binary reads, over all its subcommands.
+fn all_binary_vars() -> BTreeSet<String> {
+    SUBCOMMANDS.iter().flat_map(|s| env_of(s).into_keys()).collect()
+}
+
+/// Read by the tracing subscriber, not by an option.
+const LOGGING: &str = "RUST_LOG";
+/// Read by an option that has no default on purpose (unset is meaningful).
+const OPTIONAL: [&str; 3] = ["SLAMON_KAFKA_INSTANCE_ID", "SLAMON_DEMO", "SLAMON_TOPIC_MIN_INSYNC_REPLICAS"];
+
+#[test]
+fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
+    if !tools(&["docker-compose", "check-jsonschema"]) {
+        return;
+    }
+    output(Command::new("docker-compose").args(["-f", "compose.yaml", "config", "-q"]).current_dir(root()));
+    output(
+        Command::new("check-jsonschema")
+            .args(["--builtin-schema", "vendor.compose-spec", "compose.yaml"])
+            .current_dir(root()),
+    );
+    let config = compose_config(&[]);
+    let services = config["services"].as_object().unwrap();
+    for name in [
+        "kafka",
+        "schema-registry",
+        "mongodb",
+        "node-exporter",
+        "source-prometheus",
+        "prometheus",
+        "init",
+        "etl",
+        "projector",
+        "query-api",
+        "sla-manager",
+    ] {
+        assert!(services.contains_key(name), "compose.yaml has no service {name}");
+    }
+
+    // Kafka in KRaft mode from the official image; Confluent's registry; MongoDB on a volume
+    let kafka = &services["kafka"];
+    assert!(kafka["image"].as_str().unwrap().starts_with("apache/kafka:"), "{}", kafka["image"]);
+    assert!(kafka["environment"]["KAFKA_PROCESS_ROLES"].as_str().unwrap().contains("controller"));
+    assert!(!services.keys().any(|k| k.contains("zookeeper")));
+    assert!(services["schema-registry"]["image"].as_str().unwrap().starts_with("confluentinc/cp-schema-registry:"));
+    let mongo_volumes = services["mongodb"]["volumes"].to_string();
+    assert!(mongo_volumes.contains("/data/db"), "MongoDB keeps no volume: {mongo_volumes}");
+
+    // SPEC's ports, published
+    let published = |name: &str| -> BTreeSet<(u64, u64)> {
+        services[name]["ports"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|p| {
+                let n = |v: &Value| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap();
+                (n(&p["published"]), n(&p["target"]))
+            })
+            .collect()
+    };
+    assert!(published("query-api").contains(&(5000, 5000)));
+    assert!(published("sla-manager").contains(&(5001, 5001)));
+    assert!(published("sla-manager").contains(&(50052, 50052)));
+    assert!(published("etl").contains(&(8008, 8008)));
+    assert!(published("prometheus").contains(&(9098, 9098)));
+
+    // a health check on every long-running service; init is a one-shot job
+    for (name, svc) in services {
+        if name == "init" {
+            // `disable: true`, which docker-compose resolves to `test: ["NONE"]`
+            let off = svc["healthcheck"]["disable"] == true || strings(&svc["healthcheck"]["test"]) == ["NONE"];
+            assert!(off, "init: {}", svc["healthcheck"]);
+        } else {
+            assert!(!strings(&svc["healthcheck"]["test"]).is_empty(), "{name} has no health check");
+        }
+    }
+    // init first, for everything that needs the topic
+    assert_eq!(strings(&services["init"]["command"]), ["init"]);
+    for name in ["etl", "projector", "sla-manager"] {
+        assert_eq!(
+            services[name]["depends_on"]["init"]["condition"], "service_completed_successfully",
+            "{name} must wait for init"
+        );
+    }
+
+    let binary_vars = all_binary_vars();
+    let healthcheck_vars = env_of("healthcheck");
+    for (name, svc) in services.iter().filter(|(_, s)| is_slamon_image(&s["image"])) {
+        // the command is a real subcommand of the binary
+        let command = strings(&svc["command"]);
+        assert!(!command.is_empty(), "{name} runs no command");
+        assert_real_command(&command);
+        let reads = env_of(&command[0]);
+        let env = svc["environment"].as_object().unwrap();
+        for var in env.keys() {
+            assert!(
+                reads.contains_key(var) || healthcheck_vars.contains_key(var) || var == LOGGING,
+                "{name} sets {var}, which `slamon {}` does not read",
+                command[0]
+            );
+            assert!(binary_vars.contains(var) || var == LOGGING);
+        }
+        for (var, has_default) in &reads {
+            assert!(
+                *has_default || env.contains_key(var) || OPTIONAL.contains(&var.as_str()),
+                "{name}: `slamon {}` reads {var}, which has no default and compose does not set",
+                command[0]
+            );
+        }
+        // addresses of other containers name services of this file
+        for var in ["KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SCHEMA_REGISTRY_URL", "PROMETHEUS_URL"] {
+            if let Some(v) = env.get(var).and_then(Value::as_str) {
+                assert!(services.contains_key(host_of(v)), "{name}: {var}={v} names no service");
+            }
+        }
+        if let Some(v) = env.get("SLAMON_SLA_MANAGER_GRPC_URL").and_then(Value::as_str) {
+            assert_eq!(host_of(v), "sla-manager");
+            assert_eq!(
+                port_of(v),
+                port_of(services["sla-manager"]["environment"]["SLAMON_GRPC_LISTEN"].as_str().unwrap())
+            );
+        }
+        // the health check probes this service's own listener
+        if name != "init" {
+            let test = strings(&svc["healthcheck"]["test"]);
+            assert_eq!(test[..2], ["CMD".to_owned(), "slamon".to_owned()], "{name}: {test:?}");
+            assert_real_command(&test[2..]);
+            let url = env["SLAMON_HEALTHCHECK_URL"].as_str().unwrap();
+            let port = port_of(url);
+            assert!(
+                env.iter().any(|(k, v)| k.ends_with("_LISTEN") && v.as_str().is_some_and(|v| port_of(v) == port)),
+                "{name}: the health check probes port {port}, which the service does not listen on"
+            );
+        }
+    }
+
+    // the Prometheus configurations scrape services of this file on the ports they listen on
+    let root = root();
+    let internal = std::fs::read_to_string(root.join("deploy/prometheus/internal.yml")).unwrap();
+    let etl_port = port_of(services["etl"]["environment"]["SLAMON_EXPORTER_LISTEN"].as_str().unwrap());
+    let admin_port = port_of(services["projector"]["environment"]["SLAMON_PROJECTOR_ADMIN_LISTEN"].as_str().unwrap());
+    assert!(internal.contains(&format!("etl:{etl_port}")), "{internal}");
+    assert!(internal.contains(&format!("projector:{admin_port}")), "{internal}");
+    assert!(services["prometheus"]["volumes"].to_string().contains("deploy/prometheus/internal.yml"));
+    let source = std::fs::read_to_string(root.join("deploy/prometheus/source.yml")).unwrap();
+    assert!(source.contains("node-exporter:9100"), "{source}");
+    assert!(services["source-prometheus"]["volumes"].to_string().contains("deploy/prometheus/source.yml"));
+    assert_eq!(services["etl"]["environment"]["PROMETHEUS_URL"], "http://source-prometheus:9090");
+
+    // the source is switchable to an external Prometheus
+    let external = compose_config(&[("PROMETHEUS_URL", "http://prometheus.example:9090")]);
+    assert_eq!(external["services"]["etl"]["environment"]["PROMETHEUS_URL"], "http://prometheus.example:9090");
+}
+
+#[test]
+fn every_variable_is_documented_in_env_example() {
+    let documented: BTreeSet<String> = documented_vars().into_iter().collect();
+    for var in all_binary_vars() {
+        assert!(documented.contains(&var), ".env.example does not document {var}");
+    }
+    let compose = std::fs::read_to_string(root().join("compose.yaml")).unwrap();
+    for part in compose.split("${").skip(1) {
+        let var: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        assert!(documented.contains(&var), ".env.example does not document {var} (compose.yaml)");
+    }
+}
+
+#[test]
+fn the_image_is_multi_stage_non_root_with_a_healthcheck() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let lines: Vec<&str> = dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+    let stages: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.starts_with("FROM ")).map(|(i, _)| i).collect();
+    assert!(stages.len() >= 3, "multi-stage: {} FROM lines", stages.len());
+    // dependencies cooked before the sources are copied in
+    let cook = lines.iter().position(|l| l.contains("cargo chef cook")).expect("a dependency layer");
+    let build = lines.iter().position(|l| l.contains("cargo build --release")).expect("a release build");
+    assert!(cook < build);
+    assert!(lines[cook..build].iter().any(|l| l.starts_with("COPY . .")));
+    let runtime = &lines[*stages.last().unwrap()..];
+    assert!(runtime[0].contains("-slim"), "a small runtime image: {}", runtime[0]);
+    let user = runtime.iter().find(|l| l.starts_with("USER ")).expect("a USER in the runtime stage");
+    let uid = user[5..].split(':').next().unwrap();
+    assert!(uid != "0" && uid != "root", "{user}");
+    let health = runtime.iter().position(|l| l.starts_with("HEALTHCHECK")).expect("a HEALTHCHECK");
+    assert!(runtime[health + 1].contains(r#"CMD ["slamon", "healthcheck"]"#), "{}", runtime[health + 1]);
+    assert_real_command(&["healthcheck".to_owned()]);
+    assert!(runtime.iter().any(|l| *l == r#"ENTRYPOINT ["slamon"]"#));
+    let exposed: BTreeSet<&str> =
+        runtime.iter().filter(|l| l.starts_with("EXPOSE ")).flat_map(|l| l[7..].split_whitespace()).collect();
+    for port in ["5000", "5001", "50052", "8008"] {
+        assert!(exposed.contains(port), "EXPOSE {port}");
+    }
+}
+
+fn kind_name(doc: &Value) -> (String, String) {
+    (doc["kind"].as_str().unwrap().to_owned(), doc["metadata"]["name"].as_str().unwrap().to_owned())
+}
+
+fn pod_containers(pod: &Value) -> Vec<&Value> {
+    let mut all: Vec<&Value> = pod["containers"].as_array().unwrap().iter().collect();
+    all.extend(pod["initContainers"].as_array().into_iter().flatten());
+    all
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
+    container["env"].as_array()?.iter().find(|e| e["name"] == name)?["value"].as_str()
+}
+
+#[test]
+fn kubernetes_renders_validates_and_holds_the_spec() {
+    if !tools(&["kubectl", "kubernetes-validate"]) {
+        return;
+    }
+    let root = root();
+    let rendered = output(Command::new("kubectl").args(["kustomize", "kubernetes"]).current_dir(&root));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    output(Command::new("kubernetes-validate").arg("--strict").arg(&file));
+    let docs = yaml_documents(&rendered);
+    let by_name: BTreeMap<(String, String), &Value> = docs.iter().map(|d| (kind_name(d), d)).collect();
+    let get = |kind: &str, name: &str| -> &Value {
+        by_name.get(&(kind.to_owned(), name.to_owned())).unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+
+    // `kubectl apply -f kubernetes -R` applies exactly these objects: it reads *.yaml,
+    // *.yml and *.json (the `Kustomization` file has none of those extensions)
+    let mut applied = BTreeSet::new();
+    let mut stack = vec![root.join("kubernetes")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
+                for doc in yaml_documents(&std::fs::read_to_string(&path).unwrap()) {
+                    assert!(doc["apiVersion"].is_string(), "{}: not a Kubernetes object", path.display());
+                    if doc["kind"] != "Namespace" {
+                        assert_eq!(doc["metadata"]["namespace"], "slamon", "{}: {:?}", path.display(), kind_name(&doc));
+                    }
+                    applied.insert(kind_name(&doc));
+                }
+            }
+        }
+    }
+    assert_eq!(applied, by_name.keys().cloned().collect::<BTreeSet<_>>());
+
+    // Kafka: 3 brokers in KRaft mode, 3 voters, replication 3 and min ISR 2 by default
+    let kafka = get("StatefulSet", "kafka");
+    assert_eq!(kafka["spec"]["replicas"], 3);
+    assert_eq!(kafka["spec"]["podManagementPolicy"], "Parallel");
+    assert!(!kafka["spec"]["volumeClaimTemplates"].as_array().unwrap().is_empty());
+    let broker = &kafka["spec"]["template"]["spec"]["containers"][0];
+    assert!(broker["image"].as_str().unwrap().starts_with("apache/kafka:"));
+    assert!(env_value(broker, "KAFKA_PROCESS_ROLES").unwrap().contains("controller"));
+    assert_eq!(env_value(broker, "KAFKA_CONTROLLER_QUORUM_VOTERS").unwrap().split(',').count(), 3);
+    assert_eq!(env_value(broker, "KAFKA_DEFAULT_REPLICATION_FACTOR"), Some("3"));
+    assert_eq!(env_value(broker, "KAFKA_MIN_INSYNC_REPLICAS"), Some("2"));
+    assert_eq!(env_value(broker, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"), Some("3"));
+
+    // the topic: `slamon init` with 4 partitions, replication 3, min ISR 2
+    let config = &get("ConfigMap", "slamon-config")["data"];
+    assert_eq!(config["SLAMON_TOPIC_PARTITIONS"], "4");
+    assert_eq!(config["SLAMON_TOPIC_REPLICATION"], "3");
+    assert_eq!(config["SLAMON_TOPIC_MIN_INSYNC_REPLICAS"], "2");
+    let bootstrap = config["KAFKA_BOOTSTRAP_SERVERS"].as_str().unwrap();
+    assert_eq!(bootstrap.split(',').count(), 3, "{bootstrap}");
+    let binary_vars = all_binary_vars();
+    for key in config.as_object().unwrap().keys() {
+        assert!(
+            binary_vars.contains(key) || key == LOGGING,
+            "slamon-config sets {key}, which the binary does not read"
+        );
+    }
+    for name in ["etl", "projector", "sla-manager"] {
+        let pod = &get("Deployment", name)["spec"]["template"]["spec"];
+        let init = pod["initContainers"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| strings(&c["args"]) == ["init"]))
+            .unwrap_or_else(|| panic!("{name}: no init container running `slamon init`"));
+        assert!(is_slamon_image(&init["image"]));
+        assert_eq!(init["envFrom"][0]["configMapRef"]["name"], "slamon-config");
+    }
+
+    // MongoDB on a volume claim; Confluent's registry
+    let mongo = get("StatefulSet", "mongodb");
+    assert!(!mongo["spec"]["volumeClaimTemplates"].as_array().unwrap().is_empty());
+    assert!(mongo["spec"]["template"]["spec"]["containers"][0]["volumeMounts"].to_string().contains("/data/db"));
+    let registry = &get("Deployment", "schema-registry")["spec"]["template"]["spec"]["containers"][0];
+    assert!(registry["image"].as_str().unwrap().starts_with("confluentinc/cp-schema-registry:"));
+
+    // probes and resources on every workload; slamon containers run real commands and
+    // probe the port they listen on
+    let secret = &get("Secret", "slamon-secrets")["stringData"];
+    for doc in docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet") {
+        let (kind, name) = kind_name(doc);
+        let pod = &doc["spec"]["template"]["spec"];
+        for c in pod["containers"].as_array().unwrap() {
+            assert!(c["readinessProbe"].is_object(), "{kind} {name}: no readiness probe");
+            assert!(c["livenessProbe"].is_object(), "{kind} {name}: no liveness probe");
+        }
+        for c in pod_containers(pod) {
+            for bound in ["requests", "limits"] {
+                for r in ["cpu", "memory"] {
+                    assert!(c["resources"][bound][r].is_string(), "{kind} {name}/{}: no {bound}.{r}", c["name"]);
+                }
+            }
+            if !is_slamon_image(&c["image"]) {
+                continue;
+            }
+            let args = strings(&c["args"]);
+            assert_real_command(&args);
+            let reads = env_of(&args[0]);
+            for e in c["env"].as_array().into_iter().flatten() {
+                let var = e["name"].as_str().unwrap();
+                assert!(reads.contains_key(var), "{name}: sets {var}, which `slamon {}` does not read", args[0]);
+            }
+            if args[0] == "init" {
+                continue;
+            }
+            // the MongoDB credentials come from the Secret
+            assert!(c["env"].to_string().contains("slamon-secrets"), "{name}: MONGODB_URI not from the Secret");
+            assert!(host_of(secret["MONGODB_URI"].as_str().unwrap()).starts_with("mongodb-0.mongodb"));
+            for probe in ["readinessProbe", "livenessProbe"] {
+                let port_name = c[probe]["httpGet"]["port"].as_str().unwrap();
+                let number = c["ports"].as_array().unwrap().iter().find(|p| p["name"] == port_name).unwrap()
+                    ["containerPort"]
+                    .as_u64()
+                    .unwrap();
+                let listens = c["env"].as_array().unwrap().iter().any(|e| {
+                    e["name"].as_str().unwrap().ends_with("_LISTEN")
+                        && e["value"].as_str().is_some_and(|v| u64::from(port_of(v)) == number)
+                });
+                assert!(listens, "{name}: {probe} on port {number}, which it does not listen on");
+            }
+        }
+    }
+
+    // NodePorts 31000, 31001, 31052 onto the pods of the right Deployment
+    for (service, port, node_port) in
+        [("query-api", 5000, 31000), ("sla-manager", 5001, 31001), ("sla-manager", 50052, 31052)]
+    {
+        let svc = get("Service", service);
+        assert_eq!(svc["spec"]["type"], "NodePort");
+        let p = svc["spec"]["ports"].as_array().unwrap().iter().find(|p| p["port"] == port).unwrap();
+        assert_eq!(p["nodePort"], node_port, "{service}:{port}");
+        let labels = &get("Deployment", service)["spec"]["template"]["metadata"]["labels"];
+        for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(&labels[k], v, "{service}: the selector misses the pods");
+        }
+    }
+
+    // several projectors in one consumer group
+    let projector = get("Deployment", "projector");
+    assert!(projector["spec"]["replicas"].as_u64().unwrap() >= 2);
+    assert!(config["SLAMON_PROJECTOR_GROUP"].is_string());
+    let c = &projector["spec"]["template"]["spec"]["containers"][0];
+    assert!(env_value(c, "SLAMON_PROJECTOR_GROUP").is_none(), "one group for every replica");
+}

@@ -1,0 +1,144 @@
+//! Helpers shared by the deployment tests: processes, ports, the tools they need, the
+//! compose file as `docker-compose config` resolves it, and what the binary reads.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn reachable(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
+}
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn which(bin: &str) -> Option<PathBuf> {
+    let out = Command::new("sh").arg("-c").arg(format!("command -v {bin}")).output().ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// True when every tool is there; otherwise false (the test skips) locally, a failure
+/// with CI=true.
+pub fn tools(names: &[&str]) -> bool {
+    let missing: Vec<&str> = names.iter().copied().filter(|t| which(t).is_none()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: {missing:?} required (scripts/services.sh install)"
+    );
+    eprintln!("SKIPPED: {missing:?} missing (scripts/services.sh install)");
+    false
+}
+
+/// Runs a command and returns its stdout, failing the test with its stderr otherwise.
+pub fn output(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every YAML document of a text, as JSON values.
+pub fn yaml_documents(text: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// compose.yaml as `docker-compose config` resolves it (anchors merged, `${VAR:-default}`
+/// interpolated) with only `vars` set in the environment.
+pub fn compose_config(vars: &[(&str, &str)]) -> Value {
+    let text = output(
+        Command::new("docker-compose")
+            .args(["-f", "compose.yaml", "config"])
+            .current_dir(root())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(vars.iter().copied()),
+    );
+    yaml_documents(&text).remove(0)
+}
+
+/// The environment variables a subcommand reads: name → has a default.
+pub fn env_of(subcommand: &str) -> BTreeMap<String, bool> {
+    let help = output(Command::new(env!("CARGO_BIN_EXE_slamon")).args([subcommand, "--help"]));
+    // one block per option or argument: its header line (`  -x, --name`, `      --name`,
+    // `  [URL]`) and its description
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if (trimmed.starts_with('-') && indent <= 6) || (indent == 2 && trimmed.starts_with(['[', '<'])) {
+            blocks.push(String::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    let mut vars = BTreeMap::new();
+    for b in blocks {
+        if let Some(at) = b.find("[env: ") {
+            let name = b[at + 6..].split('=').next().unwrap().to_owned();
+            vars.insert(name, b.contains("[default: "));
+        }
+    }
+    vars
+}
+
+/// Every subcommand of the binary.
+pub const SUBCOMMANDS: [&str; 9] =
+    ["up", "etl", "projector", "query-api", "sla-manager", "registry", "init", "replay", "healthcheck"];
+
+/// `slamon ARGS --help` succeeds: ARGS name a real subcommand with options it accepts.
+pub fn assert_real_command(args: &[String]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_slamon")).args(args).arg("--help").output().unwrap();
+    assert!(
+        out.status.success(),
+        "`slamon {}` is not a command of the binary: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The names `.env.example` documents.
+pub fn documented_vars() -> Vec<String> {
+    std::fs::read_to_string(root().join(".env.example"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            (!l.starts_with('#') && l.contains('=')).then(|| l.split('=').next().unwrap().trim().to_owned())
+        })
+        .collect()
+}
