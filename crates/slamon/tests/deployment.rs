@@ -227,7 +227,7 @@ fn the_image_is_multi_stage_non_root_with_a_healthcheck() {
     let health = runtime.iter().position(|l| l.starts_with("HEALTHCHECK")).expect("a HEALTHCHECK");
     assert!(runtime[health + 1].contains(r#"CMD ["slamon", "healthcheck"]"#), "{}", runtime[health + 1]);
     assert_real_command(&["healthcheck".to_owned()]);
-    assert!(runtime.iter().any(|l| *l == r#"ENTRYPOINT ["slamon"]"#));
+    assert!(runtime.contains(&r#"ENTRYPOINT ["slamon"]"#));
     let exposed: BTreeSet<&str> =
         runtime.iter().filter(|l| l.starts_with("EXPOSE ")).flat_map(|l| l[7..].split_whitespace()).collect();
     for port in ["5000", "5001", "50052", "8008"] {
