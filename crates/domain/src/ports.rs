@@ -78,6 +78,9 @@ pub trait EventLog: Send + Sync {
 /// explicitly (the next position to read, per partition).
 #[async_trait]
 pub trait LogConsumer: Send {
+    /// Up to `max` records, waiting at most `wait` for the first. An empty batch is no
+    /// failure; an error means this consumer cannot go on without help (a log that is
+    /// briefly unreachable is waited for, not reported).
     async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogRecord>>;
     async fn commit(&mut self, next: &[Position]) -> PortResult<()>;
     /// How many records remain after the committed positions (0 when caught up).

@@ -131,15 +131,19 @@ impl EventLog for KafkaLog {
         let consumer: StreamConsumer =
             self.consumer_config(group).create().map_err(|e| PortError::Other(format!("kafka consumer: {e}")))?;
         consumer.subscribe(&[topic]).map_err(unavailable)?;
-        Ok(Box::new(KafkaConsumer { consumer, topic: topic.to_owned(), timeout: self.config.timeout }))
+        Ok(Box::new(KafkaConsumer { consumer, topic: topic.to_owned(), timeout: self.config.timeout, warned: None }))
     }
 }
+
+/// At most one warning this often about transient consumer errors (the rest at debug).
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// One member of a consumer group.
 pub struct KafkaConsumer {
     consumer: StreamConsumer,
     topic: String,
     timeout: Duration,
+    warned: Option<std::time::Instant>,
 }
 
 #[async_trait]
@@ -150,8 +154,22 @@ impl LogConsumer for KafkaConsumer {
         while out.len() < max.max(1) {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Err(_) => break,
-                Ok(Err(e)) if out.is_empty() => return Err(unavailable(e)),
-                Ok(Err(_)) => break,
+                Ok(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(unavailable(e)),
+                // librdkafka reports broker and transport trouble (a broker down, a
+                // coordinator moving) as events while it recovers by itself: they are
+                // news, not failures. Backing off on each of them would drain a queue of
+                // dozens of such events one backoff at a time, long after the broker is back.
+                Ok(Err(e)) => {
+                    if self.warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+                        self.warned = Some(std::time::Instant::now());
+                        tracing::warn!(error = %e, "kafka consumer: transient error, librdkafka retries");
+                    } else {
+                        tracing::debug!(error = %e, "kafka consumer: transient error");
+                    }
+                    if !out.is_empty() {
+                        break;
+                    }
+                }
                 Ok(Ok(m)) => {
                     out.push(record(&m));
                     // once something arrived, take only what follows right away

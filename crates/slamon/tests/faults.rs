@@ -3,7 +3,10 @@
 //!   10 000 events: once it catches up, the read models equal a replay from offset 0
 //!   (nothing lost, nothing counted twice);
 //! - MongoDB stopped for 20 s while events keep coming: the query API answers
-//!   `504 DB not available` meanwhile, recovers by itself, and nothing is lost.
+//!   `504 DB not available` meanwhile, recovers by itself, and nothing is lost;
+//! - the broker killed with SIGKILL in the middle of a stream and started again on its
+//!   data: the producer's appends go through, the projector carries on, and the read
+//!   models equal a replay.
 //!
 //! Needs Kafka on 127.0.0.1:9092 and `secantusd-py` (`scripts/services.sh`); skipped
 //! locally without them, failing in CI.
@@ -72,6 +75,32 @@ fn start_mongo(port: u16, dir: &Path) -> Proc {
     Proc(child)
 }
 
+fn tansu() -> std::path::PathBuf {
+    let tools = std::env::var("SLAMON_TOOLS_DIR").unwrap_or_else(|_| "/opt/slamon-tools".into());
+    Path::new(&tools).join("tansu/bin/tansu")
+}
+
+/// A Kafka-wire broker of this test alone, keeping its data in `dir`.
+fn start_broker(port: u16, dir: &Path) -> Proc {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).unwrap();
+    // tansu takes the sqlite path relative to its working directory
+    let child = Command::new(tansu())
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reachable(port) {
+        assert!(Instant::now() < deadline, "tansu did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Proc(child)
+}
+
 fn stop(mut p: Proc) {
     // SecantusDB takes a few seconds to stop after SIGTERM
     let _ = Command::new("kill").arg(p.0.id().to_string()).status();
@@ -93,6 +122,10 @@ struct Setup {
 }
 
 async fn setup(mongo_port: u16) -> Setup {
+    setup_on(mongo_port, "127.0.0.1:9092").await
+}
+
+async fn setup_on(mongo_port: u16, servers: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let registry = format!("http://{}", listener.local_addr().unwrap());
@@ -100,15 +133,15 @@ async fn setup(mongo_port: u16) -> Setup {
     tokio::spawn(slamon_registry::serve(dir.path().join("registry.redb"), listener, cancel.clone()));
     let run = uuid::Uuid::now_v7().simple().to_string();
     let topic = format!("faults-{run}");
-    let config =
-        KafkaConfig { bootstrap_servers: "127.0.0.1:9092".into(), timeout: Duration::from_secs(10), instance_id: None };
+    // the bound of one append: long enough to ride out a broker restart
+    let config = KafkaConfig { bootstrap_servers: servers.into(), timeout: Duration::from_secs(60), instance_id: None };
     slamon_kafka::ensure_topic(&config, &topic, 4, 1, &[]).await.unwrap();
     slamon_kafka::ensure_topic(&config, &slamon_domain::dlq_topic(&topic), 1, 1, &[]).await.unwrap();
     let publisher =
         Publisher::new(Arc::new(EventCodec::new(&registry, &topic).unwrap()), Arc::new(KafkaLog::new(config).unwrap()));
     let env = vec![
         ("SLAMON_EVENT_LOG".to_owned(), "kafka".to_owned()),
-        ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), "127.0.0.1:9092".to_owned()),
+        ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), servers.to_owned()),
         ("SLAMON_TOPIC".to_owned(), topic),
         ("SLAMON_PROJECTOR_GROUP".to_owned(), format!("projector-{run}")),
         ("SLAMON_KAFKA_INSTANCE_ID".to_owned(), "fault-test".to_owned()),
@@ -169,15 +202,16 @@ fn events(n: usize, from: usize) -> Vec<EventEnvelope> {
         .collect()
 }
 
-/// Waits until the read models equal a replay from offset 0 (`slamon replay --dry-run`).
-fn wait_equal_to_replay(env: &[(String, String)], limit: Duration) {
+/// Waits until the read models equal a replay from offset 0 (`slamon replay --dry-run`);
+/// returns what the replay printed.
+fn wait_equal_to_replay(env: &[(String, String)], limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {
         let out = slamon(&["replay", "--dry-run"], env).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if out.status.success() && text.contains("equal the live ones") {
             assert!(text.contains("0 undecodable"), "{text}");
-            return;
+            return text;
         }
         assert!(Instant::now() < deadline, "the read models never equalled a replay: {text}");
         std::thread::sleep(Duration::from_secs(1));
@@ -209,7 +243,8 @@ async fn a_projector_killed_again_and_again_loses_and_doubles_nothing() {
     }
     stream.await.unwrap();
     let _last = projector(&s.env);
-    wait_equal_to_replay(&s.env, Duration::from_secs(180));
+    let replay = wait_equal_to_replay(&s.env, Duration::from_secs(180));
+    assert!(replay.contains("10000 records: 10000 events applied"), "{replay}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,4 +303,40 @@ async fn mongodb_down_for_20_seconds_is_504_then_nothing_is_lost() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     wait_equal_to_replay(&s.env, Duration::from_secs(120));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_is_carried_through() {
+    if !ready() {
+        return;
+    }
+    assert!(tansu().exists(), "no tansu at {} (scripts/services.sh install)", tansu().display());
+    let mongo_dir = tempfile::tempdir().unwrap();
+    let mongo_port = free_port();
+    let _mongo = start_mongo(mongo_port, mongo_dir.path());
+    let broker_dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let broker = start_broker(broker_port, broker_dir.path());
+    let s = setup_on(mongo_port, &format!("127.0.0.1:{broker_port}")).await;
+    let _projector = projector(&s.env);
+
+    // a stream of 5 000 events; the broker is SIGKILLed in its middle and started again
+    // on the same data 5 s later: every append returns Ok (durable once it is back)
+    let publisher = s.publisher.clone();
+    let stream = tokio::spawn(async move {
+        for chunk in 0..10 {
+            publisher.publish(&events(500, chunk * 500)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(broker);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let _broker = start_broker(broker_port, broker_dir.path());
+    stream.await.unwrap();
+
+    // the same projector process carries on: its models end equal to a replay of every
+    // event, each in the log once (the idempotent producer retried across the restart)
+    let replay = wait_equal_to_replay(&s.env, Duration::from_secs(180));
+    assert!(replay.contains("5000 records: 5000 events applied"), "{replay}");
 }
