@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::events::{Window, WindowAggregate};
 use crate::labels::Labels;
 use crate::ports::{next_positions, EventLog, LogConsumer, LogRecord, Position, ReadModelStore};
-use crate::views::{Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView};
+use crate::views::{DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView};
 use crate::Sample;
 
 async fn drain(c: &mut Box<dyn LogConsumer>, want: usize) -> Vec<LogRecord> {
@@ -125,4 +125,13 @@ pub async fn read_model_store(store: &dyn ReadModelStore) {
     ];
     let loaded = store.load(&keys).await.expect("load");
     assert_eq!(loaded, vec![Some(Document::SlaSet(view)), Some(Document::Metric(b)), None]);
+
+    // a batch-sized load: hundreds of keys, present and absent interleaved, answered in order
+    let many: Vec<MetricView> = (0..300).map(|i| metric("many", &i.to_string(), i)).collect();
+    store.write(many.iter().step_by(2).cloned().map(Document::Metric).collect()).await.expect("write");
+    let keys: Vec<DocKey> = many.iter().map(|m| Document::Metric(m.clone()).key()).collect();
+    let loaded = store.load(&keys).await.expect("load");
+    let expected: Vec<Option<Document>> =
+        many.iter().enumerate().map(|(i, m)| (i % 2 == 0).then(|| Document::Metric(m.clone()))).collect();
+    assert_eq!(loaded, expected);
 }
