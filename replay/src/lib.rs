@@ -94,7 +94,8 @@ impl Progress {
 }
 
 /// Reads `topic` from offset 0 (a fresh consumer group) and projects every event into
-/// `target`, until the group has caught up with the end of the log.
+/// `target` (empty, written by nothing else meanwhile), until the group has caught up
+/// with the end of the log.
 pub async fn rebuild(
     log: &dyn EventLog,
     codec: &EventCodec,
@@ -107,6 +108,8 @@ pub async fn rebuild(
     let mut report = ReplayReport::default();
     let mut progress: Option<Progress> = None;
     let mut idle = 0;
+    // `target` is fresh and only this replay writes it: what it has not written is absent
+    let mut cache = slamon_projector::DocCache::for_fresh_store(slamon_projector::CACHE_CAPACITY);
     loop {
         let records = consumer.poll(batch, Duration::from_millis(500)).await?;
         if records.is_empty() {
@@ -136,7 +139,7 @@ pub async fn rebuild(
                 }
             }
         }
-        let outcome = slamon_projector::project_batch(target, &decoded).await?;
+        let outcome = slamon_projector::project_batch(target, &mut cache, &decoded).await?;
         report.records += records.len() as u64;
         report.applied += outcome.applied;
         report.skipped += outcome.skipped;

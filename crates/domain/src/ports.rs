@@ -82,6 +82,13 @@ pub trait LogConsumer: Send {
     /// failure; an error means this consumer cannot go on without help (a log that is
     /// briefly unreachable is waited for, not reported).
     async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogRecord>>;
+
+    /// A number that changes whenever the partitions of this consumer may have changed
+    /// (a rebalance): what it cached about the documents of its partitions is then no
+    /// longer known to be current. A sole consumer keeps it at 0.
+    fn assignment_epoch(&self) -> u64 {
+        0
+    }
     async fn commit(&mut self, next: &[Position]) -> PortResult<()>;
     /// How many records remain after the committed positions (0 when caught up).
     async fn lag(&mut self) -> PortResult<u64>;

@@ -4,13 +4,15 @@
 //! the positions they are told, after the read models are written.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -128,22 +130,47 @@ impl EventLog for KafkaLog {
     }
 
     async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>> {
-        let consumer: StreamConsumer =
-            self.consumer_config(group).create().map_err(|e| PortError::Other(format!("kafka consumer: {e}")))?;
+        let epoch = Arc::new(AtomicU64::new(0));
+        let consumer: StreamConsumer<EpochContext> = self
+            .consumer_config(group)
+            .create_with_context(EpochContext(epoch.clone()))
+            .map_err(|e| PortError::Other(format!("kafka consumer: {e}")))?;
         consumer.subscribe(&[topic]).map_err(unavailable)?;
-        Ok(Box::new(KafkaConsumer { consumer, topic: topic.to_owned(), timeout: self.config.timeout, warned: None }))
+        Ok(Box::new(KafkaConsumer {
+            consumer,
+            topic: topic.to_owned(),
+            timeout: self.config.timeout,
+            warned: None,
+            epoch,
+        }))
     }
 }
 
 /// At most one warning this often about transient consumer errors (the rest at debug).
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// Counts rebalances: before and after each, the consumer's partitions may change.
+struct EpochContext(Arc<AtomicU64>);
+
+impl ClientContext for EpochContext {}
+
+impl ConsumerContext for EpochContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// One member of a consumer group.
 pub struct KafkaConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<EpochContext>,
     topic: String,
     timeout: Duration,
     warned: Option<std::time::Instant>,
+    epoch: Arc<AtomicU64>,
 }
 
 #[async_trait]
@@ -178,6 +205,10 @@ impl LogConsumer for KafkaConsumer {
             }
         }
         Ok(out)
+    }
+
+    fn assignment_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     async fn commit(&mut self, next: &[Position]) -> PortResult<()> {

@@ -12,7 +12,7 @@ mod metrics;
 
 pub use metrics::ProjectorMetrics;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ pub struct Projector {
     config: ProjectorConfig,
     metrics: ProjectorMetrics,
     lag_checked: Option<std::time::Instant>,
+    cache: DocCache,
+    /// The consumer's assignment epoch the cache belongs to.
+    cache_epoch: u64,
 }
 
 /// How often the lag gauge is refreshed.
@@ -78,7 +81,18 @@ impl Projector {
         config: ProjectorConfig,
         metrics: ProjectorMetrics,
     ) -> Self {
-        Self { consumer, store, codec, dlq, config, metrics, lag_checked: None }
+        let cache_epoch = consumer.assignment_epoch();
+        Self {
+            consumer,
+            store,
+            codec,
+            dlq,
+            config,
+            metrics,
+            lag_checked: None,
+            cache: DocCache::new(CACHE_CAPACITY),
+            cache_epoch,
+        }
     }
 
     /// Runs until `cancel`; finishes the batch in hand and commits before returning.
@@ -148,7 +162,21 @@ impl Projector {
                 Err(e) => poison.push((r, e.to_string())),
             }
         }
-        let outcome = project_batch(self.store.as_ref(), &decoded).await?;
+        // partitions may have moved since the cache was filled: another projector may
+        // have written their documents meanwhile
+        let epoch = self.consumer.assignment_epoch();
+        if epoch != self.cache_epoch {
+            self.cache.clear();
+            self.cache_epoch = epoch;
+        }
+        let outcome = match project_batch(self.store.as_ref(), &mut self.cache, &decoded).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // a write that failed may have been partly done: start from the store again
+                self.cache.clear();
+                return Err(e);
+            }
+        };
         if !poison.is_empty() {
             let dead: Vec<(String, Vec<u8>)> = poison
                 .iter()
@@ -183,17 +211,88 @@ async fn sleep_or_cancel(cancel: &CancellationToken, backoff: &mut Duration, max
     *backoff = (*backoff * 2).min(max);
 }
 
+/// Documents as this process last wrote them, so that a batch reads from the store only
+/// the documents it has not written itself (reads cost a projector batch as much as its
+/// write). Valid while this process is the only writer of them: every document is
+/// written only from events of one key (its metric id, or the SLA set's), hence of one
+/// partition, so the projector drops the cache whenever its partitions may have changed
+/// ([`LogConsumer::assignment_epoch`]); a replay owns its fresh collections outright.
+/// Bounded: past `capacity` documents it starts over.
+#[derive(Debug)]
+pub struct DocCache {
+    docs: HashMap<DocKey, Document>,
+    capacity: usize,
+    /// Every document of the store is here (a fresh store): a miss is an absent document.
+    complete: bool,
+}
+
+/// Documents a cache holds by default (a metric document is a few kilobytes).
+pub const CACHE_CAPACITY: usize = 100_000;
+
+impl DocCache {
+    /// A cache in front of a store that may already hold documents.
+    pub fn new(capacity: usize) -> Self {
+        Self { docs: HashMap::new(), capacity, complete: false }
+    }
+
+    /// A cache in front of an empty store that only this process writes.
+    pub fn for_fresh_store(capacity: usize) -> Self {
+        Self { complete: true, ..Self::new(capacity) }
+    }
+
+    /// Forgets everything (the store may have been written by someone else).
+    pub fn clear(&mut self) {
+        self.docs.clear();
+        self.complete = false;
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    fn remember(&mut self, written: Vec<Document>) {
+        if self.docs.len() + written.len() > self.capacity {
+            self.clear();
+        }
+        if written.len() <= self.capacity {
+            self.docs.extend(written.into_iter().map(|d| (d.key(), d)));
+        }
+    }
+}
+
 /// Applies decoded events, in order, to the documents they target and writes every
-/// changed document in one bulk write. The projector and `replay` both use it.
+/// changed document in one bulk write; reads from the store only what `cache` does not
+/// hold, and remembers what it wrote once the write succeeded. The projector and
+/// `replay` both use it.
 pub async fn project_batch(
     store: &dyn ReadModelStore,
+    cache: &mut DocCache,
     events: &[(EventEnvelope, Position)],
 ) -> Result<BatchOutcome, PortError> {
     let mut keys: Vec<DocKey> = events.iter().flat_map(|(e, _)| targets(&e.event)).collect();
     keys.sort();
     keys.dedup();
-    let loaded = store.load(&keys).await?;
-    let mut docs: BTreeMap<DocKey, Option<Document>> = keys.into_iter().zip(loaded).collect();
+    let mut docs: BTreeMap<DocKey, Option<Document>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for key in keys {
+        match cache.docs.get(&key) {
+            Some(doc) => {
+                docs.insert(key, Some(doc.clone()));
+            }
+            None if cache.complete => {
+                docs.insert(key, None);
+            }
+            None => missing.push(key),
+        }
+    }
+    if !missing.is_empty() {
+        let loaded = store.load(&missing).await?;
+        docs.extend(missing.into_iter().zip(loaded));
+    }
     let mut changed: BTreeMap<DocKey, Document> = BTreeMap::new();
     let mut outcome = BatchOutcome::default();
     for (env, position) in events {
@@ -217,6 +316,8 @@ pub async fn project_batch(
             outcome.skipped += 1;
         }
     }
-    store.write(changed.into_values().collect()).await?;
+    let written: Vec<Document> = changed.into_values().collect();
+    store.write(written.clone()).await?;
+    cache.remember(written);
     Ok(outcome)
 }

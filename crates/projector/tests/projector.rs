@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use slamon_domain::projection::project_all;
+use slamon_domain::projection::{project_all, targets};
 use slamon_domain::*;
 use slamon_embedded::{EmbeddedLog, EmbeddedStore};
 use slamon_events::{EventCodec, Publisher};
@@ -161,4 +161,142 @@ async fn a_projector_stopped_mid_stream_resumes_without_loss_or_double_counting(
     got.sort_by_key(|d| d.key());
     assert_eq!(got, want);
     e.cancel.cancel();
+}
+
+/// A store that records which keys each `load` asked for.
+struct Counting {
+    inner: EmbeddedStore,
+    loads: std::sync::Mutex<Vec<Vec<DocKey>>>,
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for Counting {
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        self.inner.metrics(filter).await
+    }
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        self.loads.lock().unwrap().push(keys.to_vec());
+        self.inner.load(keys).await
+    }
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+        self.inner.write(docs).await
+    }
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+        self.inner.all(collection).await
+    }
+}
+
+fn aggregates(series: &[usize], at: i64) -> Vec<(EventEnvelope, Position)> {
+    series
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let labels: Labels = [("__name__", "c"), ("s", &*s.to_string())].into_iter().collect();
+            let e = Event::MetricAggregatesComputed(MetricAggregatesComputed {
+                labels,
+                computed_at_ms: at,
+                windows: vec![],
+            });
+            (EventEnvelope::new("test", e), Position::new(0, at + k as i64))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_reads_only_what_it_has_not_written_itself() {
+    use slamon_projector::{project_batch, DocCache};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Counting { inner: EmbeddedStore::open(&dir.path().join("s.redb")).unwrap(), loads: Default::default() };
+
+    // a store that may hold documents: the first batch reads its 3, the next only the new one
+    let mut cache = DocCache::new(100);
+    project_batch(&store, &mut cache, &aggregates(&[1, 2, 3], 0)).await.unwrap();
+    project_batch(&store, &mut cache, &aggregates(&[1, 2, 3, 4], 10)).await.unwrap();
+    let loads = store.loads.lock().unwrap().iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(loads, vec![3, 1]);
+
+    // cached documents are the written ones: the same result as without a cache
+    let mut uncached = DocCache::new(0);
+    let other = EmbeddedStore::open(&dir.path().join("o.redb")).unwrap();
+    project_batch(&other, &mut uncached, &aggregates(&[1, 2, 3], 0)).await.unwrap();
+    project_batch(&other, &mut uncached, &aggregates(&[1, 2, 3, 4], 10)).await.unwrap();
+    for c in Collection::ALL {
+        assert_eq!(store.all(c).await.unwrap(), other.all(c).await.unwrap());
+    }
+
+    // a fresh store nobody else writes: nothing is ever read
+    store.loads.lock().unwrap().clear();
+    let fresh = Counting { inner: EmbeddedStore::open(&dir.path().join("f.redb")).unwrap(), loads: Default::default() };
+    let mut cache = DocCache::for_fresh_store(100);
+    project_batch(&fresh, &mut cache, &aggregates(&[1, 2], 0)).await.unwrap();
+    project_batch(&fresh, &mut cache, &aggregates(&[2, 3], 10)).await.unwrap();
+    assert!(fresh.loads.lock().unwrap().is_empty());
+
+    // past its capacity a cache starts over and reads again
+    let mut small = DocCache::for_fresh_store(2);
+    project_batch(&fresh, &mut small, &aggregates(&[5, 6, 7], 20)).await.unwrap();
+    assert!(small.is_empty());
+    project_batch(&fresh, &mut small, &aggregates(&[5], 30)).await.unwrap();
+    assert_eq!(fresh.loads.lock().unwrap().len(), 1, "a cache that forgot must read");
+}
+
+/// A consumer whose partitions "move" when the test says so.
+struct Rebalancing {
+    inner: Box<dyn LogConsumer>,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl LogConsumer for Rebalancing {
+    async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogRecord>> {
+        self.inner.poll(max, wait).await
+    }
+    fn assignment_epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    async fn commit(&mut self, next: &[Position]) -> PortResult<()> {
+        self.inner.commit(next).await
+    }
+    async fn lag(&mut self) -> PortResult<u64> {
+        self.inner.lag().await
+    }
+}
+
+#[tokio::test]
+async fn after_a_rebalance_the_projector_reads_what_another_member_wrote() {
+    let e = env().await;
+    let publisher = Publisher::new(e.codec.clone(), e.log.clone());
+    let epoch = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let consumer = Rebalancing { inner: e.log.consumer("g", TOPIC).await.unwrap(), epoch: epoch.clone() };
+    let mut p = Projector::new(
+        Box::new(consumer),
+        e.store.clone(),
+        e.codec.clone(),
+        e.log.clone(),
+        ProjectorConfig::default(),
+        ProjectorMetrics::unregistered(),
+    );
+    let first = aggregates(&[1], 100).remove(0).0;
+    publisher.publish(std::slice::from_ref(&first)).await.unwrap();
+    let mut c = e.log.consumer("g2", TOPIC).await.unwrap();
+    let records = c.poll(10, Duration::from_secs(1)).await.unwrap();
+    p.process(&records).await.unwrap();
+
+    // meanwhile the partition was another member's, which applied a later position
+    let key = targets(&first.event).remove(0);
+    let Some(Document::Metric(mut theirs)) = e.store.load(std::slice::from_ref(&key)).await.unwrap().remove(0) else {
+        panic!("the projector wrote the document")
+    };
+    theirs.applied = Position::new(0, 1_000);
+    theirs.values.as_mut().unwrap().computed_at_ms = 999;
+    e.store.write(vec![Document::Metric(theirs.clone())]).await.unwrap();
+    epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+
+    // an event at an earlier position than theirs: skipped, their document stays
+    let second = aggregates(&[1], 500).remove(0).0;
+    publisher.publish(std::slice::from_ref(&second)).await.unwrap();
+    let records = c.poll(10, Duration::from_secs(1)).await.unwrap();
+    let outcome = p.process(&records).await.unwrap();
+    assert_eq!(outcome.skipped, 1, "{outcome:?}");
+    assert_eq!(e.store.load(&[key]).await.unwrap().remove(0), Some(Document::Metric(theirs)));
 }
