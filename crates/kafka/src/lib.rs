@@ -17,7 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use slamon_domain::{EventLog, LogConsumer, LogRecord, PortError, PortResult, Position};
+use slamon_domain::{EventLog, LagProbe, LogConsumer, LogRecord, PortError, PortResult, Position};
 
 /// How slamon reaches Kafka.
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ impl EventLog for KafkaLog {
             .map_err(|e| PortError::Other(format!("kafka consumer: {e}")))?;
         consumer.subscribe(&[topic]).map_err(unavailable)?;
         Ok(Box::new(KafkaConsumer {
-            consumer,
+            consumer: Arc::new(consumer),
             topic: topic.to_owned(),
             timeout: self.config.timeout,
             warned: None,
@@ -166,7 +166,7 @@ impl ConsumerContext for EpochContext {
 
 /// One member of a consumer group.
 pub struct KafkaConsumer {
-    consumer: StreamConsumer<EpochContext>,
+    consumer: Arc<StreamConsumer<EpochContext>>,
     topic: String,
     timeout: Duration,
     warned: Option<std::time::Instant>,
@@ -223,31 +223,42 @@ impl LogConsumer for KafkaConsumer {
     /// this member, which are none until the group has formed).
     async fn lag(&mut self) -> PortResult<u64> {
         // librdkafka's metadata and offset calls block: keep them off the async workers
-        // and short, so a group that is rebalancing never stalls the caller for long
-        let timeout = self.timeout.min(Duration::from_secs(5));
-        tokio::task::block_in_place(|| {
-            let metadata = self.consumer.fetch_metadata(Some(&self.topic), timeout).map_err(unavailable)?;
-            let partitions: Vec<i32> =
-                metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-            let mut list = TopicPartitionList::new();
-            for p in &partitions {
-                list.add_partition(&self.topic, *p);
-            }
-            let committed = self.consumer.committed_offsets(list, timeout).map_err(unavailable)?;
-            let by_partition: HashMap<i32, i64> = committed
-                .elements()
-                .iter()
-                .filter_map(|e| if let Offset::Offset(o) = e.offset() { Some((e.partition(), o)) } else { None })
-                .collect();
-            let mut lag = 0u64;
-            for p in partitions {
-                let (low, high) = self.consumer.fetch_watermarks(&self.topic, p, timeout).map_err(unavailable)?;
-                let at = by_partition.get(&p).copied().unwrap_or(low).max(low);
-                lag += (high - at).max(0) as u64;
-            }
-            Ok(lag)
-        })
+        tokio::task::block_in_place(|| group_lag(&self.consumer, &self.topic, self.timeout))
     }
+
+    fn lag_probe(&self) -> Option<LagProbe> {
+        let (consumer, topic, timeout) = (self.consumer.clone(), self.topic.clone(), self.timeout);
+        Some(Box::pin(async move {
+            tokio::task::spawn_blocking(move || group_lag(&consumer, &topic, timeout))
+                .await
+                .map_err(|e| PortError::Other(format!("kafka lag: {e}")))?
+        }))
+    }
+}
+
+/// The committed positions of the consumer's group against the end of every partition
+/// of `topic`. Short bounds, so a group that is rebalancing never stalls the caller long.
+fn group_lag(consumer: &StreamConsumer<EpochContext>, topic: &str, timeout: Duration) -> PortResult<u64> {
+    let timeout = timeout.min(Duration::from_secs(5));
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(unavailable)?;
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut list = TopicPartitionList::new();
+    for p in &partitions {
+        list.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(list, timeout).map_err(unavailable)?;
+    let by_partition: HashMap<i32, i64> = committed
+        .elements()
+        .iter()
+        .filter_map(|e| if let Offset::Offset(o) = e.offset() { Some((e.partition(), o)) } else { None })
+        .collect();
+    let mut lag = 0u64;
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(unavailable)?;
+        let at = by_partition.get(&p).copied().unwrap_or(low).max(low);
+        lag += (high - at).max(0) as u64;
+    }
+    Ok(lag)
 }
 
 fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> LogRecord {

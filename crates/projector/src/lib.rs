@@ -59,6 +59,7 @@ pub struct Projector {
     cache: DocCache,
     /// The consumer's assignment epoch the cache belongs to.
     cache_epoch: u64,
+    lag_task: Option<tokio::task::JoinHandle<Result<u64, PortError>>>,
 }
 
 /// How often the lag gauge is refreshed.
@@ -92,6 +93,7 @@ impl Projector {
             lag_checked: None,
             cache: DocCache::new(CACHE_CAPACITY),
             cache_epoch,
+            lag_task: None,
         }
     }
 
@@ -140,14 +142,26 @@ impl Projector {
         tracing::info!("projector stopped");
     }
 
-    /// Refreshes the lag gauge, at most every few seconds (it asks the broker).
+    /// Refreshes the lag gauge, at most every few seconds. Asking a broker can take
+    /// seconds: where the log can, the measurement runs beside the projection instead of
+    /// holding it up, and its result lands on a later call.
     async fn update_lag(&mut self) {
-        if self.lag_checked.is_some_and(|t| t.elapsed() < LAG_REFRESH) {
+        if let Some(task) = self.lag_task.take_if(|t| t.is_finished()) {
+            if let Ok(Ok(lag)) = task.await {
+                self.metrics.lag.set(lag as i64);
+            }
+        }
+        if self.lag_task.is_some() || self.lag_checked.is_some_and(|t| t.elapsed() < LAG_REFRESH) {
             return;
         }
         self.lag_checked = Some(std::time::Instant::now());
-        if let Ok(lag) = self.consumer.lag().await {
-            self.metrics.lag.set(lag as i64);
+        match self.consumer.lag_probe() {
+            Some(probe) => self.lag_task = Some(tokio::spawn(probe)),
+            None => {
+                if let Ok(lag) = self.consumer.lag().await {
+                    self.metrics.lag.set(lag as i64);
+                }
+            }
         }
     }
 
