@@ -85,100 +85,192 @@ pub fn nelder_mead(
 /// BFGS with a backtracking (Armijo) line search, from `x0`, for at most `max_iter`
 /// iterations or until the relative decrease stays below `ftol`.
 pub fn lbfgs(f: &mut impl FnMut(&[f64], &mut [f64]) -> f64, x0: &[f64], max_iter: usize, ftol: f64) -> (Vec<f64>, f64) {
-    const MEMORY: usize = 30;
-    let n = x0.len();
-    let mut x = x0.to_vec();
-    let mut g = vec![0.0; n];
-    let mut fx = f(&x, &mut g);
-    if !fx.is_finite() {
-        return (x, fx);
+    let mut opt = Lbfgs::new(x0, max_iter, ftol);
+    let mut g = vec![0.0; x0.len()];
+    while let Some(x) = opt.point() {
+        let v = f(x, &mut g);
+        opt.tell(v, &g);
     }
-    let mut s_hist: Vec<Vec<f64>> = Vec::new();
-    let mut y_hist: Vec<Vec<f64>> = Vec::new();
-    let mut x_new = vec![0.0; n];
-    let mut g_new = vec![0.0; n];
-    let mut stalls = 0;
-    for _ in 0..max_iter {
-        // two-loop recursion: d = -H g
-        let mut q = g.clone();
-        let k = s_hist.len();
+    opt.result()
+}
+
+/// [`lbfgs`] one evaluation at a time: it says where it wants the function next
+/// ([`Lbfgs::point`]) and is told the value and gradient there ([`Lbfgs::tell`]), so
+/// that a caller can evaluate several problems together.
+pub struct Lbfgs {
+    max_iter: usize,
+    ftol: f64,
+    x: Vec<f64>,
+    g: Vec<f64>,
+    fx: f64,
+    s_hist: Vec<Vec<f64>>,
+    y_hist: Vec<Vec<f64>>,
+    /// The point asked for: `x0` first, then `x + step·d`.
+    x_new: Vec<f64>,
+    d: Vec<f64>,
+    slope: f64,
+    step: f64,
+    iter: usize,
+    stalls: usize,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Start,
+    Search,
+    Done,
+}
+
+impl Lbfgs {
+    const MEMORY: usize = 30;
+
+    pub fn new(x0: &[f64], max_iter: usize, ftol: f64) -> Self {
+        let n = x0.len();
+        Lbfgs {
+            max_iter,
+            ftol,
+            x: x0.to_vec(),
+            g: vec![0.0; n],
+            fx: f64::INFINITY,
+            s_hist: Vec::new(),
+            y_hist: Vec::new(),
+            x_new: x0.to_vec(),
+            d: vec![0.0; n],
+            slope: 0.0,
+            step: 1.0,
+            iter: 0,
+            stalls: 0,
+            phase: Phase::Start,
+        }
+    }
+
+    /// Where to evaluate next; `None` once finished.
+    pub fn point(&self) -> Option<&[f64]> {
+        (self.phase != Phase::Done).then_some(self.x_new.as_slice())
+    }
+
+    /// The value and gradient at [`Lbfgs::point`].
+    pub fn tell(&mut self, f_new: f64, g_new: &[f64]) {
+        match self.phase {
+            Phase::Done => {}
+            Phase::Start => {
+                self.fx = f_new;
+                self.g.copy_from_slice(g_new);
+                if f_new.is_finite() {
+                    self.begin_iteration();
+                } else {
+                    self.phase = Phase::Done;
+                }
+            }
+            Phase::Search => {
+                if f_new.is_finite() && f_new <= self.fx + 1e-4 * self.step * self.slope {
+                    self.accept(f_new, g_new);
+                } else {
+                    self.step *= 0.5;
+                    if self.step < 1e-12 {
+                        self.phase = Phase::Done;
+                    } else {
+                        self.set_trial();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The best point and its value.
+    pub fn result(self) -> (Vec<f64>, f64) {
+        (self.x, self.fx)
+    }
+
+    fn set_trial(&mut self) {
+        for ((xn, x), d) in self.x_new.iter_mut().zip(&self.x).zip(&self.d) {
+            *xn = x + self.step * d;
+        }
+    }
+
+    /// The search direction from the two-loop recursion (`d = -H g`), then the first trial.
+    fn begin_iteration(&mut self) {
+        if self.iter >= self.max_iter {
+            self.phase = Phase::Done;
+            return;
+        }
+        let mut q = self.g.clone();
+        let k = self.s_hist.len();
         let mut alphas = vec![0.0; k];
         for i in (0..k).rev() {
-            let rho = 1.0 / dot(&y_hist[i], &s_hist[i]);
-            alphas[i] = rho * dot(&s_hist[i], &q);
-            for (qj, yj) in q.iter_mut().zip(&y_hist[i]) {
+            let rho = 1.0 / dot(&self.y_hist[i], &self.s_hist[i]);
+            alphas[i] = rho * dot(&self.s_hist[i], &q);
+            for (qj, yj) in q.iter_mut().zip(&self.y_hist[i]) {
                 *qj -= alphas[i] * yj;
             }
         }
         let gamma = if k > 0 {
-            dot(&s_hist[k - 1], &y_hist[k - 1]) / dot(&y_hist[k - 1], &y_hist[k - 1])
+            dot(&self.s_hist[k - 1], &self.y_hist[k - 1]) / dot(&self.y_hist[k - 1], &self.y_hist[k - 1])
         } else {
-            1.0 / norm(&g).max(1e-300)
+            1.0 / norm(&self.g).max(1e-300)
         };
         for qj in q.iter_mut() {
             *qj *= gamma;
         }
         for i in 0..k {
-            let rho = 1.0 / dot(&y_hist[i], &s_hist[i]);
-            let beta = rho * dot(&y_hist[i], &q);
-            for (qj, sj) in q.iter_mut().zip(&s_hist[i]) {
+            let rho = 1.0 / dot(&self.y_hist[i], &self.s_hist[i]);
+            let beta = rho * dot(&self.y_hist[i], &q);
+            for (qj, sj) in q.iter_mut().zip(&self.s_hist[i]) {
                 *qj += (alphas[i] - beta) * sj;
             }
         }
-        let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
-        let mut slope = dot(&g, &d);
-        if slope >= 0.0 {
+        for (d, q) in self.d.iter_mut().zip(&q) {
+            *d = -q;
+        }
+        self.slope = dot(&self.g, &self.d);
+        if self.slope >= 0.0 {
             // not a descent direction: restart with steepest descent
-            s_hist.clear();
-            y_hist.clear();
-            let scale = 1.0 / norm(&g).max(1e-300);
-            d = g.iter().map(|v| -v * scale).collect();
-            slope = dot(&g, &d);
-            if slope >= 0.0 {
-                break;
+            self.s_hist.clear();
+            self.y_hist.clear();
+            let scale = 1.0 / norm(&self.g).max(1e-300);
+            for (d, g) in self.d.iter_mut().zip(&self.g) {
+                *d = -g * scale;
+            }
+            self.slope = dot(&self.g, &self.d);
+            if self.slope >= 0.0 {
+                self.phase = Phase::Done;
+                return;
             }
         }
-        // backtracking line search
-        let mut step = 1.0;
-        let mut f_new;
-        loop {
-            for j in 0..n {
-                x_new[j] = x[j] + step * d[j];
-            }
-            f_new = f(&x_new, &mut g_new);
-            if f_new.is_finite() && f_new <= fx + 1e-4 * step * slope {
-                break;
-            }
-            step *= 0.5;
-            if step < 1e-12 {
-                return (x, fx);
-            }
-        }
-        let s: Vec<f64> = (0..n).map(|j| x_new[j] - x[j]).collect();
-        let yv: Vec<f64> = (0..n).map(|j| g_new[j] - g[j]).collect();
+        self.step = 1.0;
+        self.set_trial();
+        self.phase = Phase::Search;
+    }
+
+    fn accept(&mut self, f_new: f64, g_new: &[f64]) {
+        let s: Vec<f64> = self.x_new.iter().zip(&self.x).map(|(a, b)| a - b).collect();
+        let yv: Vec<f64> = g_new.iter().zip(&self.g).map(|(a, b)| a - b).collect();
         let sy = dot(&s, &yv);
-        let decrease = (fx - f_new) / fx.abs().max(1e-300);
-        x.copy_from_slice(&x_new);
-        g.copy_from_slice(&g_new);
-        fx = f_new;
+        let decrease = (self.fx - f_new) / self.fx.abs().max(1e-300);
+        self.x.copy_from_slice(&self.x_new);
+        self.g.copy_from_slice(g_new);
+        self.fx = f_new;
         if sy > 1e-12 * norm(&s) * norm(&yv) {
-            if s_hist.len() == MEMORY {
-                s_hist.remove(0);
-                y_hist.remove(0);
+            if self.s_hist.len() == Self::MEMORY {
+                self.s_hist.remove(0);
+                self.y_hist.remove(0);
             }
-            s_hist.push(s);
-            y_hist.push(yv);
+            self.s_hist.push(s);
+            self.y_hist.push(yv);
         }
-        if decrease < ftol {
-            stalls += 1;
-            if stalls >= 3 {
-                break;
+        self.iter += 1;
+        if decrease < self.ftol {
+            self.stalls += 1;
+            if self.stalls >= 3 {
+                self.phase = Phase::Done;
+                return;
             }
         } else {
-            stalls = 0;
+            self.stalls = 0;
         }
+        self.begin_iteration();
     }
-    (x, fx)
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
