@@ -107,10 +107,12 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     let mut fits: Vec<(&str, Option<Fitted>)> = Vec::new();
     match period {
         Some(p) if p >= 2 && train.len() >= 2 * p => {
-            fits.push((HW_ADD, HoltWinters::fit(train, Seasonal::Additive, p).map(Fitted::Hw)));
             if y.iter().all(|v| *v > 0.0) {
-                fits.push((HW_MUL, HoltWinters::fit(train, Seasonal::Multiplicative, p).map(Fitted::Hw)));
+                let (add, mul) = HoltWinters::fit_seasonal_pair(train, p);
+                fits.push((HW_ADD, add.map(Fitted::Hw)));
+                fits.push((HW_MUL, mul.map(Fitted::Hw)));
             } else {
+                fits.push((HW_ADD, HoltWinters::fit(train, Seasonal::Additive, p).map(Fitted::Hw)));
                 candidates.push(Candidate {
                     model: HW_MUL.into(),
                     rmse: None,
@@ -164,12 +166,11 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
 pub fn holt_winters_step(y: &[f64], period: usize, holdout: usize, horizon: usize) -> Option<Vec<f64>> {
     let (train, test) = y.split_at(y.len().checked_sub(holdout)?);
     let mut best: Option<(HoltWinters, f64)> = None;
-    for kind in [Seasonal::Additive, Seasonal::Multiplicative] {
-        if let Some(m) = HoltWinters::fit(train, kind, period) {
-            let score = rmse(&m.forecast(holdout), test);
-            if best.as_ref().is_none_or(|b| score < b.1) {
-                best = Some((m, score));
-            }
+    let (add, mul) = HoltWinters::fit_seasonal_pair(train, period);
+    for m in [add, mul].into_iter().flatten() {
+        let score = rmse(&m.forecast(holdout), test);
+        if best.as_ref().is_none_or(|b| score < b.1) {
+            best = Some((m, score));
         }
     }
     Some(best?.0.refit(y)?.forecast(horizon))
