@@ -32,30 +32,43 @@ pub fn default_maxlag(n: usize) -> Option<usize> {
 /// `[const, level, dlag_1..dlag_lags]` (`G = X'X`, `c = X'y`, `y'y`).
 fn cross_products(x: &[f64], dx: &[f64], lags: usize, nobs: usize) -> (Vec<Vec<f64>>, Vec<f64>, f64) {
     let nd = dx.len();
+    let (lo, hi) = (nd - nobs, nd);
+    debug_assert!(lo >= lags, "the sample leaves room for every lag");
     let k = lags + 2;
-    let rows = nd - nobs..nd;
-    let column = |j: usize, t: usize| -> f64 {
-        match j {
-            0 => 1.0,
-            1 => x[t],
-            l => dx[t - (l - 1)],
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+    let lagged = |l: usize| &dx[lo - l..hi - l];
+    let level = &x[lo..hi];
+    // the lagged differences are shifts of one series: s[i][j] = Σ dx[t−i]·dx[t−j] over
+    // the sample needs one dot product per distance |i − j|, then each diagonal follows
+    // from its predecessor by adding the row that enters the window and removing the one
+    // that leaves it: O(n·k) instead of O(n·k²)
+    let mut s = vec![vec![0.0; lags + 1]; lags + 1];
+    for d in 0..=lags {
+        s[0][d] = dot(lagged(0), lagged(d));
+        s[d][0] = s[0][d];
+    }
+    for i in 0..lags {
+        for j in i..lags {
+            let v = s[i][j] + dx[lo - 1 - i] * dx[lo - 1 - j] - dx[hi - 1 - i] * dx[hi - 1 - j];
+            s[i + 1][j + 1] = v;
+            s[j + 1][i + 1] = v;
         }
-    };
+    }
+    // columns: [const, level x_t, dx_{t−1} … dx_{t−lags}]; target dx_t
     let mut g = vec![vec![0.0; k]; k];
     let mut c = vec![0.0; k];
-    let mut yy = 0.0;
-    let mut row = vec![0.0; k];
-    for t in rows {
-        for (j, r) in row.iter_mut().enumerate() {
-            *r = column(j, t);
-        }
-        let y = dx[t];
-        yy += y * y;
-        for i in 0..k {
-            c[i] += row[i] * y;
-            for j in 0..=i {
-                g[i][j] += row[i] * row[j];
-            }
+    g[0][0] = nobs as f64;
+    g[1][0] = level.iter().sum();
+    g[1][1] = dot(level, level);
+    c[0] = lagged(0).iter().sum();
+    c[1] = dot(level, lagged(0));
+    for l in 1..=lags {
+        let j = l + 1;
+        g[j][0] = lagged(l).iter().sum();
+        g[j][1] = dot(level, lagged(l));
+        c[j] = s[0][l];
+        for l2 in 1..=l {
+            g[j][l2 + 1] = s[l][l2];
         }
     }
     for i in 0..k {
@@ -63,7 +76,7 @@ fn cross_products(x: &[f64], dx: &[f64], lags: usize, nobs: usize) -> (Vec<Vec<f
             g[j][i] = g[i][j];
         }
     }
-    (g, c, yy)
+    (g, c, s[0][0])
 }
 
 /// The lower Cholesky factor of a symmetric positive definite matrix.
@@ -213,4 +226,57 @@ pub fn mackinnon_p(stat: f64) -> f64 {
     let coef: &[f64] = if stat <= TAU_STAR { &SMALL } else { &LARGE };
     let poly = coef.iter().rev().fold(0.0, |acc, c| acc * stat + c);
     Normal::new(0.0, 1.0).map(|n| n.cdf(poly)).unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cross products straight from the design, row by row.
+    fn naive(x: &[f64], dx: &[f64], lags: usize, nobs: usize) -> (Vec<Vec<f64>>, Vec<f64>, f64) {
+        let nd = dx.len();
+        let k = lags + 2;
+        let mut g = vec![vec![0.0; k]; k];
+        let mut c = vec![0.0; k];
+        let mut yy = 0.0;
+        for t in nd - nobs..nd {
+            let row: Vec<f64> = (0..k)
+                .map(|j| {
+                    if j == 0 {
+                        1.0
+                    } else if j == 1 {
+                        x[t]
+                    } else {
+                        dx[t - (j - 1)]
+                    }
+                })
+                .collect();
+            yy += dx[t] * dx[t];
+            for i in 0..k {
+                c[i] += row[i] * dx[t];
+                for j in 0..k {
+                    g[i][j] += row[i] * row[j];
+                }
+            }
+        }
+        (g, c, yy)
+    }
+
+    #[test]
+    fn cross_products_by_diagonals_equal_the_direct_sums() {
+        let x: Vec<f64> = (0..300).map(|i| ((i * 7919) % 101) as f64 * 0.37 + (i as f64 * 0.1).sin() * 5.0).collect();
+        let dx: Vec<f64> = x.windows(2).map(|w| w[1] - w[0]).collect();
+        for (lags, nobs) in [(0, 299), (5, 299 - 5), (15, 299 - 15), (3, 299 - 15)] {
+            let (g, c, yy) = cross_products(&x, &dx, lags, nobs);
+            let (g2, c2, yy2) = naive(&x, &dx, lags, nobs);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+            assert!(close(yy, yy2));
+            for i in 0..lags + 2 {
+                assert!(close(c[i], c2[i]), "c[{i}] {} vs {}", c[i], c2[i]);
+                for j in 0..lags + 2 {
+                    assert!(close(g[i][j], g2[i][j]), "lags {lags} g[{i}][{j}] {} vs {}", g[i][j], g2[i][j]);
+                }
+            }
+        }
+    }
 }
