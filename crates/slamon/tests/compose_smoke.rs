@@ -19,17 +19,11 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::*;
-
-fn tansu() -> PathBuf {
-    let tools = std::env::var("SLAMON_TOOLS_DIR").unwrap_or_else(|_| "/opt/slamon-tools".into());
-    Path::new(&tools).join("tansu/bin/tansu")
-}
 
 /// What runs for one compose service, and how its health is judged.
 struct Running {
@@ -270,17 +264,6 @@ fn start_order(services: &serde_json::Map<String, Value>) -> Vec<String> {
         assert!(order.len() > before, "depends_on has a cycle");
     }
     order
-}
-
-async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn get(url: &str) -> Option<Value> {

@@ -9,33 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::*;
+
+mod support;
 
 const STEP_S: i64 = 60;
 const N: i64 = 13 * 60;
-
-fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills its process when dropped, so a failing test leaves nothing behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The values of the test series: sample k of N at `t0 + k*60 + 0.5` seconds.
 /// The value of sample k.
@@ -137,17 +121,6 @@ async fn get(url: &str) -> Option<(u16, Value)> {
     Some((status, res.json().await.unwrap_or(Value::Null)))
 }
 
-async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// Min, max, mean, sample std and count of the samples in the window ending at `at_ms`.
 fn expected_window(
     value: &dyn Fn(i64) -> f64,
@@ -181,10 +154,6 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slamon_up_against_a_real_prometheus() {
     scenario(&[]).await;
-}
-
-fn reachable(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
 }
 
 /// The same scenario on the distributed path: ETL → Kafka → projector → MongoDB → APIs

@@ -11,9 +11,8 @@
 //! Needs Kafka on 127.0.0.1:9092 and `secantusd-py` (`scripts/services.sh`); skipped
 //! locally without them, failing in CI.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,23 +21,9 @@ use slamon_domain::{
 };
 use slamon_events::{EventCodec, Publisher};
 use slamon_kafka::{KafkaConfig, KafkaLog};
+use support::*;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn reachable(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).is_ok()
-}
+mod support;
 
 fn ready() -> bool {
     let ok = reachable(9092)
@@ -73,11 +58,6 @@ fn start_mongo(port: u16, dir: &Path) -> Proc {
         std::thread::sleep(Duration::from_millis(200));
     }
     Proc(child)
-}
-
-fn tansu() -> std::path::PathBuf {
-    let tools = std::env::var("SLAMON_TOOLS_DIR").unwrap_or_else(|_| "/opt/slamon-tools".into());
-    Path::new(&tools).join("tansu/bin/tansu")
 }
 
 /// A Kafka-wire broker of this test alone, keeping its data in `dir`.

@@ -1,5 +1,6 @@
-//! Helpers shared by the deployment tests: processes, ports, the tools they need, the
-//! compose file as `docker-compose config` resolves it, and what the binary reads.
+//! Helpers shared by the binary's integration tests: processes, ports, the tools they
+//! need, waiting, the compose file as `docker-compose config` resolves it, and what the
+//! binary reads.
 
 #![allow(dead_code)]
 
@@ -36,8 +37,25 @@ pub fn root() -> PathBuf {
 }
 
 pub fn which(bin: &str) -> Option<PathBuf> {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {bin}")).output().ok()?;
-    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(bin)).find(|p| p.is_file()))
+}
+
+/// Where `scripts/services.sh install` keeps the tansu broker.
+pub fn tansu() -> PathBuf {
+    let tools = std::env::var("SLAMON_TOOLS_DIR").unwrap_or_else(|_| "/opt/slamon-tools".into());
+    Path::new(&tools).join("tansu/bin/tansu")
+}
+
+/// Polls `f` until it gives a value, failing the test after `limit`.
+pub async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// True when every tool is there; otherwise false (the test skips) locally, a failure
