@@ -35,6 +35,8 @@ pub struct ProjectorConfig {
     /// First and longest backoff while a backend is unavailable.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// Documents kept of what the projector wrote ([`DocCache`]).
+    pub cache_capacity: usize,
 }
 
 impl Default for ProjectorConfig {
@@ -44,6 +46,7 @@ impl Default for ProjectorConfig {
             poll_wait: Duration::from_millis(500),
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
+            cache_capacity: CACHE_CAPACITY,
         }
     }
 }
@@ -83,18 +86,8 @@ impl Projector {
         metrics: ProjectorMetrics,
     ) -> Self {
         let cache_epoch = consumer.assignment_epoch();
-        Self {
-            consumer,
-            store,
-            codec,
-            dlq,
-            config,
-            metrics,
-            lag_checked: None,
-            cache: DocCache::new(CACHE_CAPACITY),
-            cache_epoch,
-            lag_task: None,
-        }
+        let cache = DocCache::new(config.cache_capacity);
+        Self { consumer, store, codec, dlq, config, metrics, lag_checked: None, cache, cache_epoch, lag_task: None }
     }
 
     /// Runs until `cancel`; finishes the batch in hand and commits before returning.
@@ -240,8 +233,8 @@ pub struct DocCache {
     complete: bool,
 }
 
-/// Documents a cache holds by default (a metric document is a few kilobytes).
-pub const CACHE_CAPACITY: usize = 100_000;
+/// Documents a cache holds by default (a metric document takes about 2 kB).
+pub const CACHE_CAPACITY: usize = 20_000;
 
 impl DocCache {
     /// A cache in front of a store that may already hold documents.

@@ -168,6 +168,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
     #[command(flatten)]
+    pub projector: ProjectorArgs,
+    #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
     pub etl: EtlArgs,
@@ -195,12 +197,23 @@ pub struct EtlCmd {
     pub sla_manager_grpc_url: String,
 }
 
+/// Settings of the projector (alone or in `up`).
+#[derive(Debug, Args, Clone)]
+pub struct ProjectorArgs {
+    /// Documents the projector keeps of what it wrote, so it need not read them back
+    /// (about 2 kB each; 0 turns the cache off).
+    #[arg(long, env = "SLAMON_PROJECTOR_CACHE", default_value_t = 20_000)]
+    pub projector_cache: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct ProjectorCmd {
     #[command(flatten)]
     pub storage: StorageArgs,
     #[command(flatten)]
     pub registry: RegistryUrl,
+    #[command(flatten)]
+    pub projector: ProjectorArgs,
     /// Address of the projector's admin endpoint (`/metrics`, `/livez`, `/readyz`).
     #[arg(long, env = "SLAMON_PROJECTOR_ADMIN_LISTEN", default_value = "0.0.0.0:8010")]
     pub admin_listen: SocketAddr,

@@ -328,7 +328,7 @@ async fn up(mut args: UpArgs) -> Result<()> {
         store.clone(),
         codec.clone(),
         log.clone(),
-        ProjectorConfig::default(),
+        ProjectorConfig { cache_capacity: args.projector.projector_cache, ..ProjectorConfig::default() },
         ProjectorMetrics::new(&metrics)?,
     );
     spawn_projector(&mut tasks, projector);
@@ -395,7 +395,14 @@ async fn projector(args: ProjectorCmd) -> Result<()> {
     let db_timeout = args.storage.db_timeout;
     spawn_projector(
         &mut tasks,
-        Projector::new(consumer, store, codec, log, ProjectorConfig::default(), ProjectorMetrics::new(&metrics)?),
+        Projector::new(
+            consumer,
+            store,
+            codec,
+            log,
+            ProjectorConfig { cache_capacity: args.projector.projector_cache, ..ProjectorConfig::default() },
+            ProjectorMetrics::new(&metrics)?,
+        ),
     );
     // ready when the read models answer: the projector can write
     let admin_router = slamon_etl::exporter(metrics).merge(slamon_web::health_routes(probe, db_timeout));
