@@ -74,8 +74,16 @@ pub trait EventLog: Send + Sync {
     async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>>;
 }
 
-/// A lag measurement that runs on its own (see [`LogConsumer::lag_probe`]).
-pub type LagProbe = std::pin::Pin<Box<dyn std::future::Future<Output = PortResult<u64>> + Send + 'static>>;
+/// Where a consumer group stands: records after its committed positions, and the sum of
+/// those positions (it moves whenever any member commits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupProgress {
+    pub lag: u64,
+    pub committed: u64,
+}
+
+/// A measurement of the group that runs on its own (see [`LogConsumer::lag_probe`]).
+pub type LagProbe = std::pin::Pin<Box<dyn std::future::Future<Output = PortResult<GroupProgress>> + Send + 'static>>;
 
 /// The read side of the event log: one consumer of a group. Positions are committed
 /// explicitly (the next position to read, per partition).
@@ -95,9 +103,9 @@ pub trait LogConsumer: Send {
     async fn commit(&mut self, next: &[Position]) -> PortResult<()>;
     /// How many records remain after the committed positions (0 when caught up).
     async fn lag(&mut self) -> PortResult<u64>;
-    /// [`LogConsumer::lag`] as a future that does not borrow the consumer, so it can run
-    /// while the consumer goes on (asking a broker can take seconds); `None` when the log
-    /// cannot measure it apart: then call `lag`.
+    /// [`LogConsumer::lag`], with the group's committed positions, as a future that does
+    /// not borrow the consumer, so it can run while the consumer goes on (asking a broker
+    /// can take seconds); `None` when the log cannot measure it apart: then call `lag`.
     fn lag_probe(&self) -> Option<LagProbe> {
         None
     }

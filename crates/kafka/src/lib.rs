@@ -17,7 +17,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use slamon_domain::{EventLog, LagProbe, LogConsumer, LogRecord, PortError, PortResult, Position};
+use slamon_domain::{EventLog, GroupProgress, LagProbe, LogConsumer, LogRecord, PortError, PortResult, Position};
 
 /// How slamon reaches Kafka.
 #[derive(Debug, Clone)]
@@ -223,13 +223,13 @@ impl LogConsumer for KafkaConsumer {
     /// this member, which are none until the group has formed).
     async fn lag(&mut self) -> PortResult<u64> {
         // librdkafka's metadata and offset calls block: keep them off the async workers
-        tokio::task::block_in_place(|| group_lag(&self.consumer, &self.topic, self.timeout))
+        tokio::task::block_in_place(|| group_progress(&self.consumer, &self.topic, self.timeout)).map(|p| p.lag)
     }
 
     fn lag_probe(&self) -> Option<LagProbe> {
         let (consumer, topic, timeout) = (self.consumer.clone(), self.topic.clone(), self.timeout);
         Some(Box::pin(async move {
-            tokio::task::spawn_blocking(move || group_lag(&consumer, &topic, timeout))
+            tokio::task::spawn_blocking(move || group_progress(&consumer, &topic, timeout))
                 .await
                 .map_err(|e| PortError::Other(format!("kafka lag: {e}")))?
         }))
@@ -238,7 +238,11 @@ impl LogConsumer for KafkaConsumer {
 
 /// The committed positions of the consumer's group against the end of every partition
 /// of `topic`. Short bounds, so a group that is rebalancing never stalls the caller long.
-fn group_lag(consumer: &StreamConsumer<EpochContext>, topic: &str, timeout: Duration) -> PortResult<u64> {
+fn group_progress(
+    consumer: &StreamConsumer<EpochContext>,
+    topic: &str,
+    timeout: Duration,
+) -> PortResult<GroupProgress> {
     let timeout = timeout.min(Duration::from_secs(5));
     let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(unavailable)?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
@@ -252,13 +256,14 @@ fn group_lag(consumer: &StreamConsumer<EpochContext>, topic: &str, timeout: Dura
         .iter()
         .filter_map(|e| if let Offset::Offset(o) = e.offset() { Some((e.partition(), o)) } else { None })
         .collect();
-    let mut lag = 0u64;
+    let (mut lag, mut committed) = (0u64, 0u64);
     for p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, timeout).map_err(unavailable)?;
         let at = by_partition.get(&p).copied().unwrap_or(low).max(low);
         lag += (high - at).max(0) as u64;
+        committed += by_partition.get(&p).copied().unwrap_or(0).max(0) as u64;
     }
-    Ok(lag)
+    Ok(GroupProgress { lag, committed })
 }
 
 fn record(m: &rdkafka::message::BorrowedMessage<'_>) -> LogRecord {

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use slamon_domain::projection::{apply, targets, Outcome};
 use slamon_domain::{
-    DocKey, Document, EventEnvelope, EventLog, LogConsumer, LogRecord, PortError, Position, ReadModelStore,
+    DocKey, Document, EventEnvelope, EventLog, GroupProgress, LogConsumer, LogRecord, PortError, Position,
+    ReadModelStore,
 };
 use slamon_events::EventCodec;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,12 @@ pub struct ProjectorConfig {
     pub backoff_max: Duration,
     /// Documents kept of what the projector wrote ([`DocCache`]).
     pub cache_capacity: usize,
+    /// How often the lag gauge is refreshed.
+    pub lag_refresh: Duration,
+    /// Records wait and no member of the group has committed for this long: the group is
+    /// stuck (a coordinator that never completes a rejoin, seen with a restarted broker),
+    /// and the projector replaces its consumer (see [`Projector::resubscribing`]).
+    pub stall_after: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -47,6 +54,8 @@ impl Default for ProjectorConfig {
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             cache_capacity: CACHE_CAPACITY,
+            lag_refresh: Duration::from_secs(5),
+            stall_after: Duration::from_secs(30),
         }
     }
 }
@@ -62,11 +71,12 @@ pub struct Projector {
     cache: DocCache,
     /// The consumer's assignment epoch the cache belongs to.
     cache_epoch: u64,
-    lag_task: Option<tokio::task::JoinHandle<Result<u64, PortError>>>,
+    lag_task: Option<tokio::task::JoinHandle<Result<GroupProgress, PortError>>>,
+    /// Where to subscribe again when the group is stuck: the log, group and topic.
+    resubscribe: Option<(Arc<dyn EventLog>, String, String)>,
+    /// The group's committed positions as last measured, and since when they are so.
+    committed: Option<(u64, std::time::Instant)>,
 }
-
-/// How often the lag gauge is refreshed.
-const LAG_REFRESH: Duration = Duration::from_secs(5);
 
 /// What one batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +97,28 @@ impl Projector {
     ) -> Self {
         let cache_epoch = consumer.assignment_epoch();
         let cache = DocCache::new(config.cache_capacity);
-        Self { consumer, store, codec, dlq, config, metrics, lag_checked: None, cache, cache_epoch, lag_task: None }
+        Self {
+            consumer,
+            store,
+            codec,
+            dlq,
+            config,
+            metrics,
+            lag_checked: None,
+            cache,
+            cache_epoch,
+            lag_task: None,
+            resubscribe: None,
+            committed: None,
+        }
+    }
+
+    /// Lets the projector replace its consumer with a new member of `group` on `topic`
+    /// when the group is stuck ([`ProjectorConfig::stall_after`]); it resumes from the
+    /// committed positions, so nothing is lost or applied twice.
+    pub fn resubscribing(mut self, log: Arc<dyn EventLog>, group: &str, topic: &str) -> Self {
+        self.resubscribe = Some((log, group.to_owned(), topic.to_owned()));
+        self
     }
 
     /// Runs until `cancel`; finishes the batch in hand and commits before returning.
@@ -140,11 +171,12 @@ impl Projector {
     /// holding it up, and its result lands on a later call.
     async fn update_lag(&mut self) {
         if let Some(task) = self.lag_task.take_if(|t| t.is_finished()) {
-            if let Ok(Ok(lag)) = task.await {
-                self.metrics.lag.set(lag as i64);
+            if let Ok(Ok(progress)) = task.await {
+                self.metrics.lag.set(progress.lag as i64);
+                self.watch(progress).await;
             }
         }
-        if self.lag_task.is_some() || self.lag_checked.is_some_and(|t| t.elapsed() < LAG_REFRESH) {
+        if self.lag_task.is_some() || self.lag_checked.is_some_and(|t| t.elapsed() < self.config.lag_refresh) {
             return;
         }
         self.lag_checked = Some(std::time::Instant::now());
@@ -155,6 +187,38 @@ impl Projector {
                     self.metrics.lag.set(lag as i64);
                 }
             }
+        }
+    }
+
+    /// Replaces the consumer when records wait and the group's committed positions have
+    /// not moved for [`ProjectorConfig::stall_after`].
+    async fn watch(&mut self, progress: GroupProgress) {
+        let now = std::time::Instant::now();
+        let since = match self.committed {
+            Some((c, since)) if c == progress.committed => since,
+            _ => {
+                self.committed = Some((progress.committed, now));
+                now
+            }
+        };
+        if progress.lag == 0 || now.duration_since(since) < self.config.stall_after {
+            return;
+        }
+        let Some((log, group, topic)) = &self.resubscribe else { return };
+        tracing::warn!(
+            lag = progress.lag,
+            stalled = ?now.duration_since(since),
+            "records wait and the group has committed nothing: replacing the consumer"
+        );
+        match log.consumer(group, topic).await {
+            Ok(consumer) => {
+                self.consumer = consumer;
+                self.cache.clear();
+                self.cache_epoch = self.consumer.assignment_epoch();
+                self.committed = None;
+                self.metrics.resubscribed.inc();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot create a new consumer; keeping the old one"),
         }
     }
 

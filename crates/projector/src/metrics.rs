@@ -9,6 +9,7 @@ pub struct ProjectorMetrics {
     pub skipped: IntCounter,
     pub dead_lettered: IntCounter,
     pub retries: IntCounter,
+    pub resubscribed: IntCounter,
     pub lag: IntGauge,
 }
 
@@ -31,6 +32,10 @@ impl ProjectorMetrics {
                 "undecodable records sent to the dead-letter topic",
             )?,
             retries: counter("projector_batch_retries_total", "batches retried because a backend was unavailable")?,
+            resubscribed: counter(
+                "projector_consumer_replaced_total",
+                "consumers replaced because the group committed nothing while records waited",
+            )?,
             lag,
         })
     }

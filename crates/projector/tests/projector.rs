@@ -300,3 +300,59 @@ async fn after_a_rebalance_the_projector_reads_what_another_member_wrote() {
     assert_eq!(outcome.skipped, 1, "{outcome:?}");
     assert_eq!(e.store.load(&[key]).await.unwrap().remove(0), Some(Document::Metric(theirs)));
 }
+
+/// A member whose group never forms again: it gets nothing, while records wait.
+struct Stuck;
+
+#[async_trait::async_trait]
+impl LogConsumer for Stuck {
+    async fn poll(&mut self, _: usize, wait: Duration) -> PortResult<Vec<LogRecord>> {
+        tokio::time::sleep(wait).await;
+        Ok(Vec::new())
+    }
+    async fn commit(&mut self, _: &[Position]) -> PortResult<()> {
+        Ok(())
+    }
+    async fn lag(&mut self) -> PortResult<u64> {
+        Ok(1)
+    }
+    fn lag_probe(&self) -> Option<LagProbe> {
+        Some(Box::pin(async { Ok(GroupProgress { lag: 1, committed: 0 }) }))
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_group_gets_a_new_consumer_that_resumes() {
+    let e = env().await;
+    let publisher = Publisher::new(e.codec.clone(), e.log.clone());
+    publisher.publish(&events(3)).await.unwrap();
+    let metrics = ProjectorMetrics::unregistered();
+    let config = ProjectorConfig {
+        poll_wait: Duration::from_millis(20),
+        lag_refresh: Duration::from_millis(20),
+        stall_after: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let p = Projector::new(Box::new(Stuck), e.store.clone(), e.codec.clone(), e.log.clone(), config, metrics.clone())
+        .resubscribing(e.log.clone(), "g", TOPIC);
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(p.run(stop.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metrics.applied.get() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the stuck consumer was never replaced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+    assert_eq!(metrics.resubscribed.get(), 1);
+    // the new member resumed from the committed positions: the same models as one pass
+    let mut expected = std::collections::BTreeMap::new();
+    let positioned: Vec<(EventEnvelope, Position)> =
+        events(3).into_iter().enumerate().map(|(i, ev)| (ev, Position::new(0, i as i64))).collect();
+    project_all(&mut expected, positioned.iter().map(|(e, p)| (e, *p)));
+    let mut want: Vec<Document> = expected.into_values().collect();
+    want.sort_by_key(|d| d.key());
+    let mut got = all_docs(&e.store).await;
+    got.sort_by_key(|d| d.key());
+    assert_eq!(got, want);
+}

@@ -330,7 +330,8 @@ async fn up(mut args: UpArgs) -> Result<()> {
         log.clone(),
         ProjectorConfig { cache_capacity: args.projector.projector_cache, ..ProjectorConfig::default() },
         ProjectorMetrics::new(&metrics)?,
-    );
+    )
+    .resubscribing(log.clone(), &args.storage.projector_group, &args.storage.topic);
     spawn_projector(&mut tasks, projector);
 
     let publisher = Publisher::new(codec.clone(), log.clone());
@@ -399,10 +400,11 @@ async fn projector(args: ProjectorCmd) -> Result<()> {
             consumer,
             store,
             codec,
-            log,
+            log.clone(),
             ProjectorConfig { cache_capacity: args.projector.projector_cache, ..ProjectorConfig::default() },
             ProjectorMetrics::new(&metrics)?,
-        ),
+        )
+        .resubscribing(log, &args.storage.projector_group, &args.storage.topic),
     );
     // ready when the read models answer: the projector can write
     let admin_router = slamon_etl::exporter(metrics).merge(slamon_web::health_routes(probe, db_timeout));
