@@ -55,7 +55,7 @@ impl Default for ProjectorConfig {
             backoff_max: Duration::from_secs(10),
             cache_capacity: CACHE_CAPACITY,
             lag_refresh: Duration::from_secs(5),
-            stall_after: Duration::from_secs(30),
+            stall_after: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +76,9 @@ pub struct Projector {
     resubscribe: Option<(Arc<dyn EventLog>, String, String)>,
     /// The group's committed positions as last measured, and since when they are so.
     committed: Option<(u64, std::time::Instant)>,
+    /// When records last arrived, and when the group could last be measured.
+    received: std::time::Instant,
+    measured: std::time::Instant,
 }
 
 /// What one batch did.
@@ -110,6 +113,8 @@ impl Projector {
             lag_task: None,
             resubscribe: None,
             committed: None,
+            received: std::time::Instant::now(),
+            measured: std::time::Instant::now(),
         }
     }
 
@@ -142,6 +147,7 @@ impl Projector {
                 continue;
             }
             self.metrics.consumed.inc_by(records.len() as u64);
+            self.received = std::time::Instant::now();
             // the same batch is retried until it is written: positions never advance past
             // an event that was not applied
             loop {
@@ -171,9 +177,13 @@ impl Projector {
     /// holding it up, and its result lands on a later call.
     async fn update_lag(&mut self) {
         if let Some(task) = self.lag_task.take_if(|t| t.is_finished()) {
-            if let Ok(Ok(progress)) = task.await {
-                self.metrics.lag.set(progress.lag as i64);
-                self.watch(progress).await;
+            match task.await {
+                Ok(Ok(progress)) => {
+                    self.measured = std::time::Instant::now();
+                    self.metrics.lag.set(progress.lag as i64);
+                    self.watch(Some(progress)).await;
+                }
+                _ => self.watch(None).await,
             }
         }
         if self.lag_task.is_some() || self.lag_checked.is_some_and(|t| t.elapsed() < self.config.lag_refresh) {
@@ -190,25 +200,33 @@ impl Projector {
         }
     }
 
-    /// Replaces the consumer when records wait and the group's committed positions have
-    /// not moved for [`ProjectorConfig::stall_after`].
-    async fn watch(&mut self, progress: GroupProgress) {
+    /// Replaces the consumer when nothing arrived for [`ProjectorConfig::stall_after`]
+    /// and either records wait while the group's committed positions have not moved for
+    /// as long, or the group could not be measured for as long.
+    async fn watch(&mut self, progress: Option<GroupProgress>) {
         let now = std::time::Instant::now();
-        let since = match self.committed {
-            Some((c, since)) if c == progress.committed => since,
-            _ => {
-                self.committed = Some((progress.committed, now));
-                now
+        let stall = self.config.stall_after;
+        let stuck = match progress {
+            Some(progress) => {
+                let since = match self.committed {
+                    Some((c, since)) if c == progress.committed => since,
+                    _ => {
+                        self.committed = Some((progress.committed, now));
+                        now
+                    }
+                };
+                progress.lag > 0 && now.duration_since(since) >= stall
             }
+            None => now.duration_since(self.measured) >= stall,
         };
-        if progress.lag == 0 || now.duration_since(since) < self.config.stall_after {
+        if !stuck || now.duration_since(self.received) < stall {
             return;
         }
         let Some((log, group, topic)) = &self.resubscribe else { return };
         tracing::warn!(
-            lag = progress.lag,
-            stalled = ?now.duration_since(since),
-            "records wait and the group has committed nothing: replacing the consumer"
+            lag = progress.map(|p| p.lag),
+            idle = ?now.duration_since(self.received),
+            "the group makes no progress: replacing the consumer"
         );
         match log.consumer(group, topic).await {
             Ok(consumer) => {
@@ -216,6 +234,7 @@ impl Projector {
                 self.cache.clear();
                 self.cache_epoch = self.consumer.assignment_epoch();
                 self.committed = None;
+                (self.received, self.measured) = (now, now);
                 self.metrics.resubscribed.inc();
             }
             Err(e) => tracing::warn!(error = %e, "cannot create a new consumer; keeping the old one"),
