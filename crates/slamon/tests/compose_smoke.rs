@@ -360,6 +360,10 @@ async fn the_compose_services_answer_on_loopback() {
         (up.contains("slamon-etl") && up.contains("slamon-projector")).then_some(())
     })
     .await;
-    let executions = get("http://127.0.0.1:9098/api/v1/query?query=etl_executiontime_1h").await.unwrap();
-    assert!(!executions["data"]["result"].as_array().unwrap().is_empty(), "{executions}");
+    // and, from the scrape after the ETL's first cycle on, its execution times
+    eventually("etl_executiontime_1h in the internal Prometheus", Duration::from_secs(60), async || {
+        let r = get("http://127.0.0.1:9098/api/v1/query?query=etl_executiontime_1h").await?;
+        r["data"]["result"].as_array().is_some_and(|a| !a.is_empty()).then_some(())
+    })
+    .await;
 }
