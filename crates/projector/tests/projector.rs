@@ -72,6 +72,24 @@ async fn all_docs(store: &EmbeddedStore) -> Vec<Document> {
     out
 }
 
+/// The pure projection of `events` read at `positions`, sorted by key.
+fn projected(events: &[EventEnvelope], position: impl Fn(usize) -> Position) -> Vec<Document> {
+    let mut expected = std::collections::BTreeMap::new();
+    let positioned: Vec<(&EventEnvelope, Position)> =
+        events.iter().enumerate().map(|(i, e)| (e, position(i))).collect();
+    project_all(&mut expected, positioned.iter().map(|(e, p)| (*e, *p)));
+    let mut docs: Vec<Document> = expected.into_values().collect();
+    docs.sort_by_key(|d| d.key());
+    docs
+}
+
+/// The store's documents, sorted by key.
+async fn stored(store: &EmbeddedStore) -> Vec<Document> {
+    let mut docs = all_docs(store).await;
+    docs.sort_by_key(|d| d.key());
+    docs
+}
+
 #[tokio::test]
 async fn projects_skips_redeliveries_and_dead_letters_poison() {
     let e = env().await;
@@ -96,15 +114,7 @@ async fn projects_skips_redeliveries_and_dead_letters_poison() {
     assert_eq!(all_docs(&e.store).await, before);
 
     // the store equals the pure projection of the same events at the same positions
-    let mut expected = std::collections::BTreeMap::new();
-    let positioned: Vec<(EventEnvelope, Position)> = evs
-        .iter()
-        .enumerate()
-        .map(|(i, ev)| (ev.clone(), Position::new(0, if i < 30 { i as i64 } else { i as i64 + 1 })))
-        .collect();
-    project_all(&mut expected, positioned.iter().map(|(e, p)| (e, *p)));
-    let mut want: Vec<Document> = expected.into_values().collect();
-    want.sort_by_key(|d| d.key());
+    let want = projected(&evs, |i| Position::new(0, if i < 30 { i as i64 } else { i as i64 + 1 }));
     let mut got = before;
     got.sort_by_key(|d| d.key());
     assert_eq!(got, want);
@@ -151,15 +161,7 @@ async fn a_projector_stopped_mid_stream_resumes_without_loss_or_double_counting(
     cancel.cancel();
     handle.await.unwrap();
 
-    let mut expected = std::collections::BTreeMap::new();
-    let positioned: Vec<(EventEnvelope, Position)> =
-        evs.iter().enumerate().map(|(i, ev)| (ev.clone(), Position::new(0, i as i64))).collect();
-    project_all(&mut expected, positioned.iter().map(|(e, p)| (e, *p)));
-    let mut want: Vec<Document> = expected.into_values().collect();
-    want.sort_by_key(|d| d.key());
-    let mut got = all_docs(&e.store).await;
-    got.sort_by_key(|d| d.key());
-    assert_eq!(got, want);
+    assert_eq!(stored(&e.store).await, projected(&evs, |i| Position::new(0, i as i64)));
     e.cancel.cancel();
 }
 
@@ -346,13 +348,5 @@ async fn a_stuck_group_gets_a_new_consumer_that_resumes() {
     running.await.unwrap();
     assert_eq!(metrics.resubscribed.get(), 1);
     // the new member resumed from the committed positions: the same models as one pass
-    let mut expected = std::collections::BTreeMap::new();
-    let positioned: Vec<(EventEnvelope, Position)> =
-        events(3).into_iter().enumerate().map(|(i, ev)| (ev, Position::new(0, i as i64))).collect();
-    project_all(&mut expected, positioned.iter().map(|(e, p)| (e, *p)));
-    let mut want: Vec<Document> = expected.into_values().collect();
-    want.sort_by_key(|d| d.key());
-    let mut got = all_docs(&e.store).await;
-    got.sort_by_key(|d| d.key());
-    assert_eq!(got, want);
+    assert_eq!(stored(&e.store).await, projected(&events(3), |i| Position::new(0, i as i64)));
 }
