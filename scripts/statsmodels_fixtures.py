@@ -30,20 +30,21 @@ def synthetic():
     rng = np.random.default_rng(20261126)
     n = 720
     t = np.arange(n)
-    yield "white_noise", rng.normal(0.0, 1.0, n), None
-    yield "random_walk", np.cumsum(rng.normal(0.0, 1.0, n)) + 50.0, None
-    yield "trend_seasonal", 20.0 + 0.02 * t + 5.0 * np.sin(2 * np.pi * t / 60) + rng.normal(0, 0.8, n), 60
+    yield "white_noise", rng.normal(0.0, 1.0, n), None, None
+    yield "random_walk", np.cumsum(rng.normal(0.0, 1.0, n)) + 50.0, None, None
+    trend_seasonal = 20.0 + 0.02 * t + 5.0 * np.sin(2 * np.pi * t / 60) + rng.normal(0, 0.8, n)
+    yield "trend_seasonal", trend_seasonal, 60, "add"
     level = 50.0 + 0.05 * t
-    yield "mul_seasonal", level * (1.0 + 0.3 * np.sin(2 * np.pi * t / 60)) + rng.normal(0, 0.5, n), 60
+    yield "mul_seasonal", level * (1.0 + 0.3 * np.sin(2 * np.pi * t / 60)) + rng.normal(0, 0.5, n), 60, "mul"
     shift = np.where(t < 400, 10.0, 25.0)
-    yield "level_shift", shift + 3.0 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, n), 24
+    yield "level_shift", shift + 3.0 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, n), 24, "add"
 
 
 def real():
     co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().ffill()
-    yield "co2_monthly", co2.to_numpy(), 12
+    yield "co2_monthly", co2.to_numpy(), 12, "unknown"
     el = sm.datasets.elnino.load_pandas().data.drop(columns=["YEAR"]).to_numpy().ravel()
-    yield "elnino_monthly", el, 12
+    yield "elnino_monthly", el, 12, "unknown"
 
 
 def holt_winters(x, period, seasonal):
@@ -62,7 +63,7 @@ def holt_winters(x, period, seasonal):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for name, x, period in list(synthetic()) + list(real()):
+    for name, x, period, form in list(synthetic()) + list(real()):
         x = np.asarray(x, dtype=float)
         stat, p, usedlag, nobs, _crit, _ic = adfuller(x, autolag="AIC", result_object=False)
         values, confint = acf(x, nlags=NLAGS, alpha=0.05, result_object=False)
@@ -71,6 +72,9 @@ def main():
             "generator": f"statsmodels {statsmodels.__version__}, numpy {np.__version__}",
             "x": [float(v) for v in x],
             "period": period,
+            # how the seasonality was built: "add" or "mul" (synthetic series), "unknown"
+            # (real data: either form is plausible), null (none)
+            "seasonal_form": form,
             "adf": {"statistic": float(stat), "p_value": float(p), "used_lag": int(usedlag), "nobs": int(nobs)},
             "acf": {
                 "nlags": NLAGS,

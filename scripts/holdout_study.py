@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Holt-Winters forecasts of slamon against statsmodels on a population of series.
+
+The fixtures of scripts/statsmodels_fixtures.py compare one series per kind; a 10-point
+hold-out RMSE of a single series is dominated by the noise of those 10 points, and both
+optimisers stop in local optima of the same objective that are not always the same one.
+This script draws many series per kind (the fixtures' generators with other seeds, and
+windows of statsmodels' co2 and elnino data ending at different months), fits
+ExponentialSmoothing(trend="add", seasonal="add"|"mul").fit() and slamon's HoltWinters::fit
+on all but the last 10 points, and prints per kind and fit: the geometric mean of
+slamon's hold-out RMSE over statsmodels', how often slamon's is lower, how often it is
+more than 2 % higher, and the same for the SSE (the objective both minimise).
+
+    pip install -r scripts/requirements-fixtures.txt
+    python3 scripts/holdout_study.py [--seeds 20]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import statsmodels.api as sm
+from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+HOLDOUT = 10
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def population(seeds):
+    n = 720
+    t = np.arange(n)
+    for seed in range(seeds):
+        rng = np.random.default_rng(1000 + seed)
+        yield "trend_seasonal", 20.0 + 0.02 * t + 5.0 * np.sin(2 * np.pi * t / 60) + rng.normal(0, 0.8, n), 60
+        level = 50.0 + 0.05 * t
+        yield "mul_seasonal", level * (1.0 + 0.3 * np.sin(2 * np.pi * t / 60)) + rng.normal(0, 0.5, n), 60
+        shift = np.where(t < 400, 10.0, 25.0)
+        yield "level_shift", shift + 3.0 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, n), 24
+    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().ffill().to_numpy()
+    el = sm.datasets.elnino.load_pandas().data.drop(columns=["YEAR"]).to_numpy().ravel()
+    for k in range(seeds):
+        yield "co2_monthly", co2[: len(co2) - 3 * k], 12
+        yield "elnino_monthly", el[: len(el) - 3 * k], 12
+
+
+def statsmodels_fit(x, period, seasonal):
+    train, test = x[:-HOLDOUT], x[-HOLDOUT:]
+    if seasonal == "mul" and np.any(train <= 0):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ExponentialSmoothing(train, trend="add", seasonal=seasonal, seasonal_periods=period).fit()
+    pred = fit.forecast(HOLDOUT)
+    return {"holdout_rmse": float(np.sqrt(np.mean((pred - test) ** 2))), "sse": float(fit.sse)}
+
+
+def statsmodels_step(x, period):
+    """The seed's forecast step with statsmodels: add and mul fitted on all but the last
+    20 points, the better on the 10 after refitted on all but the last 10, forecast 10."""
+    train, test = x[:-2 * HOLDOUT], x[-2 * HOLDOUT:-HOLDOUT]
+    best = None
+    for seasonal in ("add", "mul"):
+        if seasonal == "mul" and np.any(x <= 0):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = ExponentialSmoothing(train, trend="add", seasonal=seasonal, seasonal_periods=period).fit()
+        score = float(np.sqrt(np.mean((fit.forecast(HOLDOUT) - test) ** 2)))
+        if best is None or score < best[0]:
+            best = (score, seasonal)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = ExponentialSmoothing(x[:-HOLDOUT], trend="add", seasonal=best[1], seasonal_periods=period).fit()
+    return float(np.sqrt(np.mean((fit.forecast(HOLDOUT) - x[-HOLDOUT:]) ** 2)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=20)
+    args = ap.parse_args()
+    series = list(population(args.seeds))
+    lines = "".join(json.dumps({"x": [float(v) for v in x], "period": p}) + "\n" for _, x, p in series)
+    out = subprocess.run(
+        ["cargo", "run", "--quiet", "--release", "-p", "slamon-analytics", "--example", "holdout_study"],
+        input=lines, capture_output=True, text=True, cwd=ROOT, check=True,
+    ).stdout.splitlines()
+    ours = [json.loads(l) for l in out]
+    rows = {}
+    steps = {}
+    for (kind, x, p), o in zip(series, ours):
+        ref = statsmodels_step(np.asarray(x, dtype=float), p)
+        steps.setdefault(kind, []).append((o["step_rmse"], o["forecast"]["rmse"], ref))
+        for seasonal in ("add", "mul"):
+            ref = statsmodels_fit(np.asarray(x, dtype=float), p, seasonal)
+            if ref is None or o[seasonal] is None:
+                continue
+            rows.setdefault((kind, seasonal), []).append((o[seasonal], ref))
+    print(f"{'series':16s} fit  n  | hold-out RMSE slamon/statsmodels: geo-mean  lower  >2% higher |"
+          " SSE: geo-mean  >0.1% lower  >0.1% higher | same optimum: n  worst RMSE ratio")
+    allr = []
+    for (kind, seasonal), rs in sorted(rows.items()):
+        r = np.array([o["holdout_rmse"] / ref["holdout_rmse"] for o, ref in rs])
+        s = np.array([o["sse"] / ref["sse"] for o, ref in rs])
+        same = np.abs(s - 1) <= 1e-3
+        allr.extend(r)
+        print(
+            f"{kind:16s} {seasonal:3s} {len(rs):3d} |"
+            f" {np.exp(np.mean(np.log(r))):41.3f} {np.mean(r < 1):6.0%} {np.mean(r > 1.02):11.0%} |"
+            f" {np.exp(np.mean(np.log(s))):12.4f} {np.mean(s < 0.999):12.0%} {np.mean(s > 1.001):12.0%} |"
+            f" {np.sum(same):15d} {np.max(r[same], initial=0):18.3f}"
+        )
+    print()
+    print("what a user gets, on the last 10 points: the forecast step (add or mul by an inner hold-out, refitted)")
+    print(f"{'series':16s}  n  | step slamon/statsmodels: geo-mean  lower | all candidates slamon/statsmodels step: geo-mean  lower")
+    for kind, rs in sorted(steps.items()):
+        a = np.array([s / ref for s, _, ref in rs])
+        b = np.array([f / ref for _, f, ref in rs])
+        print(f"{kind:16s} {len(rs):3d} | {np.exp(np.mean(np.log(a))):32.3f} {np.mean(a < 1):6.0%} |"
+              f" {np.exp(np.mean(np.log(b))):46.3f} {np.mean(b < 1):6.0%}")
+    allr = np.array(allr)
+    print(f"all: {len(allr)} fits, hold-out RMSE geo-mean ratio {np.exp(np.mean(np.log(allr))):.3f},"
+          f" slamon lower on {np.mean(allr < 1):.0%}, more than 2 % higher on {np.mean(allr > 1.02):.0%}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
