@@ -4,8 +4,9 @@
 The fixtures of scripts/statsmodels_fixtures.py compare one series per kind; a 10-point
 hold-out RMSE of a single series is dominated by the noise of those 10 points, and both
 optimisers stop in local optima of the same objective that are not always the same one.
-This script draws many series per kind (the fixtures' generators with other seeds, and
-windows of statsmodels' co2 and elnino data ending at different months), fits
+This script draws many series per kind (`population()` of statsmodels_fixtures.py: the
+fixtures' generators with other seeds, and windows of statsmodels' co2 and elnino data
+ending at different months), fits
 ExponentialSmoothing(trend="add", seasonal="add"|"mul").fit() and slamon's HoltWinters::fit
 on all but the last 10 points, and prints per kind and fit: the geometric mean of
 slamon's hold-out RMSE over statsmodels', how often slamon's is lower, how often it is
@@ -22,39 +23,12 @@ import sys
 import warnings
 
 import numpy as np
-import statsmodels.api as sm
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-HOLDOUT = 10
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from statsmodels_fixtures import HOLDOUT, holt_winters, population  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def population(seeds):
-    n = 720
-    t = np.arange(n)
-    for seed in range(seeds):
-        rng = np.random.default_rng(1000 + seed)
-        yield "trend_seasonal", 20.0 + 0.02 * t + 5.0 * np.sin(2 * np.pi * t / 60) + rng.normal(0, 0.8, n), 60
-        level = 50.0 + 0.05 * t
-        yield "mul_seasonal", level * (1.0 + 0.3 * np.sin(2 * np.pi * t / 60)) + rng.normal(0, 0.5, n), 60
-        shift = np.where(t < 400, 10.0, 25.0)
-        yield "level_shift", shift + 3.0 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, n), 24
-    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().ffill().to_numpy()
-    el = sm.datasets.elnino.load_pandas().data.drop(columns=["YEAR"]).to_numpy().ravel()
-    for k in range(seeds):
-        yield "co2_monthly", co2[: len(co2) - 3 * k], 12
-        yield "elnino_monthly", el[: len(el) - 3 * k], 12
-
-
-def statsmodels_fit(x, period, seasonal):
-    train, test = x[:-HOLDOUT], x[-HOLDOUT:]
-    if seasonal == "mul" and np.any(train <= 0):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = ExponentialSmoothing(train, trend="add", seasonal=seasonal, seasonal_periods=period).fit()
-    pred = fit.forecast(HOLDOUT)
-    return {"holdout_rmse": float(np.sqrt(np.mean((pred - test) ** 2))), "sse": float(fit.sse)}
 
 
 def statsmodels_step(x, period):
@@ -82,7 +56,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=20)
     args = ap.parse_args()
     series = list(population(args.seeds))
-    lines = "".join(json.dumps({"x": [float(v) for v in x], "period": p}) + "\n" for _, x, p in series)
+    lines = "".join(json.dumps({"x": [float(v) for v in x], "period": p}) + "\n" for _, x, p, _ in series)
     out = subprocess.run(
         ["cargo", "run", "--quiet", "--release", "-p", "slamon-analytics", "--example", "holdout_study"],
         input=lines, capture_output=True, text=True, cwd=ROOT, check=True,
@@ -90,13 +64,14 @@ def main():
     ours = [json.loads(l) for l in out]
     rows = {}
     steps = {}
-    for (kind, x, p), o in zip(series, ours):
-        ref = statsmodels_step(np.asarray(x, dtype=float), p)
+    for (kind, x, p, _), o in zip(series, ours):
+        x = np.asarray(x, dtype=float)
+        ref = statsmodels_step(x, p)
         steps.setdefault(kind, []).append((o["step_rmse"], o["forecast"]["rmse"], ref))
         for seasonal in ("add", "mul"):
-            ref = statsmodels_fit(np.asarray(x, dtype=float), p, seasonal)
-            if ref is None or o[seasonal] is None:
+            if o[seasonal] is None or (seasonal == "mul" and np.any(x[:-HOLDOUT] <= 0)):
                 continue
+            ref = holt_winters(x, p, seasonal)
             rows.setdefault((kind, seasonal), []).append((o[seasonal], ref))
     print(f"{'series':16s} fit  n  | hold-out RMSE slamon/statsmodels: geo-mean  lower  >2% higher |"
           " SSE: geo-mean  >0.1% lower  >0.1% higher | same optimum: n  worst RMSE ratio")
