@@ -52,6 +52,26 @@ fn fixtures() -> Vec<Fixture> {
     out
 }
 
+/// Holt-Winters fitted on all but the last 10 points of `x`, and its RMSE on those 10.
+fn holdout_fit(x: &[f64], kind: holt_winters::Seasonal, period: usize) -> (holt_winters::HoltWinters, f64) {
+    let (train, test) = x.split_at(x.len() - 10);
+    let model = holt_winters::HoltWinters::fit(train, kind, period).unwrap();
+    let pred = model.forecast(10);
+    let rmse = (pred.iter().zip(test).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / 10.0).sqrt();
+    (model, rmse)
+}
+
+/// Whether `kind` is the seasonal form a series was built with ("add", "mul"); on real
+/// data ("unknown") either form is.
+fn own_form(seasonal_form: Option<&str>, kind: holt_winters::Seasonal) -> bool {
+    matches!(
+        (seasonal_form, kind),
+        (Some("unknown"), _)
+            | (Some("add"), holt_winters::Seasonal::Additive)
+            | (Some("mul"), holt_winters::Seasonal::Multiplicative)
+    )
+}
+
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-300)
 }
@@ -100,20 +120,12 @@ fn holt_winters_holdout_rmse_is_no_worse_than_statsmodels_by_more_than_2_percent
     let mut report = Vec::new();
     for f in fixtures() {
         let Some(period) = f.period else { continue };
-        let (train, test) = f.x.split_at(f.x.len() - 10);
         for (kind, reference) in
             [(holt_winters::Seasonal::Additive, &f.hw_add), (holt_winters::Seasonal::Multiplicative, &f.hw_mul)]
         {
             let Some(reference) = reference else { continue };
-            let own_form = matches!(
-                (f.seasonal_form.as_deref(), kind),
-                (Some("unknown"), _)
-                    | (Some("add"), holt_winters::Seasonal::Additive)
-                    | (Some("mul"), holt_winters::Seasonal::Multiplicative)
-            );
-            let model = holt_winters::HoltWinters::fit(train, kind, period).unwrap();
-            let pred = model.forecast(10);
-            let rmse = (pred.iter().zip(test).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / 10.0).sqrt();
+            let own_form = own_form(f.seasonal_form.as_deref(), kind);
+            let (model, rmse) = holdout_fit(&f.x, kind, period);
             report.push(format!(
                 "{} {kind:?}{}: hold-out RMSE slamon {rmse:.6} statsmodels {:.6} ({:+.1} %); SSE slamon {:.6} statsmodels {:.6}",
                 f.name,
@@ -193,15 +205,12 @@ fn holt_winters_agrees_with_statsmodels_over_a_population() {
     // (series kind, model form) → (own form?, log hold-out RMSE ratios slamon/statsmodels)
     let mut groups: std::collections::BTreeMap<(String, &str), (bool, Vec<f64>)> = Default::default();
     for s in &population.series {
-        let (train, test) = s.x.split_at(s.x.len() - 10);
         for (kind, form, reference) in [
             (holt_winters::Seasonal::Additive, "add", &s.hw_add),
             (holt_winters::Seasonal::Multiplicative, "mul", &s.hw_mul),
         ] {
             let Some(reference) = reference else { continue };
-            let model = holt_winters::HoltWinters::fit(train, kind, s.period).unwrap();
-            let pred = model.forecast(10);
-            let rmse = (pred.iter().zip(test).map(|(p, a)| (p - a).powi(2)).sum::<f64>() / 10.0).sqrt();
+            let (model, rmse) = holdout_fit(&s.x, kind, s.period);
             // every fit: statsmodels' objective minimised at least about as well (SSE
             // within 0.1 % of statsmodels' or lower)
             assert!(
@@ -212,7 +221,7 @@ fn holt_winters_agrees_with_statsmodels_over_a_population() {
                 model.sse,
                 reference.sse
             );
-            let own = s.seasonal_form == "unknown" || s.seasonal_form == form;
+            let own = own_form(Some(&s.seasonal_form), kind);
             let group = groups.entry((s.name.clone(), form)).or_insert((own, Vec::new()));
             group.1.push((rmse / reference.holdout_rmse).ln());
         }
