@@ -49,6 +49,9 @@ pub struct EtlConfig {
     pub forecast_window: Duration,
     /// Autocorrelation lags computed.
     pub acf_lags: usize,
+    /// How often the SLA set is asked for between cycles: a set that changed gets the
+    /// SLA samples and forecasts of its metrics at once, not at the next cycle.
+    pub sla_watch: Duration,
 }
 
 impl Default for EtlConfig {
@@ -64,6 +67,7 @@ impl Default for EtlConfig {
             metadata_window: Duration::from_secs(24 * 3600),
             forecast_window: Duration::from_secs(12 * 3600),
             acf_lags: 40,
+            sla_watch: Duration::from_secs(10),
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Etl {
     cursors: HashMap<MetricId, i64>,
     /// Seasonal period (in 1-minute samples) of each series, from its last metadata.
     periods: HashMap<MetricId, Option<usize>>,
+    /// The SLA set whose samples and forecasts were last published.
+    sla_set: Option<Vec<SlaEntry>>,
 }
 
 impl Etl {
@@ -122,17 +128,20 @@ impl Etl {
             last_seen: HashMap::new(),
             cursors: HashMap::new(),
             periods: HashMap::new(),
+            sla_set: None,
         }
     }
 
     /// Runs the metadata cycle and the statistics cycle at once, then each every its
-    /// period, until `cancel`.
+    /// period, and between cycles watches the SLA set for changes, until `cancel`.
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(source = %self.source.describe(), period = ?self.config.period, metadata_period = ?self.config.metadata_period, "etl started");
         let mut ticker = tokio::time::interval(self.config.period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut metadata_ticker = tokio::time::interval(self.config.metadata_period);
         metadata_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sla_ticker = tokio::time::interval(self.config.sla_watch);
+        sla_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // the first metadata cycle runs first, so the first forecasts know the periods
         metadata_ticker.tick().await;
         self.run_metadata(&cancel).await;
@@ -152,6 +161,9 @@ impl Etl {
                     }
                     self.metrics.cycles.inc();
                     self.metrics.cycle_seconds.observe(started.elapsed().as_secs_f64());
+                }
+                _ = sla_ticker.tick() => {
+                    self.watch_sla_set(&cancel).await;
                 }
             }
         }
@@ -226,12 +238,55 @@ impl Etl {
         self.publish(events, cancel).await?;
 
         let Some(entries) = self.sla.fetch_until_answered(cancel).await else { return Ok(report) };
-        let (mut events, cursors) = self.sla_samples(&entries, at, &mut report).await;
-        events.extend(self.forecasts(&entries, at, &mut report).await);
+        self.sla_pass(entries, at, &mut report, cancel).await?;
+        Ok(report)
+    }
+
+    /// The new raw samples and the forecast of every SLA metric of `entries`, published.
+    async fn sla_pass(
+        &mut self,
+        entries: Vec<SlaEntry>,
+        at: i64,
+        report: &mut CycleReport,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        let (mut events, cursors) = self.sla_samples(&entries, at, report).await;
+        events.extend(self.forecasts(&entries, at, report).await);
         self.publish(events, cancel).await?;
         self.cursors.retain(|id, _| entries.iter().any(|e| &e.id() == id));
         self.cursors.extend(cursors);
-        Ok(report)
+        self.sla_set = Some(entries);
+        Ok(())
+    }
+
+    /// Between cycles: when the SLA set differs from the one last published for, the
+    /// samples and forecasts of the new set, so a new SLA has its status and prediction
+    /// within seconds instead of at the next cycle. Before the first cycle, and when the
+    /// SLA manager does not answer, it leaves the work to the cycle.
+    pub async fn watch_sla_set(&mut self, cancel: &CancellationToken) -> Option<CycleReport> {
+        let known = self.sla_set.as_ref()?;
+        let entries = match self.sla.fetch().await {
+            Ok(entries) => entries,
+            Err(status) => {
+                tracing::debug!(code = ?status.code(), message = status.message(), "SLA set not watched this time");
+                return None;
+            }
+        };
+        if &entries == known {
+            return None;
+        }
+        let mut report = CycleReport::default();
+        let started = Instant::now();
+        match self.sla_pass(entries, now_ms(), &mut report, cancel).await {
+            Ok(()) => {
+                tracing::info!(?report, elapsed = ?started.elapsed(), "SLA set changed: its samples and forecasts published");
+                Some(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SLA set changed, publishing its samples failed (the next cycle retries)");
+                None
+            }
+        }
     }
 
     async fn aggregates(&self, series: &[Labels], at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {

@@ -72,7 +72,12 @@ async fn harness(sla_up: bool) -> Harness {
 }
 
 async fn read_all(h: &Harness, group: &str) -> Vec<EventEnvelope> {
-    let mut c = h.log.consumer(group, TOPIC).await.unwrap();
+    read_log(&h.log, &h.codec, group).await
+}
+
+/// Every event of the log, read by a new consumer group.
+async fn read_log(log: &EmbeddedLog, codec: &EventCodec, group: &str) -> Vec<EventEnvelope> {
+    let mut c = log.consumer(group, TOPIC).await.unwrap();
     let mut out = Vec::new();
     loop {
         let batch = c.poll(10_000, Duration::from_millis(50)).await.unwrap();
@@ -80,7 +85,7 @@ async fn read_all(h: &Harness, group: &str) -> Vec<EventEnvelope> {
             break;
         }
         for r in batch {
-            let env = h.codec.decode(&r.value).await.unwrap();
+            let env = codec.decode(&r.value).await.unwrap();
             assert_eq!(r.key, env.event.key(), "records are keyed by their aggregate");
             out.push(env);
         }
@@ -110,15 +115,8 @@ async fn a_cycle_emits_the_statistics_of_every_series_and_exports_timings() {
 #[tokio::test]
 async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
     let mut h = harness(true).await;
-    let demo = DemoSource::new();
-    let cpu = demo.series().await.unwrap().into_iter().find(|l| l.name() == "cpuTemp").unwrap();
-    h.sla.0.lock().unwrap().push(WireEntry {
-        metric: cpu.as_map().clone().into_iter().collect(),
-        metric_id: cpu.id().to_string(),
-        min: 0.0,
-        max: 80.0,
-        for_minutes: 5,
-    });
+    let cpu = cpu().await;
+    h.sla.0.lock().unwrap().push(entry(&cpu));
     let first = h.etl.cycle(&h.cancel).await.unwrap();
     assert_eq!(first.sla_metrics, 1);
     // 12 h + for (5 min) + margin (5 min) of 15 s samples
@@ -148,6 +146,86 @@ async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
     let second = h.etl.cycle(&h.cancel).await.unwrap();
     assert!(second.samples <= 1, "{second:?}");
     h.cancel.cancel();
+}
+
+/// The demo CPU temperature series.
+async fn cpu() -> Labels {
+    DemoSource::new().series().await.unwrap().into_iter().find(|l| l.name() == "cpuTemp").unwrap()
+}
+
+/// An SLA on `series`: range 0–80, for 5 minutes.
+fn entry(series: &Labels) -> WireEntry {
+    WireEntry {
+        metric: series.as_map().clone().into_iter().collect(),
+        metric_id: series.id().to_string(),
+        min: 0.0,
+        max: 80.0,
+        for_minutes: 5,
+    }
+}
+
+fn count(events: &[EventEnvelope], kind: fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| kind(&e.event)).count()
+}
+
+#[tokio::test]
+async fn a_changed_sla_set_gets_its_samples_and_forecast_before_the_next_cycle() {
+    let mut h = harness(true).await;
+    // before the first cycle the watch leaves the work to the cycle
+    assert_eq!(h.etl.watch_sla_set(&h.cancel).await, None);
+    assert_eq!(h.etl.cycle(&h.cancel).await.unwrap().sla_metrics, 0);
+    // the same (empty) set: nothing to do
+    assert_eq!(h.etl.watch_sla_set(&h.cancel).await, None);
+    assert_eq!(read_all(&h, "a").await.len(), 8, "only the statistics of the cycle");
+
+    let cpu = entry(&cpu().await);
+    h.sla.0.lock().unwrap().push(cpu);
+    let report = h.etl.watch_sla_set(&h.cancel).await.expect("the changed set is published at once");
+    assert_eq!((report.sla_metrics, report.forecasts, report.aggregates), (1, 1, 0), "{report:?}");
+    let events = read_all(&h, "b").await;
+    assert_eq!(count(&events, |e| matches!(e, Event::SlaSamplesObserved(_))), 1);
+    assert_eq!(count(&events, |e| matches!(e, Event::MetricForecastComputed(_))), 1);
+
+    // published once: the next watch does nothing, the next cycle reads only what is new
+    assert_eq!(h.etl.watch_sla_set(&h.cancel).await, None);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(h.etl.cycle(&h.cancel).await.unwrap().samples <= 1);
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn the_running_etl_watches_the_sla_set_between_cycles() {
+    let Harness { mut etl, log, codec, sla, cancel, _dir, .. } = harness(true).await;
+    etl.config.period = Duration::from_secs(3600);
+    etl.config.sla_watch = Duration::from_millis(100);
+    let run = tokio::spawn(etl.run(cancel.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // the first cycle (after the first metadata cycle) publishes the statistics
+    let mut group = 0;
+    loop {
+        group += 1;
+        let events = read_log(&log, &codec, &format!("g{group}")).await;
+        if count(&events, |e| matches!(e, Event::MetricAggregatesComputed(_))) == 8 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no first cycle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cpu = entry(&cpu().await);
+    sla.0.lock().unwrap().push(cpu);
+    // an hour before the next cycle, the new SLA's samples and forecast arrive
+    loop {
+        group += 1;
+        let events = read_log(&log, &codec, &format!("g{group}")).await;
+        if count(&events, |e| matches!(e, Event::MetricForecastComputed(_))) == 1 {
+            assert_eq!(count(&events, |e| matches!(e, Event::SlaSamplesObserved(_))), 1);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the changed SLA set was not published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    run.await.unwrap();
 }
 
 #[tokio::test]
