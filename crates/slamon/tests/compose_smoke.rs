@@ -111,16 +111,7 @@ impl Stack {
                     let port = self.port("kafka:9092");
                     let data = self.dir.path().join("kafka");
                     std::fs::create_dir_all(&data).unwrap();
-                    let url = format!("tcp://127.0.0.1:{port}");
-                    // tansu takes the sqlite path relative to its working directory
-                    let child = Command::new(tansu())
-                        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-                        .args(["--storage-engine", "sqlite://tansu.db"])
-                        .current_dir(&data)
-                        .stdout(Stdio::null())
-                        .stderr(log)
-                        .spawn()
-                        .unwrap();
+                    let child = tansu_broker(port, &data).stderr(log).spawn().unwrap();
                     Running { proc: Proc(child), health: Health::Port(port) }
                 }
                 "schema-registry" => {
@@ -137,13 +128,7 @@ impl Stack {
                 }
                 "mongodb" => {
                     let port = self.port("mongodb:27017");
-                    let child = Command::new("secantusd-py")
-                        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path"])
-                        .arg(self.dir.path().join(name))
-                        .stdout(Stdio::null())
-                        .stderr(log)
-                        .spawn()
-                        .unwrap();
+                    let child = secantus(port, &self.dir.path().join(name)).stderr(log).spawn().unwrap();
                     Running { proc: Proc(child), health: Health::Port(port) }
                 }
                 "node-exporter" => {

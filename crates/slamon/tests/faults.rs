@@ -45,13 +45,7 @@ fn ready() -> bool {
 
 /// A MongoDB-wire server of this test alone (so stopping it disturbs no other test).
 fn start_mongo(port: u16, dir: &Path) -> Proc {
-    let child = Command::new("secantusd-py")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = secantus(port, dir).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reachable(port) {
         assert!(Instant::now() < deadline, "secantusd-py did not start");
@@ -62,17 +56,8 @@ fn start_mongo(port: u16, dir: &Path) -> Proc {
 
 /// A Kafka-wire broker of this test alone, keeping its data in `dir`.
 fn start_broker(port: u16, dir: &Path) -> Proc {
-    let url = format!("tcp://127.0.0.1:{port}");
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("tansu.log")).unwrap();
-    // tansu takes the sqlite path relative to its working directory
-    let child = Command::new(tansu())
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let child = tansu_broker(port, dir).stderr(log).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !reachable(port) {
         assert!(Instant::now() < deadline, "tansu did not start");

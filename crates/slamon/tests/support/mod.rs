@@ -46,6 +46,28 @@ pub fn tansu() -> PathBuf {
     Path::new(&tools).join("tansu/bin/tansu")
 }
 
+/// A tansu broker on 127.0.0.1:`port` with its sqlite storage in `dir` (tansu takes
+/// the sqlite path relative to its working directory); stdout discarded.
+pub fn tansu_broker(port: u16, dir: &Path) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(tansu());
+    cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
+/// A SecantusDB (MongoDB wire) server on 127.0.0.1:`port` keeping its data in `dir`;
+/// stdout discarded.
+pub fn secantus(port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new("secantusd-py");
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--storage-path"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
 /// Polls `f` until it gives a value, failing the test after `limit`.
 pub async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + limit;
