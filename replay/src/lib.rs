@@ -1,5 +1,5 @@
 //! The replay tool (SPEC §10): reads the topic from offset 0 with a fresh consumer
-//! group and applies the projector's own projection (`slamon_projector::project_batch`)
+//! group and applies the projector's own projection (`slamon_domain::runner::project_batch`)
 //! into fresh read models, showing progress (a bar with rate and ETA on a terminal,
 //! plain lines otherwise); then the caller swaps the rebuilt models in, or, with
 //! `--dry-run`, [`diff`]s them against the live ones. It runs beside the live services:
@@ -11,6 +11,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use slamon_domain::runner::{project_batch, DocCache, CACHE_CAPACITY};
 use slamon_domain::{Collection, Document, EventEnvelope, EventLog, PortError, Position, ReadModelStore};
 use slamon_events::EventCodec;
 
@@ -109,7 +110,7 @@ pub async fn rebuild(
     let mut progress: Option<Progress> = None;
     let mut idle = 0;
     // `target` is fresh and only this replay writes it: what it has not written is absent
-    let mut cache = slamon_projector::DocCache::for_fresh_store(slamon_projector::CACHE_CAPACITY);
+    let mut cache = DocCache::for_fresh_store(CACHE_CAPACITY);
     loop {
         let records = consumer.poll(batch, Duration::from_millis(500)).await?;
         if records.is_empty() {
@@ -139,7 +140,7 @@ pub async fn rebuild(
                 }
             }
         }
-        let outcome = slamon_projector::project_batch(target, &mut cache, &decoded).await?;
+        let outcome = project_batch(target, &mut cache, &decoded).await?;
         report.records += records.len() as u64;
         report.applied += outcome.applied;
         report.skipped += outcome.skipped;
@@ -163,7 +164,7 @@ pub async fn rebuild(
 pub async fn diff(live: &dyn ReadModelStore, rebuilt: &dyn ReadModelStore) -> Result<Vec<String>, ReplayError> {
     let mut out = Vec::new();
     for c in Collection::ALL {
-        let key = |d: &Document| d.key().id;
+        let key = |d: &Document| d.key().doc_id();
         let mut a = live.all(c).await?;
         let mut b = rebuilt.all(c).await?;
         a.sort_by_key(key);

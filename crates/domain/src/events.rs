@@ -30,6 +30,12 @@ impl Window {
         }
     }
 
+    /// The window's length.
+    pub fn span(self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.millis() as u64)
+    }
+
+    /// The window's length in milliseconds.
     pub fn millis(self) -> i64 {
         match self {
             Window::H1 => 3_600_000,

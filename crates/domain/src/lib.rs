@@ -10,14 +10,17 @@ pub mod events;
 pub mod labels;
 pub mod ports;
 pub mod projection;
+pub mod runner;
 pub mod semantics;
 pub mod sla;
+pub mod time;
 pub mod views;
 
 pub use events::*;
 pub use labels::{InvalidMetricId, Labels, MetricId, NAME_LABEL};
 pub use ports::*;
 pub use sla::{SlaEntry, SlaRange, SlaSetRejected};
+pub use time::UnixMillis;
 pub use views::*;
 
 /// The Kafka topic (and embedded log) that holds every event.
@@ -32,16 +35,25 @@ pub fn dlq_topic(topic: &str) -> String {
 /// The aggregate key of SLA set events.
 pub const SLA_KEY: &str = "sla";
 
-/// One sample of a series: a timestamp in milliseconds since the epoch and a value.
+/// One sample of a series: a timestamp in milliseconds since the epoch and a value
+/// (any `f64`, NaN and ±Inf included, as Prometheus stores them).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
+    /// Milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// The sample value.
     pub value: f64,
 }
 
 impl Sample {
+    /// A sample at `ts_ms` (milliseconds since the epoch).
     pub fn new(ts_ms: i64, value: f64) -> Self {
         Self { ts_ms, value }
+    }
+
+    /// Its timestamp as an instant.
+    pub fn at(&self) -> UnixMillis {
+        UnixMillis(self.ts_ms)
     }
 }
 

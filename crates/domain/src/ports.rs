@@ -7,9 +7,7 @@ use async_trait::async_trait;
 
 use crate::events::{Window, WindowAggregate};
 use crate::labels::{Labels, MetricId};
-use crate::views::{
-    Collection, DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetView, SLA_SET_DOC_ID,
-};
+use crate::views::{Collection, DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetView};
 use crate::Sample;
 
 /// Errors of a port. `Unavailable` is retryable (the backend is down or slow);
@@ -124,26 +122,21 @@ pub trait ReadModelStore: Send + Sync {
     async fn all(&self, collection: Collection) -> PortResult<Vec<Document>>;
 
     async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
-        match self.load(&[DocKey { collection: Collection::Metrics, id: id.to_string() }]).await?.pop().flatten() {
+        match self.load(&[DocKey::Metric(*id)]).await?.pop().flatten() {
             Some(Document::Metric(m)) => Ok(Some(m)),
             _ => Ok(None),
         }
     }
 
     async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
-        match self
-            .load(&[DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() }])
-            .await?
-            .pop()
-            .flatten()
-        {
+        match self.load(&[DocKey::SlaSet]).await?.pop().flatten() {
             Some(Document::SlaSet(s)) => Ok(Some(s)),
             _ => Ok(None),
         }
     }
 
     async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
-        match self.load(&[DocKey { collection: Collection::SlaSamples, id: id.to_string() }]).await?.pop().flatten() {
+        match self.load(&[DocKey::SlaSamples(*id)]).await?.pop().flatten() {
             Some(Document::SlaSamples(s)) => Ok(Some(s)),
             _ => Ok(None),
         }

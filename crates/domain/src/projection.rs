@@ -2,24 +2,19 @@
 //! projector, `replay` and the embedded default all call it, so they cannot disagree.
 
 use crate::events::{Event, EventEnvelope};
-use crate::labels::MetricId;
 use crate::ports::Position;
-use crate::views::{
-    Collection, DocKey, Document, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView, SLA_SET_DOC_ID,
-};
+use crate::views::{DocKey, Document, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView};
 use crate::Sample;
 
 /// The documents an event updates.
 pub fn targets(event: &Event) -> Vec<DocKey> {
-    let metric = |id: MetricId| DocKey { collection: Collection::Metrics, id: id.to_string() };
-    let samples = |id: MetricId| DocKey { collection: Collection::SlaSamples, id: id.to_string() };
     match event {
-        Event::MetricAggregatesComputed(e) => vec![metric(e.labels.id())],
-        Event::MetricForecastComputed(e) => vec![metric(e.labels.id())],
-        Event::MetricMetadataComputed(e) => vec![metric(e.labels.id())],
-        Event::SlaSamplesObserved(e) => vec![samples(e.labels.id())],
-        Event::MetricRemoved(e) => vec![metric(e.labels.id()), samples(e.labels.id())],
-        Event::SlaSetDefined(_) => vec![DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() }],
+        Event::MetricAggregatesComputed(e) => vec![DocKey::Metric(e.labels.id())],
+        Event::MetricForecastComputed(e) => vec![DocKey::Metric(e.labels.id())],
+        Event::MetricMetadataComputed(e) => vec![DocKey::Metric(e.labels.id())],
+        Event::SlaSamplesObserved(e) => vec![DocKey::SlaSamples(e.labels.id())],
+        Event::MetricRemoved(e) => vec![DocKey::Metric(e.labels.id()), DocKey::SlaSamples(e.labels.id())],
+        Event::SlaSetDefined(_) => vec![DocKey::SlaSet],
     }
 }
 
@@ -35,7 +30,10 @@ pub enum Outcome {
     Nothing,
 }
 
-/// Applies one event, read at `position`, to the document `key` (currently `doc`).
+/// Applies one event, read at `position`, to the document `key` (currently `doc`): skips
+/// a redelivered event (at or before the document's last applied position in the same
+/// partition), then folds the event into the view the key names. A document of another
+/// view under `key` counts as absent.
 pub fn apply(key: &DocKey, doc: Option<Document>, envelope: &EventEnvelope, position: Position) -> Outcome {
     if let Some(d) = &doc {
         let last = d.applied();
@@ -43,78 +41,123 @@ pub fn apply(key: &DocKey, doc: Option<Document>, envelope: &EventEnvelope, posi
             return Outcome::Skipped;
         }
     }
-    match (&envelope.event, key.collection) {
-        (Event::SlaSetDefined(e), Collection::SlaSets) => {
+    let folded = match key {
+        DocKey::Metric(_) => {
+            let doc = match doc {
+                Some(Document::Metric(m)) => Some(m),
+                _ => None,
+            };
+            fold_metric(doc, envelope, position).map(Document::Metric)
+        }
+        DocKey::SlaSamples(_) => {
+            let doc = match doc {
+                Some(Document::SlaSamples(s)) => Some(s),
+                _ => None,
+            };
+            fold_sla_samples(doc, envelope, position).map(Document::SlaSamples)
+        }
+        DocKey::SlaSet => {
+            let doc = match doc {
+                Some(Document::SlaSet(s)) => Some(s),
+                _ => None,
+            };
+            fold_sla_set(doc, envelope, position).map(Document::SlaSet)
+        }
+    };
+    folded.map_or(Outcome::Nothing, Outcome::Applied)
+}
+
+/// The metric view after `envelope`: `None` when the event does not change it. Every
+/// event type is named, so a new one does not compile until this view decides.
+fn fold_metric(doc: Option<MetricView>, envelope: &EventEnvelope, position: Position) -> Option<MetricView> {
+    let fresh = |labels: &crate::labels::Labels| MetricView {
+        id: labels.id(),
+        labels: labels.clone(),
+        removed: false,
+        values: None,
+        prediction: None,
+        metadata: None,
+        applied: position,
+    };
+    let mut m = match &envelope.event {
+        Event::MetricAggregatesComputed(e) => {
+            let mut m = doc.unwrap_or_else(|| fresh(&e.labels));
+            m.values = Some(ValuesView { computed_at_ms: e.computed_at_ms, windows: e.windows.clone() });
+            m.removed = false;
+            m
+        }
+        Event::MetricForecastComputed(e) => {
+            let mut m = doc.unwrap_or_else(|| fresh(&e.labels));
+            m.prediction = Some(e.clone());
+            m.removed = false;
+            m
+        }
+        Event::MetricMetadataComputed(e) => {
+            let mut m = doc.unwrap_or_else(|| fresh(&e.labels));
+            m.metadata = Some(e.clone());
+            m.removed = false;
+            m
+        }
+        // removing an unknown series creates nothing
+        Event::MetricRemoved(_) => {
+            let mut m = doc?;
+            m.removed = true;
+            m
+        }
+        Event::SlaSamplesObserved(_) | Event::SlaSetDefined(_) => return None,
+    };
+    m.applied = position;
+    Some(m)
+}
+
+/// The SLA samples view after `envelope`: `None` when the event does not change it.
+fn fold_sla_samples(
+    doc: Option<SlaSamplesView>,
+    envelope: &EventEnvelope,
+    position: Position,
+) -> Option<SlaSamplesView> {
+    match &envelope.event {
+        Event::SlaSamplesObserved(e) => {
+            let samples = doc.map(|d| d.samples).unwrap_or_default();
+            Some(SlaSamplesView {
+                id: e.labels.id(),
+                labels: e.labels.clone(),
+                samples: merge_samples(samples, &e.samples, e.window_start_ms),
+                applied: position,
+            })
+        }
+        Event::MetricRemoved(_) => {
+            let mut s = doc?;
+            s.samples.clear();
+            s.applied = position;
+            Some(s)
+        }
+        Event::MetricAggregatesComputed(_)
+        | Event::MetricForecastComputed(_)
+        | Event::MetricMetadataComputed(_)
+        | Event::SlaSetDefined(_) => None,
+    }
+}
+
+/// The SLA set view after `envelope`: the defined set becomes current and joins the
+/// history; `None` for every other event.
+fn fold_sla_set(doc: Option<SlaSetView>, envelope: &EventEnvelope, position: Position) -> Option<SlaSetView> {
+    match &envelope.event {
+        Event::SlaSetDefined(e) => {
             let version = SlaSetVersion {
                 version: e.version,
                 defined_at_ms: envelope.occurred_at_ms,
                 entries: e.entries.clone(),
             };
-            let mut history = match doc {
-                Some(Document::SlaSet(s)) => s.history,
-                _ => Vec::new(),
-            };
+            let mut history = doc.map(|d| d.history).unwrap_or_default();
             history.push(version.clone());
-            Outcome::Applied(Document::SlaSet(SlaSetView { current: version, history, applied: position }))
+            Some(SlaSetView { current: version, history, applied: position })
         }
-        (Event::SlaSamplesObserved(e), Collection::SlaSamples) => {
-            let mut samples = match doc {
-                Some(Document::SlaSamples(s)) => s.samples,
-                _ => Vec::new(),
-            };
-            samples = merge_samples(samples, &e.samples, e.window_start_ms);
-            Outcome::Applied(Document::SlaSamples(SlaSamplesView {
-                id: e.labels.id(),
-                labels: e.labels.clone(),
-                samples,
-                applied: position,
-            }))
-        }
-        (Event::MetricRemoved(_), Collection::SlaSamples) => match doc {
-            Some(Document::SlaSamples(mut s)) => {
-                s.samples.clear();
-                s.applied = position;
-                Outcome::Applied(Document::SlaSamples(s))
-            }
-            _ => Outcome::Nothing,
-        },
-        (Event::MetricRemoved(_), Collection::Metrics) => match doc {
-            Some(Document::Metric(mut m)) => {
-                m.removed = true;
-                m.applied = position;
-                Outcome::Applied(Document::Metric(m))
-            }
-            _ => Outcome::Nothing,
-        },
-        (event, Collection::Metrics) => {
-            let Some(labels) = event.labels() else {
-                return Outcome::Nothing;
-            };
-            let mut m = match doc {
-                Some(Document::Metric(m)) => m,
-                _ => MetricView {
-                    id: labels.id(),
-                    labels: labels.clone(),
-                    removed: false,
-                    values: None,
-                    prediction: None,
-                    metadata: None,
-                    applied: position,
-                },
-            };
-            m.removed = false;
-            m.applied = position;
-            match event {
-                Event::MetricAggregatesComputed(e) => {
-                    m.values = Some(ValuesView { computed_at_ms: e.computed_at_ms, windows: e.windows.clone() })
-                }
-                Event::MetricForecastComputed(e) => m.prediction = Some(e.clone()),
-                Event::MetricMetadataComputed(e) => m.metadata = Some(e.clone()),
-                _ => return Outcome::Nothing,
-            }
-            Outcome::Applied(Document::Metric(m))
-        }
-        _ => Outcome::Nothing,
+        Event::MetricAggregatesComputed(_)
+        | Event::MetricForecastComputed(_)
+        | Event::MetricMetadataComputed(_)
+        | Event::SlaSamplesObserved(_)
+        | Event::MetricRemoved(_) => None,
     }
 }
 
@@ -208,7 +251,7 @@ mod tests {
     }
 
     fn metric<'a>(docs: &'a BTreeMap<DocKey, Document>, name: &str) -> &'a MetricView {
-        match &docs[&DocKey { collection: Collection::Metrics, id: labels(name).id().to_string() }] {
+        match &docs[&DocKey::Metric(labels(name).id())] {
             Document::Metric(m) => m,
             other => panic!("not a metric: {other:?}"),
         }
@@ -245,20 +288,14 @@ mod tests {
             (samples("a", 0, &[(2000, 2.5), (3000, 3.0)]), 0),
             (samples("a", 1500, &[(4000, 4.0)]), 0),
         ]);
-        let Document::SlaSamples(s) =
-            &docs[&DocKey { collection: Collection::SlaSamples, id: labels("a").id().to_string() }]
-        else {
-            panic!()
-        };
+        let Document::SlaSamples(s) = &docs[&DocKey::SlaSamples(labels("a").id())] else { panic!() };
         assert_eq!(s.samples, vec![Sample::new(2000, 2.5), Sample::new(3000, 3.0), Sample::new(4000, 4.0)]);
     }
 
     #[test]
     fn sla_sets_keep_their_history() {
         let docs = run(&[(sla_set(1), 100), (sla_set(2), 200)]);
-        let Document::SlaSet(s) = &docs[&DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.into() }] else {
-            panic!()
-        };
+        let Document::SlaSet(s) = &docs[&DocKey::SlaSet] else { panic!() };
         assert_eq!(s.current.version, 2);
         assert_eq!(s.current.defined_at_ms, 200);
         assert_eq!(s.history.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);

@@ -1,20 +1,32 @@
 //! SLA semantics (SPEC §9): violation runs, status like a Prometheus alerting rule with
 //! `for`, violations in the last 1 h / 3 h / 12 h, and future violations.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::events::Window;
 use crate::sla::{fmt_num, SlaEntry};
+use crate::time::UnixMillis;
 use crate::Sample;
 
 const MINUTE_MS: f64 = 60_000.0;
 
+/// The `for` of an SLA entry (whole minutes) as a span.
+fn for_span(for_minutes: u32) -> Duration {
+    Duration::from_secs(60 * u64::from(for_minutes))
+}
+
 /// A maximal stretch of consecutive violating samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
-    pub start_ms: i64,
-    pub end_ms: i64,
+    /// The timestamp of its first sample.
+    pub start: UnixMillis,
+    /// The timestamp of its last sample.
+    pub end: UnixMillis,
+    /// Samples in the run.
     pub count: usize,
+    /// Mean, largest and smallest of its values.
     pub avg: f64,
     pub max: f64,
     pub min: f64,
@@ -26,12 +38,17 @@ pub struct Run {
 impl Run {
     /// `end − start`, in minutes: how long a Prometheus rule would have seen it hold.
     pub fn duration_minutes(&self) -> f64 {
-        (self.end_ms - self.start_ms) as f64 / MINUTE_MS
+        self.duration().as_millis() as f64 / MINUTE_MS
+    }
+
+    /// `end − start`.
+    pub fn duration(&self) -> Duration {
+        self.end.since(self.start)
     }
 
     /// Whether the run lasted at least `for`.
     pub fn reaches(&self, for_minutes: u32) -> bool {
-        self.end_ms - self.start_ms >= i64::from(for_minutes) * 60_000
+        self.duration() >= for_span(for_minutes)
     }
 }
 
@@ -57,8 +74,8 @@ pub fn violation_runs(entry: &SlaEntry, samples: &[Sample]) -> Vec<Run> {
         }
         let count = i - first + 1;
         runs.push(Run {
-            start_ms: samples[first].ts_ms,
-            end_ms: samples[i].ts_ms,
+            start: samples[first].at(),
+            end: samples[i].at(),
             count,
             avg: sum / count as f64,
             max,
@@ -96,10 +113,10 @@ fn values_text(values: &[f64]) -> String {
     format!("[{}]", values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(","))
 }
 
-/// The state of an SLA at `now_ms`, like a Prometheus alerting rule `value < min or
-/// value > max` with `for`. A series whose newest sample is older than
-/// `absent_after_ms` is `absent`.
-pub fn status(entry: &SlaEntry, samples: &[Sample], now_ms: i64, absent_after_ms: i64) -> StatusReport {
+/// The state of an SLA at `now`, like a Prometheus alerting rule `value < min or
+/// value > max` with `for`. A series whose newest sample is more than `absent_after`
+/// older than `now` is `absent`.
+pub fn status(entry: &SlaEntry, samples: &[Sample], now: UnixMillis, absent_after: Duration) -> StatusReport {
     let last_values: Vec<f64> = samples.iter().rev().take(3).rev().map(|s| s.value).collect();
     let Some(latest) = samples.last() else {
         return StatusReport {
@@ -108,12 +125,13 @@ pub fn status(entry: &SlaEntry, samples: &[Sample], now_ms: i64, absent_after_ms
             last_values,
         };
     };
-    if now_ms - latest.ts_ms > absent_after_ms {
+    let silent = now.since(latest.at());
+    if silent > absent_after {
         return StatusReport {
             state: SlaState::Absent,
             description: format!(
                 "No sample for {} min (last at {}), last three values {}",
-                fmt_num(((now_ms - latest.ts_ms) as f64 / MINUTE_MS).floor()),
+                fmt_num((silent.as_millis() as f64 / MINUTE_MS).floor()),
                 crate::seed_time(latest.ts_ms),
                 values_text(&last_values)
             ),
@@ -173,19 +191,20 @@ pub struct ViolationsReport {
 
 /// Runs that lasted at least `for` and ended in the last 1 h, 3 h, 12 h: their count
 /// and the minutes of violation inside each window.
-pub fn violations(entry: &SlaEntry, samples: &[Sample], now_ms: i64) -> ViolationsReport {
+pub fn violations(entry: &SlaEntry, samples: &[Sample], now: UnixMillis) -> ViolationsReport {
     let runs: Vec<Run> = violation_runs(entry, samples).into_iter().filter(|r| r.reaches(entry.for_minutes)).collect();
     let windows = Window::ALL
         .into_iter()
         .map(|w| {
-            let from = now_ms - w.millis();
-            let inside: Vec<&Run> = runs.iter().filter(|r| r.end_ms >= from).collect();
-            let time = inside.iter().fold(0.0, |acc, r| acc + (r.end_ms - r.start_ms.max(from)) as f64 / MINUTE_MS);
+            let from = now - w.span();
+            let inside: Vec<&Run> = runs.iter().filter(|r| r.end >= from).collect();
+            let time =
+                inside.iter().fold(0.0, |acc, r| acc + r.end.since(r.start.max(from)).as_millis() as f64 / MINUTE_MS);
             (w, WindowViolations { n: inside.len(), time })
         })
         .collect();
-    let from12 = now_ms - Window::H12.millis();
-    let list = runs.into_iter().filter(|r| r.end_ms >= from12).collect();
+    let from12 = now - Window::H12.span();
+    let list = runs.into_iter().filter(|r| r.end >= from12).collect();
     ViolationsReport { windows, list }
 }
 
@@ -231,8 +250,8 @@ pub fn future_violations(entry: &SlaEntry, observed: &[Sample], forecast: &[Samp
         .map(|run| {
             let started_before = run.first < n_observed;
             let kind = if started_before {
-                let observed_part = all[n_observed - 1].ts_ms - run.start_ms;
-                if observed_part >= i64::from(entry.for_minutes) * 60_000 {
+                let observed_part = all[n_observed - 1].at().since(run.start);
+                if observed_part >= for_span(entry.for_minutes) {
                     FutureKind::ContinuingFiring
                 } else if run.reaches(entry.for_minutes) {
                     FutureKind::PendingWillFire
@@ -257,6 +276,14 @@ mod tests {
 
     const M: i64 = 60_000;
 
+    fn at(ms: i64) -> UnixMillis {
+        UnixMillis(ms)
+    }
+
+    fn mins(n: u64) -> Duration {
+        Duration::from_secs(60 * n)
+    }
+
     fn entry(for_minutes: u32) -> SlaEntry {
         SlaEntry { labels: Labels::default(), range: SlaRange { min: 0.0, max: 10.0 }, for_minutes }
     }
@@ -271,9 +298,9 @@ mod tests {
         let s = minutes(&[1.0, 11.0, 12.0, 5.0, -1.0, 20.0, 30.0, 1.0]);
         let runs = violation_runs(&entry(1), &s);
         assert_eq!(runs.len(), 2);
-        assert_eq!((runs[0].start_ms, runs[0].end_ms, runs[0].count), (M, 2 * M, 2));
+        assert_eq!((runs[0].start, runs[0].end, runs[0].count), (at(M), at(2 * M), 2));
         assert_eq!(runs[0].duration_minutes(), 1.0);
-        assert_eq!((runs[1].start_ms, runs[1].end_ms, runs[1].count), (4 * M, 6 * M, 3));
+        assert_eq!((runs[1].start, runs[1].end, runs[1].count), (at(4 * M), at(6 * M), 3));
         assert_eq!((runs[1].avg, runs[1].max, runs[1].min), (49.0 / 3.0, 30.0, -1.0));
         // the bounds are allowed
         assert!(violation_runs(&entry(1), &minutes(&[0.0, 10.0])).is_empty());
@@ -283,25 +310,25 @@ mod tests {
     fn status_at_the_exact_for_boundary() {
         // for: 2 with one sample a minute: three violating samples fire, two are pending
         let e = entry(2);
-        let now = 10 * M;
+        let absent_after = mins(10);
         let pending = minutes(&[1.0, 11.0, 12.0]);
-        let st = status(&e, &pending, 2 * M, now);
+        let st = status(&e, &pending, at(2 * M), absent_after);
         assert_eq!(st.state, SlaState::Pending);
         assert_eq!(
             st.description,
             "Service level agreement violated for 1/2 min (50%), last three values [1,11,12] not in (0, 10)"
         );
         let firing = minutes(&[11.0, 12.0, 13.0]);
-        let st = status(&e, &firing, 2 * M, now);
+        let st = status(&e, &firing, at(2 * M), absent_after);
         assert_eq!(st.state, SlaState::Firing);
         assert_eq!(st.description, "Service level agreement violated for more than 2 min, last three values [11,12,13], allowed range: (0, 10)");
         assert_eq!(st.last_values, vec![11.0, 12.0, 13.0]);
         // a single violating sample lasts 0 minutes
-        let st = status(&entry(1), &minutes(&[1.0, 11.0]), M, now);
+        let st = status(&entry(1), &minutes(&[1.0, 11.0]), at(M), absent_after);
         assert_eq!(st.state, SlaState::Pending);
         assert!(st.description.starts_with("Service level agreement violated for 0/1 min (0%)"), "{}", st.description);
         // back in range
-        let st = status(&e, &minutes(&[11.0, 12.0, 13.0, 4.5]), 3 * M, now);
+        let st = status(&e, &minutes(&[11.0, 12.0, 13.0, 4.5]), at(3 * M), absent_after);
         assert_eq!(st.state, SlaState::Inactive);
         assert_eq!(st.description, "Actual value [4.5] in (0, 10)");
     }
@@ -309,10 +336,10 @@ mod tests {
     #[test]
     fn status_is_absent_without_fresh_samples() {
         let e = entry(2);
-        assert_eq!(status(&e, &[], 0, M).state, SlaState::Absent);
+        assert_eq!(status(&e, &[], at(0), mins(1)).state, SlaState::Absent);
         let s = minutes(&[1.0, 2.0]);
-        assert_eq!(status(&e, &s, M + 5 * M, 5 * M).state, SlaState::Inactive);
-        assert_eq!(status(&e, &s, M + 5 * M + 1, 5 * M).state, SlaState::Absent);
+        assert_eq!(status(&e, &s, at(M + 5 * M), mins(5)).state, SlaState::Inactive);
+        assert_eq!(status(&e, &s, at(M + 5 * M + 1), mins(5)).state, SlaState::Absent);
     }
 
     #[test]
@@ -332,7 +359,7 @@ mod tests {
             *v = -5.0;
         }
         let s = minutes(&values);
-        let now = s.last().unwrap().ts_ms;
+        let now = s.last().unwrap().at();
         let r = violations(&e, &s, now);
         let w: Vec<_> = r.windows.iter().map(|(w, v)| (w.label(), v.n, v.time)).collect();
         assert_eq!(w, vec![("1h", 1, 60.0), ("3h", 2, 79.0), ("12h", 2, 79.0)]);

@@ -34,11 +34,43 @@ impl Collection {
     }
 }
 
-/// Which document an event updates.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DocKey {
-    pub collection: Collection,
-    pub id: String,
+/// Which read-model document: the key of every load and write. Its collection and its
+/// document id (the 24 hex digits of a [`MetricId`], or [`SLA_SET_DOC_ID`]) follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocKey {
+    /// The [`MetricView`] of one series, in [`METRICS`].
+    Metric(MetricId),
+    /// The [`SlaSamplesView`] of one SLA series, in [`SLA_SAMPLES`].
+    SlaSamples(MetricId),
+    /// The one [`SlaSetView`], in [`SLA_SETS`].
+    SlaSet,
+}
+
+impl DocKey {
+    /// The collection that holds the document.
+    pub fn collection(self) -> Collection {
+        match self {
+            DocKey::Metric(_) => Collection::Metrics,
+            DocKey::SlaSamples(_) => Collection::SlaSamples,
+            DocKey::SlaSet => Collection::SlaSets,
+        }
+    }
+
+    /// The document's id inside its collection: a metric id's 24 hex digits, or
+    /// [`SLA_SET_DOC_ID`].
+    pub fn doc_id(self) -> String {
+        match self {
+            DocKey::Metric(id) | DocKey::SlaSamples(id) => id.to_string(),
+            DocKey::SlaSet => SLA_SET_DOC_ID.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for DocKey {
+    /// `<collection>/<doc id>`, e.g. `metrics/2b60fd52f746a97626ce6d0f`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.collection().name(), self.doc_id())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,11 +128,12 @@ pub enum Document {
 }
 
 impl Document {
+    /// The key the document is stored under.
     pub fn key(&self) -> DocKey {
         match self {
-            Document::Metric(m) => DocKey { collection: Collection::Metrics, id: m.id.to_string() },
-            Document::SlaSet(_) => DocKey { collection: Collection::SlaSets, id: SLA_SET_DOC_ID.to_owned() },
-            Document::SlaSamples(s) => DocKey { collection: Collection::SlaSamples, id: s.id.to_string() },
+            Document::Metric(m) => DocKey::Metric(m.id),
+            Document::SlaSet(_) => DocKey::SlaSet,
+            Document::SlaSamples(s) => DocKey::SlaSamples(s.id),
         }
     }
 

@@ -72,7 +72,7 @@ impl ReadModelStore for EmbeddedStore {
             let tx = db.begin_read().map_err(unavailable)?;
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
-                let t = match tx.open_table(table(key.collection)) {
+                let t = match tx.open_table(table(key.collection())) {
                     Ok(t) => t,
                     Err(redb::TableError::TableDoesNotExist(_)) => {
                         out.push(None);
@@ -80,7 +80,7 @@ impl ReadModelStore for EmbeddedStore {
                     }
                     Err(e) => return Err(unavailable(e)),
                 };
-                out.push(match t.get(key.id.as_str()).map_err(unavailable)? {
+                out.push(match t.get(key.doc_id().as_str()).map_err(unavailable)? {
                     Some(v) => Some(decode(v.value())?),
                     None => None,
                 });
@@ -100,8 +100,8 @@ impl ReadModelStore for EmbeddedStore {
             for doc in docs {
                 let key = doc.key();
                 let bytes = serde_json::to_vec(&doc).map_err(|e| PortError::Invalid(e.to_string()))?;
-                let mut t = tx.open_table(table(key.collection)).map_err(unavailable)?;
-                t.insert(key.id.as_str(), bytes.as_slice()).map_err(unavailable)?;
+                let mut t = tx.open_table(table(key.collection())).map_err(unavailable)?;
+                t.insert(key.doc_id().as_str(), bytes.as_slice()).map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)
         })

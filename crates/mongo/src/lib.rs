@@ -55,10 +55,10 @@ fn invalid(e: impl std::fmt::Display) -> PortError {
 
 /// The `_id` of a document: the metric id as an ObjectId, or the SLA set's name.
 fn doc_id(key: &DocKey) -> PortResult<Bson> {
-    match key.collection {
-        Collection::SlaSets => Ok(Bson::String(key.id.clone())),
-        _ => ObjectId::parse_str(&key.id).map(Bson::ObjectId).map_err(invalid),
-    }
+    Ok(match key {
+        DocKey::SlaSet => Bson::String(key.doc_id()),
+        DocKey::Metric(id) | DocKey::SlaSamples(id) => Bson::ObjectId(ObjectId::from_bytes(id.bytes())),
+    })
 }
 
 fn to_bson(doc: &Document) -> PortResult<BsonDocument> {
@@ -193,7 +193,7 @@ impl ReadModelStore for MongoStore {
         for collection in Collection::ALL {
             let mut wanted: HashMap<String, usize> = HashMap::new();
             let mut ids: Vec<Bson> = Vec::new();
-            for (i, k) in keys.iter().enumerate().filter(|(_, k)| k.collection == collection) {
+            for (i, k) in keys.iter().enumerate().filter(|(_, k)| k.collection() == collection) {
                 let id = doc_id(k)?;
                 wanted.insert(id.to_string(), i);
                 ids.push(id);
@@ -224,7 +224,7 @@ impl ReadModelStore for MongoStore {
         let mut models = Vec::with_capacity(docs.len());
         for d in &docs {
             let key = d.key();
-            let namespace = self.raw(key.collection).namespace();
+            let namespace = self.raw(key.collection()).namespace();
             models.push(
                 ReplaceOneModel::builder()
                     .namespace(namespace)

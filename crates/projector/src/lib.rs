@@ -12,14 +12,12 @@ mod metrics;
 
 pub use metrics::ProjectorMetrics;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use slamon_domain::projection::{apply, targets, Outcome};
+pub use slamon_domain::runner::{project_batch, BatchOutcome, DocCache, CACHE_CAPACITY};
 use slamon_domain::{
-    DocKey, Document, EventEnvelope, EventLog, GroupProgress, LogConsumer, LogRecord, PortError, Position,
-    ReadModelStore,
+    EventEnvelope, EventLog, GroupProgress, LogConsumer, LogRecord, PortError, Position, ReadModelStore,
 };
 use slamon_events::EventCodec;
 use tokio_util::sync::CancellationToken;
@@ -79,14 +77,6 @@ pub struct Projector {
     /// When records last arrived, and when the group could last be measured.
     received: std::time::Instant,
     measured: std::time::Instant,
-}
-
-/// What one batch did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct BatchOutcome {
-    pub applied: u64,
-    pub skipped: u64,
-    pub dead_lettered: u64,
 }
 
 impl Projector {
@@ -299,115 +289,4 @@ async fn sleep_or_cancel(cancel: &CancellationToken, backoff: &mut Duration, max
         _ = tokio::time::sleep(*backoff) => {}
     }
     *backoff = (*backoff * 2).min(max);
-}
-
-/// Documents as this process last wrote them, so that a batch reads from the store only
-/// the documents it has not written itself (reads cost a projector batch as much as its
-/// write). Valid while this process is the only writer of them: every document is
-/// written only from events of one key (its metric id, or the SLA set's), hence of one
-/// partition, so the projector drops the cache whenever its partitions may have changed
-/// ([`LogConsumer::assignment_epoch`]); a replay owns its fresh collections outright.
-/// Bounded: past `capacity` documents it starts over.
-#[derive(Debug)]
-pub struct DocCache {
-    docs: HashMap<DocKey, Document>,
-    capacity: usize,
-    /// Every document of the store is here (a fresh store): a miss is an absent document.
-    complete: bool,
-}
-
-/// Documents a cache holds by default (a metric document takes about 2 kB).
-pub const CACHE_CAPACITY: usize = 20_000;
-
-impl DocCache {
-    /// A cache in front of a store that may already hold documents.
-    pub fn new(capacity: usize) -> Self {
-        Self { docs: HashMap::new(), capacity, complete: false }
-    }
-
-    /// A cache in front of an empty store that only this process writes.
-    pub fn for_fresh_store(capacity: usize) -> Self {
-        Self { complete: true, ..Self::new(capacity) }
-    }
-
-    /// Forgets everything (the store may have been written by someone else).
-    pub fn clear(&mut self) {
-        self.docs.clear();
-        self.complete = false;
-    }
-
-    pub fn len(&self) -> usize {
-        self.docs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
-    }
-
-    fn remember(&mut self, written: Vec<Document>) {
-        if self.docs.len() + written.len() > self.capacity {
-            self.clear();
-        }
-        if written.len() <= self.capacity {
-            self.docs.extend(written.into_iter().map(|d| (d.key(), d)));
-        }
-    }
-}
-
-/// Applies decoded events, in order, to the documents they target and writes every
-/// changed document in one bulk write; reads from the store only what `cache` does not
-/// hold, and remembers what it wrote once the write succeeded. The projector and
-/// `replay` both use it.
-pub async fn project_batch(
-    store: &dyn ReadModelStore,
-    cache: &mut DocCache,
-    events: &[(EventEnvelope, Position)],
-) -> Result<BatchOutcome, PortError> {
-    let mut keys: Vec<DocKey> = events.iter().flat_map(|(e, _)| targets(&e.event)).collect();
-    keys.sort();
-    keys.dedup();
-    let mut docs: BTreeMap<DocKey, Option<Document>> = BTreeMap::new();
-    let mut missing = Vec::new();
-    for key in keys {
-        match cache.docs.get(&key) {
-            Some(doc) => {
-                docs.insert(key, Some(doc.clone()));
-            }
-            None if cache.complete => {
-                docs.insert(key, None);
-            }
-            None => missing.push(key),
-        }
-    }
-    if !missing.is_empty() {
-        let loaded = store.load(&missing).await?;
-        docs.extend(missing.into_iter().zip(loaded));
-    }
-    let mut changed: BTreeMap<DocKey, Document> = BTreeMap::new();
-    let mut outcome = BatchOutcome::default();
-    for (env, position) in events {
-        let mut any = false;
-        let mut skipped = false;
-        for key in targets(&env.event) {
-            let current = docs.get(&key).cloned().flatten();
-            match apply(&key, current, env, *position) {
-                Outcome::Applied(doc) => {
-                    docs.insert(key.clone(), Some(doc.clone()));
-                    changed.insert(key, doc);
-                    any = true;
-                }
-                Outcome::Skipped => skipped = true,
-                Outcome::Nothing => {}
-            }
-        }
-        if any {
-            outcome.applied += 1;
-        } else if skipped {
-            outcome.skipped += 1;
-        }
-    }
-    let written: Vec<Document> = changed.into_values().collect();
-    store.write(written.clone()).await?;
-    cache.remember(written);
-    Ok(outcome)
 }

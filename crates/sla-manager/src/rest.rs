@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use slamon_domain::semantics::{future_violations, status, violations};
 use slamon_domain::sla::validate_sla_set;
 use slamon_domain::{
-    now_ms, seed_time, Event, EventEnvelope, Labels, MetricFilter, ReadModelStore, Sample, SlaEntry, SlaSetDefined,
-    SlaSetVersion, SlaSetView,
+    seed_time, Event, EventEnvelope, Labels, MetricFilter, ReadModelStore, Sample, SlaEntry, SlaSetDefined,
+    SlaSetVersion, SlaSetView, UnixMillis,
 };
 use slamon_events::Publisher;
 use slamon_web::{db, ApiError, ApiResult};
@@ -149,13 +149,12 @@ fn num(v: f64) -> Value {
 }
 
 async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let now = now_ms();
-    let absent = s.absent_after.as_millis() as i64;
+    let now = UnixMillis::now();
     let items = set_with_samples(&s)
         .await?
         .into_iter()
         .map(|(e, samples)| {
-            let st = status(&e, &samples, now, absent);
+            let st = status(&e, &samples, now, s.absent_after);
             json!({
                 "name": e.labels,
                 "status": st.state,
@@ -169,8 +168,8 @@ async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 
 fn run_json(r: &slamon_domain::semantics::Run) -> Value {
     json!({
-        "start_time": seed_time(r.start_ms),
-        "end_time": seed_time(r.end_ms),
+        "start_time": seed_time(r.start.millis()),
+        "end_time": seed_time(r.end.millis()),
         "duration": r.duration_minutes(),
         "avg_value": num(r.avg),
         "max_value": num(r.max),
@@ -179,7 +178,7 @@ fn run_json(r: &slamon_domain::semantics::Run) -> Value {
 }
 
 async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let now = now_ms();
+    let now = UnixMillis::now();
     let items = set_with_samples(&s)
         .await?
         .into_iter()
