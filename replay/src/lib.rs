@@ -1,18 +1,20 @@
 //! The replay tool (SPEC §10): reads the topic from offset 0 with a fresh consumer
 //! group and applies the projector's own projection (`slamon_domain::runner::project_batch`)
-//! into fresh read models, showing progress (a bar with rate and ETA on a terminal,
-//! plain lines otherwise); then the caller swaps the rebuilt models in, or, with
-//! `--dry-run`, [`diff`]s them against the live ones. It runs beside the live services:
-//! it only reads the log and writes the fresh models.
+//! into fresh read models beside the live ones ([`RebuildableStore::begin_rebuild`]),
+//! showing progress (a bar with rate and ETA on a terminal, plain lines otherwise); then
+//! it swaps the rebuilt models in or, with `--dry-run`, [`diff`]s them against the live
+//! ones and drops them. It runs beside the live services: it only reads the log and
+//! writes the fresh models. It depends on no service.
 //!
 //! Run it as `slamon replay` (see `slamon replay --help`).
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slamon_domain::runner::{project_batch, DocCache, CACHE_CAPACITY};
-use slamon_domain::{Collection, Document, EventEnvelope, EventLog, PortError, Position, ReadModelStore};
+use slamon_domain::{
+    Collection, Document, EventEnvelope, EventLog, PortError, Position, ReadModelStore, RebuildableStore,
+};
 use slamon_events::EventCodec;
 
 /// What a rebuild did.
@@ -40,12 +42,102 @@ impl std::fmt::Display for ReplayReport {
     }
 }
 
+/// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{0}")]
+    /// The event log or a store failed.
+    #[error(transparent)]
     Port(PortError),
+    /// The Schema Registry could not be asked for a writer schema.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// A shutdown came first; the live read models are as they were.
+    #[error("cancelled before the rebuild finished")]
+    Cancelled,
+}
+
+/// Settings of a replay (`slamon replay`).
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "replay")]
+#[command(next_help_heading = "Replay")]
+pub struct Config {
+    /// Rebuild and compare with the live read models, change nothing; exits 1 when they differ.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Records per poll and per bulk write.
+    #[arg(long, env = "SLAMON_REPLAY_BATCH", default_value_t = 1000)]
+    pub batch: usize,
+}
+
+/// What a replay ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    /// The rebuilt read models replaced the live ones.
+    SwappedIn(ReplayReport),
+    /// A dry run: the rebuilt models were compared with the live ones (one line per
+    /// differing document, empty when equal) and dropped.
+    Compared(ReplayReport, Vec<String>),
+}
+
+/// A replay, ready to run against the backends of the process.
+pub struct App {
+    config: Config,
+    log: std::sync::Arc<dyn EventLog>,
+    codec: std::sync::Arc<EventCodec>,
+    topic: String,
+    store: std::sync::Arc<dyn RebuildableStore>,
+}
+
+impl App {
+    /// Opens the event log, the codec and the store.
+    ///
+    /// # Errors
+    /// A backend cannot be opened.
+    pub async fn build(config: &Config, backends: &slamon_backends::Backends) -> slamon_backends::Result<App> {
+        Ok(App {
+            config: config.clone(),
+            log: backends.log()?,
+            codec: backends.codec()?,
+            topic: backends.settings().topic.clone(),
+            store: backends.rebuildable_store().await?,
+        })
+    }
+
+    /// Runs the replay ([`run`]) until it finishes or `cancel`; a cancelled replay
+    /// leaves the live read models as they were.
+    ///
+    /// # Errors
+    /// As [`run`]; [`ReplayError::Cancelled`].
+    pub async fn run(self, cancel: tokio_util::sync::CancellationToken) -> Result<Finished, ReplayError> {
+        tokio::select! {
+            finished = run(&self.config, self.log.as_ref(), &self.codec, &self.topic, self.store.as_ref()) => finished,
+            _ = cancel.cancelled() => Err(ReplayError::Cancelled),
+        }
+    }
+}
+
+/// Rebuilds `store`'s read models from offset 0 of `topic` beside the live ones, then
+/// swaps them in, or with `config.dry_run` compares and drops them.
+///
+/// # Errors
+/// [`ReplayError`] when the log, a store or the registry fails; the live read models are
+/// then as they were and the unfinished rebuild is dropped at the next replay.
+pub async fn run(
+    config: &Config,
+    log: &dyn EventLog,
+    codec: &EventCodec,
+    topic: &str,
+    store: &dyn RebuildableStore,
+) -> Result<Finished, ReplayError> {
+    let rebuild = store.begin_rebuild().await?;
+    let report = rebuild_into(log, codec, topic, rebuild.target(), config.batch).await?;
+    if config.dry_run {
+        let differences = diff(store, rebuild.target()).await?;
+        rebuild.discard().await?;
+        return Ok(Finished::Compared(report, differences));
+    }
+    rebuild.swap_in().await?;
+    Ok(Finished::SwappedIn(report))
 }
 
 impl From<PortError> for ReplayError {
@@ -97,7 +189,10 @@ impl Progress {
 /// Reads `topic` from offset 0 (a fresh consumer group) and projects every event into
 /// `target` (empty, written by nothing else meanwhile), until the group has caught up
 /// with the end of the log.
-pub async fn rebuild(
+///
+/// # Errors
+/// [`ReplayError`] when the log, the store or the registry fails.
+pub async fn rebuild_into(
     log: &dyn EventLog,
     codec: &EventCodec,
     topic: &str,
@@ -161,6 +256,9 @@ pub async fn rebuild(
 }
 
 /// The documents that differ between the live and the rebuilt models: one line each.
+///
+/// # Errors
+/// [`ReplayError::Port`] when a store cannot be read.
 pub async fn diff(live: &dyn ReadModelStore, rebuilt: &dyn ReadModelStore) -> Result<Vec<String>, ReplayError> {
     let mut out = Vec::new();
     for c in Collection::ALL {
@@ -225,15 +323,13 @@ fn differing_fields(a: &Document, b: &Document) -> String {
     out.into_iter().take(3).collect::<Vec<_>>().join(", ")
 }
 
-/// A shared handle for callers holding concrete stores.
-pub type Store = Arc<dyn ReadModelStore>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use slamon_domain::*;
     use slamon_embedded::{EmbeddedLog, EmbeddedStore};
     use slamon_events::Publisher;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_rebuild_equals_the_live_projection_and_diff_sees_changes() {
@@ -262,12 +358,12 @@ mod tests {
         log.append(TOPIC, vec![("junk".into(), b"junk".to_vec())]).await.unwrap();
 
         let live = EmbeddedStore::open(&dir.path().join("live.redb")).unwrap();
-        let first = rebuild(log.as_ref(), &codec, TOPIC, &live, 64).await.unwrap();
+        let first = rebuild_into(log.as_ref(), &codec, TOPIC, &live, 64).await.unwrap();
         assert_eq!((first.records, first.applied, first.undecodable), (301, 300, 1));
         assert_eq!(first.documents[0], ("metrics".to_owned(), 11));
 
         let rebuilt = EmbeddedStore::open(&dir.path().join("rebuilt.redb")).unwrap();
-        rebuild(log.as_ref(), &codec, TOPIC, &rebuilt, 37).await.unwrap();
+        rebuild_into(log.as_ref(), &codec, TOPIC, &rebuilt, 37).await.unwrap();
         assert!(diff(&live, &rebuilt).await.unwrap().is_empty(), "same log, same projection, same models");
 
         // a document the log does not explain is reported
@@ -277,6 +373,17 @@ mod tests {
         }
         rebuilt.write(vec![doc]).await.unwrap();
         assert_eq!(diff(&live, &rebuilt).await.unwrap().len(), 1);
+
+        // run: a dry run finds the difference and changes nothing; a real one repairs it
+        let dry = Config { dry_run: true, batch: 50 };
+        let Finished::Compared(_, differences) = run(&dry, log.as_ref(), &codec, TOPIC, &rebuilt).await.unwrap() else {
+            panic!("a dry run compares")
+        };
+        assert_eq!(differences.len(), 1);
+        assert_eq!(diff(&live, &rebuilt).await.unwrap().len(), 1, "a dry run changes nothing");
+        let real = Config { dry_run: false, batch: 50 };
+        assert!(matches!(run(&real, log.as_ref(), &codec, TOPIC, &rebuilt).await.unwrap(), Finished::SwappedIn(_)));
+        assert!(diff(&live, &rebuilt).await.unwrap().is_empty(), "the swapped-in rebuild equals the projection");
         cancel.cancel();
     }
 }

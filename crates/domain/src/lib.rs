@@ -25,6 +25,8 @@ pub use views::*;
 
 /// The Kafka topic (and embedded log) that holds every event.
 pub const TOPIC: &str = "prometheusdata";
+/// The consumer group of the live projector.
+pub const PROJECTOR_GROUP: &str = "slamon-projector";
 /// Where undecodable records go, with their offset and the reason.
 pub const DLQ_TOPIC: &str = "prometheusdata.dlq";
 

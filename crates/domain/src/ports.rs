@@ -143,6 +143,32 @@ pub trait ReadModelStore: Send + Sync {
     }
 }
 
+/// Read models that can be rebuilt beside the live ones and then swapped in: what
+/// `replay` needs of a store. MongoDB rebuilds into prefixed collections and renames
+/// them over the live ones; the embedded store rebuilds into a file beside its own and
+/// copies it in one write transaction.
+#[async_trait]
+pub trait RebuildableStore: ReadModelStore {
+    /// Fresh, empty read models beside these; what an earlier unfinished rebuild left is
+    /// dropped first.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the backend cannot be reached.
+    async fn begin_rebuild(&self) -> PortResult<Box<dyn Rebuild>>;
+}
+
+/// A rebuild in progress (see [`RebuildableStore`]).
+#[async_trait]
+pub trait Rebuild: Send + Sync {
+    /// The fresh read models the rebuild writes.
+    fn target(&self) -> &dyn ReadModelStore;
+    /// Replaces the live read models with the target's (readers see the old or the new
+    /// models per collection, never a mix inside one) and drops the target.
+    async fn swap_in(self: Box<Self>) -> PortResult<()>;
+    /// Drops the target; the live read models stay as they are.
+    async fn discard(self: Box<Self>) -> PortResult<()>;
+}
+
 /// A source of series: Prometheus, or the built-in demo.
 #[async_trait]
 pub trait MetricSource: Send + Sync {

@@ -119,7 +119,7 @@ pub async fn project_batch(
             let current = docs.get(&key).cloned().flatten();
             match apply(&key, current, env, *position) {
                 Outcome::Applied(doc) => {
-                    docs.insert(key.clone(), Some(doc.clone()));
+                    docs.insert(key, Some(doc.clone()));
                     changed.insert(key, doc);
                     any = true;
                 }

@@ -1,14 +1,20 @@
 //! Behaviour suites that every implementation of a port runs (quickwit's
 //! `metastore_test_suite!` idea): the embedded log and Kafka, the embedded store and
-//! MongoDB. Each function panics on the first broken promise.
+//! MongoDB. Each promise is one public function that panics when the promise is broken,
+//! and [`read_model_store_suite!`](crate::read_model_store_suite) and
+//! [`event_log_suite!`](crate::event_log_suite) turn each into a test of its own named
+//! after the promise, so a failure names the broken promise and the backend (the module
+//! the macro is called in).
 
 use std::time::Duration;
 
-use crate::events::{Window, WindowAggregate};
-use crate::labels::Labels;
-use crate::ports::{next_positions, EventLog, LogConsumer, LogRecord, Position, ReadModelStore};
-use crate::views::{DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView};
-use crate::Sample;
+use crate::ports::LogConsumer;
+use crate::ports::LogRecord;
+
+/// A name no other test uses: `<prefix>-<uuid v7>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
 
 async fn drain(c: &mut Box<dyn LogConsumer>, want: usize) -> Vec<LogRecord> {
     let mut out = Vec::new();
@@ -21,117 +27,276 @@ async fn drain(c: &mut Box<dyn LogConsumer>, want: usize) -> Vec<LogRecord> {
     out
 }
 
-/// The event log: appends are read back in order per key, committed positions survive
-/// a new consumer of the same group, a new group starts from the beginning.
-pub async fn event_log(log: &dyn EventLog, topic: &str, group: &str) {
-    let records: Vec<(String, Vec<u8>)> =
-        (0..20).map(|i| (format!("k{}", i % 3), format!("v{i}").into_bytes())).collect();
-    let positions = log.append(topic, records.clone()).await.expect("append");
-    assert_eq!(positions.len(), 20);
+/// The promises of an event log ([`crate::EventLog`]). Each function gets a topic and a
+/// consumer group of its own.
+pub mod log {
+    use super::drain;
+    use crate::ports::{next_positions, EventLog};
 
-    let mut c = log.consumer(group, topic).await.expect("consumer");
-    let got = drain(&mut c, 20).await;
-    assert_eq!(got.len(), 20, "every appended record is read");
-    for key in ["k0", "k1", "k2"] {
-        let sent: Vec<&Vec<u8>> = records.iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect();
-        let read: Vec<&Vec<u8>> = got.iter().filter(|r| r.key == key).map(|r| &r.value).collect();
-        assert_eq!(sent, read, "records of one key keep their order");
+    fn records(n: usize) -> Vec<(String, Vec<u8>)> {
+        (0..n).map(|i| (format!("k{}", i % 3), format!("v{i}").into_bytes())).collect()
     }
-    // commit the first 10 only, as if we crashed after applying them
-    c.commit(&next_positions(&got[..10])).await.expect("commit");
-    drop(c);
-    let mut again = log.consumer(group, topic).await.expect("consumer");
-    let rest = drain(&mut again, 10).await;
-    assert_eq!(rest.len(), 10);
-    let mut expected: Vec<_> = got[10..].iter().map(|r| r.value.clone()).collect();
-    let mut actual: Vec<_> = rest.iter().map(|r| r.value.clone()).collect();
-    expected.sort();
-    actual.sort();
-    assert_eq!(actual, expected, "a restarted consumer resumes after its committed positions, nothing lost or doubled");
-    again.commit(&next_positions(&rest)).await.expect("commit");
-    assert_eq!(again.lag().await.expect("lag"), 0);
-    assert!(again.poll(10, Duration::from_millis(100)).await.expect("poll").is_empty());
 
-    let mut fresh = log.consumer(&format!("{group}-fresh"), topic).await.expect("consumer");
-    assert_eq!(drain(&mut fresh, 20).await.len(), 20, "a new group reads from offset 0");
+    /// Every appended record is read, and the records of one key keep their order.
+    pub async fn reads_every_record_in_key_order(log: &dyn EventLog, topic: &str, group: &str) {
+        let records = records(20);
+        let positions = log.append(topic, records.clone()).await.expect("append");
+        assert_eq!(positions.len(), 20, "one position per appended record");
+        let mut c = log.consumer(group, topic).await.expect("consumer");
+        let got = drain(&mut c, 20).await;
+        assert_eq!(got.len(), 20, "every appended record is read");
+        for key in ["k0", "k1", "k2"] {
+            let sent: Vec<&Vec<u8>> = records.iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect();
+            let read: Vec<&Vec<u8>> = got.iter().filter(|r| r.key == key).map(|r| &r.value).collect();
+            assert_eq!(sent, read, "records of one key keep their order");
+        }
+    }
+
+    /// A new consumer of a group resumes after the group's committed positions: nothing
+    /// lost, nothing doubled; after committing everything its lag is 0.
+    pub async fn resumes_after_committed_positions(log: &dyn EventLog, topic: &str, group: &str) {
+        log.append(topic, records(20)).await.expect("append");
+        let mut c = log.consumer(group, topic).await.expect("consumer");
+        let got = drain(&mut c, 20).await;
+        assert_eq!(got.len(), 20);
+        // commit the first 10 only, as if we crashed after applying them
+        c.commit(&next_positions(&got[..10])).await.expect("commit");
+        drop(c);
+        let mut again = log.consumer(group, topic).await.expect("consumer");
+        let rest = drain(&mut again, 10).await;
+        assert_eq!(rest.len(), 10);
+        let mut expected: Vec<_> = got[10..].iter().map(|r| r.value.clone()).collect();
+        let mut actual: Vec<_> = rest.iter().map(|r| r.value.clone()).collect();
+        expected.sort();
+        actual.sort();
+        assert_eq!(actual, expected, "a restarted consumer resumes after its committed positions");
+        again.commit(&next_positions(&rest)).await.expect("commit");
+        assert_eq!(again.lag().await.expect("lag"), 0, "nothing left after committing everything");
+        assert!(again.poll(10, std::time::Duration::from_millis(100)).await.expect("poll").is_empty());
+    }
+
+    /// A group that never committed reads from offset 0.
+    pub async fn a_new_group_reads_from_offset_zero(log: &dyn EventLog, topic: &str, group: &str) {
+        log.append(topic, records(20)).await.expect("append");
+        let mut first = log.consumer(group, topic).await.expect("consumer");
+        let got = drain(&mut first, 20).await;
+        first.commit(&next_positions(&got)).await.expect("commit");
+        let mut fresh = log.consumer(&format!("{group}-fresh"), topic).await.expect("consumer");
+        assert_eq!(drain(&mut fresh, 20).await.len(), 20, "a new group reads from offset 0");
+    }
 }
 
-fn metric(name: &str, job: &str, offset: i64) -> MetricView {
-    let labels: Labels = [("__name__", name), ("job", job)].into_iter().collect();
-    MetricView {
-        id: labels.id(),
-        labels,
-        removed: false,
-        values: Some(ValuesView {
-            computed_at_ms: 1,
-            windows: vec![WindowAggregate {
-                window: Window::H1,
-                min: Some(1.0),
-                max: Some(2.0),
-                avg: Some(1.5),
-                std_dev: None,
-                samples: 2,
-            }],
-        }),
-        prediction: None,
-        metadata: None,
-        applied: Position::new(0, offset),
-    }
-}
-
-/// The read-model store: upserts, reads by id, filters and pages, documents of every
-/// collection round-trip unchanged.
-pub async fn read_model_store(store: &dyn ReadModelStore) {
-    let a = metric("up", "a", 1);
-    let b = metric("up", "b", 2);
-    let mut c = metric("load", "a", 3);
-    c.removed = true;
-    store
-        .write(vec![Document::Metric(a.clone()), Document::Metric(b.clone()), Document::Metric(c.clone())])
-        .await
-        .expect("write");
-    assert_eq!(store.metric(&a.id).await.expect("read").as_ref(), Some(&a));
-    assert_eq!(store.metric(&c.id).await.expect("read").as_ref(), Some(&c), "removed documents are kept as tombstones");
-    let all = store.metrics(&MetricFilter::default()).await.expect("list");
-    let mut ids = vec![a.id, b.id];
-    ids.sort();
-    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), ids, "live metrics sorted by id");
-    let f = MetricFilter { matchers: vec![("job".into(), "b".into())], ..Default::default() };
-    assert_eq!(store.metrics(&f).await.expect("list"), vec![b.clone()]);
-    let f = MetricFilter { name: Some("up".into()), limit: Some(1), offset: 1, ..Default::default() };
-    assert_eq!(store.metrics(&f).await.expect("list").len(), 1);
-
-    // upsert replaces
-    let mut a2 = a.clone();
-    a2.applied = Position::new(0, 9);
-    store.write(vec![Document::Metric(a2.clone())]).await.expect("write");
-    assert_eq!(store.metric(&a.id).await.expect("read"), Some(a2.clone()));
-
-    let set = SlaSetVersion { version: 1, defined_at_ms: 5, entries: vec![] };
-    let view = SlaSetView { current: set.clone(), history: vec![set], applied: Position::new(0, 4) };
-    let samples = SlaSamplesView {
-        id: a.id,
-        labels: a.labels.clone(),
-        samples: vec![Sample::new(1, 1.0), Sample::new(2, f64::MAX)],
-        applied: Position::new(0, 7),
+/// The promises of a read-model store ([`crate::ReadModelStore`], and
+/// [`crate::RebuildableStore`] for the rebuild). Each function gets an empty store.
+pub mod store {
+    use crate::events::{Window, WindowAggregate};
+    use crate::labels::Labels;
+    use crate::ports::{Position, ReadModelStore, RebuildableStore};
+    use crate::views::{
+        DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView,
     };
-    store.write(vec![Document::SlaSet(view.clone()), Document::SlaSamples(samples.clone())]).await.expect("write");
-    assert_eq!(store.sla_set().await.expect("read"), Some(view.clone()));
-    assert_eq!(store.sla_samples(&a.id).await.expect("read"), Some(samples.clone()));
-    let keys = vec![
-        Document::SlaSet(view.clone()).key(),
-        Document::Metric(b.clone()).key(),
-        Document::Metric(metric("x", "y", 0)).key(),
-    ];
-    let loaded = store.load(&keys).await.expect("load");
-    assert_eq!(loaded, vec![Some(Document::SlaSet(view)), Some(Document::Metric(b)), None]);
+    use crate::Sample;
 
-    // a batch-sized load: hundreds of keys, present and absent interleaved, answered in order
-    let many: Vec<MetricView> = (0..300).map(|i| metric("many", &i.to_string(), i)).collect();
-    store.write(many.iter().step_by(2).cloned().map(Document::Metric).collect()).await.expect("write");
-    let keys: Vec<DocKey> = many.iter().map(|m| Document::Metric(m.clone()).key()).collect();
-    let loaded = store.load(&keys).await.expect("load");
-    let expected: Vec<Option<Document>> =
-        many.iter().enumerate().map(|(i, m)| (i % 2 == 0).then(|| Document::Metric(m.clone()))).collect();
-    assert_eq!(loaded, expected);
+    fn metric(name: &str, job: &str, offset: i64) -> MetricView {
+        let labels: Labels = [("__name__", name), ("job", job)].into_iter().collect();
+        MetricView {
+            id: labels.id(),
+            labels,
+            removed: false,
+            values: Some(ValuesView {
+                computed_at_ms: 1,
+                windows: vec![WindowAggregate {
+                    window: Window::H1,
+                    min: Some(1.0),
+                    max: Some(2.0),
+                    avg: Some(1.5),
+                    std_dev: None,
+                    samples: 2,
+                }],
+            }),
+            prediction: None,
+            metadata: None,
+            applied: Position::new(0, offset),
+        }
+    }
+
+    /// A written document reads back unchanged by id; writing it again replaces it.
+    pub async fn upserts_and_reads_back_by_id(store: &dyn ReadModelStore) {
+        let a = metric("up", "a", 1);
+        store.write(vec![Document::Metric(a.clone())]).await.expect("write");
+        assert_eq!(store.metric(&a.id).await.expect("read").as_ref(), Some(&a));
+        let mut a2 = a.clone();
+        a2.applied = Position::new(0, 9);
+        store.write(vec![Document::Metric(a2.clone())]).await.expect("write");
+        assert_eq!(store.metric(&a.id).await.expect("read"), Some(a2), "upsert replaces");
+    }
+
+    /// A removed metric is kept (a tombstone) but left out of the list.
+    pub async fn keeps_removed_metrics_as_tombstones(store: &dyn ReadModelStore) {
+        let a = metric("up", "a", 1);
+        let mut c = metric("load", "a", 3);
+        c.removed = true;
+        store.write(vec![Document::Metric(a.clone()), Document::Metric(c.clone())]).await.expect("write");
+        assert_eq!(store.metric(&c.id).await.expect("read").as_ref(), Some(&c), "removed documents are kept");
+        let all = store.metrics(&MetricFilter::default()).await.expect("list");
+        assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a.id], "the list has live metrics only");
+    }
+
+    /// The list has the live metrics sorted by id, filtered by name and labels, paged.
+    pub async fn lists_metrics_sorted_filtered_and_paged(store: &dyn ReadModelStore) {
+        let (a, b, c) = (metric("up", "a", 1), metric("up", "b", 2), metric("load", "a", 3));
+        store
+            .write(vec![Document::Metric(a.clone()), Document::Metric(b.clone()), Document::Metric(c.clone())])
+            .await
+            .expect("write");
+        let all = store.metrics(&MetricFilter::default()).await.expect("list");
+        let mut ids = vec![a.id, b.id, c.id];
+        ids.sort();
+        assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), ids, "live metrics sorted by id");
+        let f = MetricFilter { matchers: vec![("job".into(), "b".into())], ..Default::default() };
+        assert_eq!(store.metrics(&f).await.expect("list"), vec![b.clone()], "filtered by a label");
+        let f = MetricFilter { name: Some("up".into()), limit: Some(1), offset: 1, ..Default::default() };
+        let mut up = [a.id, b.id];
+        up.sort();
+        let page = store.metrics(&f).await.expect("list");
+        assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), vec![up[1]], "by name, then offset and limit");
+    }
+
+    /// Documents of every collection round-trip unchanged.
+    pub async fn round_trips_every_collection(store: &dyn ReadModelStore) {
+        let a = metric("up", "a", 1);
+        let set = SlaSetVersion { version: 1, defined_at_ms: 5, entries: vec![] };
+        let view = SlaSetView { current: set.clone(), history: vec![set], applied: Position::new(0, 4) };
+        let samples = SlaSamplesView {
+            id: a.id,
+            labels: a.labels.clone(),
+            samples: vec![Sample::new(1, 1.0), Sample::new(2, f64::MAX)],
+            applied: Position::new(0, 7),
+        };
+        store
+            .write(vec![
+                Document::Metric(a.clone()),
+                Document::SlaSet(view.clone()),
+                Document::SlaSamples(samples.clone()),
+            ])
+            .await
+            .expect("write");
+        assert_eq!(store.sla_set().await.expect("read"), Some(view));
+        assert_eq!(store.sla_samples(&a.id).await.expect("read"), Some(samples));
+        assert_eq!(store.metric(&a.id).await.expect("read"), Some(a));
+    }
+
+    /// A load of hundreds of keys, present and absent interleaved and of several
+    /// collections, answers in the order of the keys.
+    pub async fn loads_a_batch_in_key_order(store: &dyn ReadModelStore) {
+        let set = SlaSetVersion { version: 1, defined_at_ms: 5, entries: vec![] };
+        let view = SlaSetView { current: set.clone(), history: vec![set], applied: Position::new(0, 4) };
+        let b = metric("up", "b", 2);
+        store.write(vec![Document::SlaSet(view.clone()), Document::Metric(b.clone())]).await.expect("write");
+        let keys = vec![DocKey::SlaSet, DocKey::Metric(b.id), DocKey::Metric(metric("x", "y", 0).id)];
+        let loaded = store.load(&keys).await.expect("load");
+        assert_eq!(loaded, vec![Some(Document::SlaSet(view)), Some(Document::Metric(b)), None]);
+
+        let many: Vec<MetricView> = (0..300).map(|i| metric("many", &i.to_string(), i)).collect();
+        store.write(many.iter().step_by(2).cloned().map(Document::Metric).collect()).await.expect("write");
+        let keys: Vec<DocKey> = many.iter().map(|m| DocKey::Metric(m.id)).collect();
+        let loaded = store.load(&keys).await.expect("load");
+        let expected: Vec<Option<Document>> =
+            many.iter().enumerate().map(|(i, m)| (i % 2 == 0).then(|| Document::Metric(m.clone()))).collect();
+        assert_eq!(loaded, expected);
+    }
+
+    /// A rebuild starts empty, leaves the live models alone until it is swapped in, then
+    /// replaces them whole (documents only the live models had are gone).
+    pub async fn a_swapped_rebuild_replaces_the_live_models(store: &dyn RebuildableStore) {
+        let (old, kept) = (metric("old", "a", 1), metric("kept", "a", 2));
+        store.write(vec![Document::Metric(old.clone()), Document::Metric(kept.clone())]).await.expect("write");
+        let rebuild = store.begin_rebuild().await.expect("begin");
+        assert!(rebuild.target().metrics(&MetricFilter::default()).await.expect("list").is_empty(), "starts empty");
+        let mut rebuilt = kept.clone();
+        rebuilt.applied = Position::new(0, 5);
+        rebuild.target().write(vec![Document::Metric(rebuilt.clone())]).await.expect("write");
+        assert_eq!(store.metric(&kept.id).await.expect("read"), Some(kept), "live until swapped");
+        rebuild.swap_in().await.expect("swap");
+        assert_eq!(store.metric(&rebuilt.id).await.expect("read"), Some(rebuilt));
+        assert_eq!(store.metric(&old.id).await.expect("read"), None, "what the rebuild lacks is gone");
+    }
+
+    /// A discarded rebuild leaves the live models as they were, and the next rebuild
+    /// starts empty again.
+    pub async fn a_discarded_rebuild_changes_nothing(store: &dyn RebuildableStore) {
+        let a = metric("up", "a", 1);
+        store.write(vec![Document::Metric(a.clone())]).await.expect("write");
+        let rebuild = store.begin_rebuild().await.expect("begin");
+        rebuild.target().write(vec![Document::Metric(metric("other", "b", 3))]).await.expect("write");
+        rebuild.discard().await.expect("discard");
+        assert_eq!(store.metrics(&MetricFilter::default()).await.expect("list"), vec![a]);
+        let again = store.begin_rebuild().await.expect("begin");
+        assert!(again.target().metrics(&MetricFilter::default()).await.expect("list").is_empty(), "starts empty");
+        again.discard().await.expect("discard");
+    }
+}
+
+/// One test per promise of [`store`] for a read-model store. `$make` is an expression
+/// (awaited inside each test) giving `Option<(guard, store)>`: `None` skips the test
+/// (a server that is missing outside CI), the guard lives as long as the test (e.g. a
+/// temporary directory). `$cleanup` (optional) is an async closure given the store at
+/// the end.
+#[macro_export]
+macro_rules! read_model_store_suite {
+    ($make:expr) => {
+        $crate::read_model_store_suite!($make, |_store| async {});
+    };
+    ($make:expr, $cleanup:expr) => {
+        $crate::__store_promises!($make, $cleanup;
+            upserts_and_reads_back_by_id,
+            keeps_removed_metrics_as_tombstones,
+            lists_metrics_sorted_filtered_and_paged,
+            round_trips_every_collection,
+            loads_a_batch_in_key_order,
+            a_swapped_rebuild_replaces_the_live_models,
+            a_discarded_rebuild_changes_nothing
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_promises {
+    ($make:expr, $cleanup:expr; $($promise:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $promise() {
+            let Some((guard, store)) = $make else { return };
+            $crate::suite::store::$promise(&store).await;
+            ($cleanup)(store).await;
+            drop(guard);
+        }
+    )*};
+}
+
+/// One test per promise of [`log`] for an event log. `$make` is a closure from a fresh
+/// topic name to a future of `Option<(guard, log)>` (`None` skips the test).
+#[macro_export]
+macro_rules! event_log_suite {
+    ($make:expr) => {
+        $crate::__log_promises!($make;
+            reads_every_record_in_key_order,
+            resumes_after_committed_positions,
+            a_new_group_reads_from_offset_zero
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __log_promises {
+    ($make:expr; $($promise:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $promise() {
+            let topic = $crate::suite::unique("suite");
+            let Some((guard, log)) = ($make)(topic.clone()).await else { return };
+            $crate::suite::log::$promise(&log, &topic, &format!("group-{topic}")).await;
+            drop(guard);
+        }
+    )*};
 }

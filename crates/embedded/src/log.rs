@@ -191,11 +191,13 @@ impl LogConsumer for EmbeddedConsumer {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn passes_the_event_log_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(&dir.path().join("log.redb")).unwrap();
-        slamon_domain::suite::event_log(&log, "t", "g").await;
+    mod suite {
+        use super::*;
+        slamon_domain::event_log_suite!(|_topic: String| async {
+            let dir = tempfile::tempdir().unwrap();
+            let log = EmbeddedLog::open(&dir.path().join("log.redb")).unwrap();
+            Some((dir, log))
+        });
     }
 
     #[tokio::test]

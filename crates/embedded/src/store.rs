@@ -1,11 +1,14 @@
 //! The read models in redb: one table per collection, documents as JSON by id.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use slamon_domain::{Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore};
+use slamon_domain::{
+    Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, Rebuild,
+    RebuildableStore,
+};
 
 use crate::{blocking, unavailable};
 
@@ -21,13 +24,92 @@ fn decode(bytes: &[u8]) -> PortResult<Document> {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    path: PathBuf,
 }
 
 impl EmbeddedStore {
+    /// Opens (or creates) the store in the redb file at `path`.
+    ///
+    /// # Errors
+    /// [`PortError::Other`] when the file cannot be opened, e.g. another process holds it.
     pub fn open(path: &Path) -> PortResult<Self> {
         let db = Database::create(path)
             .map_err(|e| PortError::Other(format!("cannot open store {}: {e}", path.display())))?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self { db: Arc::new(db), path: path.to_owned() })
+    }
+
+    /// Replaces every collection of this store with `rebuilt`'s in one write transaction:
+    /// readers see the old or the new read models, never a mix.
+    async fn copy_from(&self, rebuilt: &EmbeddedStore) -> PortResult<()> {
+        let (db, source) = (self.db.clone(), rebuilt.db.clone());
+        blocking(move || {
+            let read = source.begin_read().map_err(unavailable)?;
+            let tx = db.begin_write().map_err(unavailable)?;
+            for c in Collection::ALL {
+                tx.delete_table(table(c)).map_err(unavailable)?;
+                let from = match read.open_table(table(c)) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => continue,
+                    Err(e) => return Err(unavailable(e)),
+                };
+                let mut to = tx.open_table(table(c)).map_err(unavailable)?;
+                for item in from.iter().map_err(unavailable)? {
+                    let (k, v) = item.map_err(unavailable)?;
+                    to.insert(k.value(), v.value()).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+/// A rebuild of an [`EmbeddedStore`] into `<file>.rebuild` beside it.
+struct EmbeddedRebuild {
+    live: EmbeddedStore,
+    target: EmbeddedStore,
+}
+
+#[async_trait]
+impl RebuildableStore for EmbeddedStore {
+    async fn begin_rebuild(&self) -> PortResult<Box<dyn Rebuild>> {
+        let mut path = self.path.clone().into_os_string();
+        path.push(".rebuild");
+        let path = PathBuf::from(path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(PortError::Other(format!("cannot remove an earlier rebuild {}: {e}", path.display())))
+            }
+        }
+        let target = EmbeddedStore::open(&path)?;
+        Ok(Box::new(EmbeddedRebuild { live: self.clone(), target }))
+    }
+}
+
+impl EmbeddedRebuild {
+    fn remove_target(self) -> PortResult<()> {
+        let path = self.target.path.clone();
+        drop(self.target);
+        std::fs::remove_file(&path)
+            .map_err(|e| PortError::Other(format!("cannot remove the rebuild {}: {e}", path.display())))
+    }
+}
+
+#[async_trait]
+impl Rebuild for EmbeddedRebuild {
+    fn target(&self) -> &dyn ReadModelStore {
+        &self.target
+    }
+
+    async fn swap_in(self: Box<Self>) -> PortResult<()> {
+        self.live.copy_from(&self.target).await?;
+        self.remove_target()
+    }
+
+    async fn discard(self: Box<Self>) -> PortResult<()> {
+        self.remove_target()
     }
 }
 
@@ -113,10 +195,22 @@ impl ReadModelStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn passes_the_read_model_store_suite() {
+    fn store() -> Option<(tempfile::TempDir, EmbeddedStore)> {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
-        slamon_domain::suite::read_model_store(&store).await;
+        Some((dir, store))
+    }
+
+    mod suite {
+        use super::*;
+        slamon_domain::read_model_store_suite!(store());
+    }
+
+    #[tokio::test]
+    async fn a_finished_rebuild_leaves_no_file_behind() {
+        let (dir, store) = store().unwrap();
+        store.begin_rebuild().await.unwrap().swap_in().await.unwrap();
+        store.begin_rebuild().await.unwrap().discard().await.unwrap();
+        assert!(!dir.path().join("store.redb.rebuild").exists());
     }
 }

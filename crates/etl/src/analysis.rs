@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use crate::EtlError;
 use slamon_analytics::forecast::forecast;
 use slamon_analytics::metadata::metadata;
 use slamon_domain::{
@@ -19,20 +20,34 @@ pub const HOLDOUT: usize = 10;
 
 /// Values of `series` on the 1-minute grid over `window_ms` before `at_ms`, with gaps
 /// (NaN) dropped.
-pub async fn input(source: &dyn MetricSource, series: &Labels, at_ms: i64, window_ms: i64) -> Result<Vec<f64>, String> {
+///
+/// # Errors
+/// [`EtlError::Input`] when the source fails.
+pub async fn input(
+    source: &dyn MetricSource,
+    series: &Labels,
+    at_ms: i64,
+    window_ms: i64,
+) -> Result<Vec<f64>, EtlError> {
     let end = at_ms.div_euclid(STEP_MS) * STEP_MS;
-    let samples = source.range(series, end - window_ms, end, STEP_MS).await.map_err(|e| e.to_string())?;
+    let samples = source.range(series, end - window_ms, end, STEP_MS).await.map_err(EtlError::Input)?;
     Ok(samples.into_iter().map(|s| s.value).filter(|v| v.is_finite()).collect())
 }
 
 /// The forecast event of one SLA metric, computed from `values` (the last samples on the
-/// 1-minute grid ending at `at_ms`), with `period` (in samples) when known.
+/// 1-minute grid ending at `at_ms`), with `period` (in samples) when known, and the
+/// seconds it took.
+///
+/// # Errors
+/// [`EtlError::NoForecast`] when no model could be fitted (too little history);
+/// [`EtlError::AnalyticsPanicked`] when the computation panicked.
 pub async fn forecast_event(
     labels: Labels,
     values: Vec<f64>,
     period: Option<usize>,
     at_ms: i64,
-) -> Option<(MetricForecastComputed, f64)> {
+) -> Result<(MetricForecastComputed, f64), EtlError> {
+    let n = values.len();
     let started = Instant::now();
     let period = match period {
         Some(p) => Some(p),
@@ -43,11 +58,13 @@ pub async fn forecast_event(
                 slamon_analytics::seasonality::seasonality(&v).and_then(|s| s.additive.map(|d| d.period))
             })
             .await
-            .ok()
-            .flatten()
+            .map_err(EtlError::panicked)?
         }
     };
-    let fc = tokio::task::spawn_blocking(move || forecast(&values, period, HOLDOUT, HORIZON)).await.ok().flatten()?;
+    let fc = tokio::task::spawn_blocking(move || forecast(&values, period, HOLDOUT, HORIZON))
+        .await
+        .map_err(EtlError::panicked)?
+        .ok_or(EtlError::NoForecast { samples: n })?;
     let end = at_ms.div_euclid(STEP_MS) * STEP_MS;
     let points: Vec<Sample> =
         fc.values.iter().enumerate().map(|(k, v)| Sample::new(end + (k as i64 + 1) * STEP_MS, *v)).collect();
@@ -67,18 +84,22 @@ pub async fn forecast_event(
         avg: fc.values.iter().sum::<f64>() / n,
         points,
     };
-    Some((event, started.elapsed().as_secs_f64()))
+    Ok((event, started.elapsed().as_secs_f64()))
 }
 
-/// The metadata event of one series from `values` on the 1-minute grid.
+/// The metadata event of one series from `values` on the 1-minute grid, and the seconds
+/// it took.
+///
+/// # Errors
+/// [`EtlError::AnalyticsPanicked`] when the computation panicked.
 pub async fn metadata_event(
     labels: Labels,
     values: Vec<f64>,
     nlags: usize,
     at_ms: i64,
-) -> Option<(MetricMetadataComputed, f64)> {
+) -> Result<(MetricMetadataComputed, f64), EtlError> {
     let started = Instant::now();
-    let md = tokio::task::spawn_blocking(move || metadata(&values, nlags)).await.ok()?;
+    let md = tokio::task::spawn_blocking(move || metadata(&values, nlags)).await.map_err(EtlError::panicked)?;
     let step_s = STEP_MS as f64 / 1000.0;
     let fit = |d: &slamon_analytics::seasonality::Decomposition| SeasonalFit {
         period: d.period as u32,
@@ -102,5 +123,5 @@ pub async fn metadata_event(
             mul: s.multiplicative.as_ref().map(fit),
         }),
     };
-    Some((event, started.elapsed().as_secs_f64()))
+    Ok((event, started.elapsed().as_secs_f64()))
 }

@@ -12,20 +12,225 @@ mod analysis;
 mod metrics;
 mod sla_client;
 
-pub use metrics::{exporter, render, EtlMetrics};
+pub use metrics::EtlMetrics;
 pub use sla_client::SlaClient;
+pub use slamon_web::{exporter, render};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use futures::StreamExt;
+use reqwest::Url;
+use slamon_backends::{duration, http_url, Backends};
 use slamon_domain::{
-    now_ms, Event, EventEnvelope, Labels, MetricAggregatesComputed, MetricId, MetricRemoved, MetricSource, SlaEntry,
-    SlaSamplesObserved, Window, WindowAggregate,
+    now_ms, Event, EventEnvelope, Labels, MetricAggregatesComputed, MetricId, MetricRemoved, MetricSource, PortError,
+    SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
 };
 use slamon_events::Publisher;
+use slamon_prometheus::{DemoSource, MultiSource, PrometheusSource, SourceConfig};
+use slamon_web::{TaskFailed, Tasks};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Why the ETL, or one of its steps, failed. A step that fails for one series is
+/// logged with this error and retried at the next cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum EtlError {
+    /// The source cannot list its series.
+    #[error("cannot list series: {0}")]
+    ListSeries(#[source] PortError),
+    /// The source cannot compute the statistics of a window.
+    #[error("{window} statistics: {source}")]
+    Statistics { window: &'static str, source: PortError },
+    /// The source cannot give the input of an analysis.
+    #[error("cannot read the input: {0}")]
+    Input(#[source] PortError),
+    /// No forecasting model could be fitted to the input.
+    #[error("no forecast from {samples} samples (too little history)")]
+    NoForecast { samples: usize },
+    /// The analytics panicked (a bug): the message of the panic.
+    #[error("the analytics panicked: {0}")]
+    AnalyticsPanicked(String),
+    /// A shutdown came while appends were being retried.
+    #[error("shutdown before {0} events were appended")]
+    ShutdownBeforeAppend(usize),
+    /// The source client cannot be built.
+    #[error("source: {0}")]
+    Source(String),
+    /// The SLA manager's endpoint is not usable.
+    #[error("SLA manager endpoint: {0}")]
+    SlaEndpoint(String),
+    /// A backend or a listener cannot be opened.
+    #[error(transparent)]
+    Backend(#[from] slamon_backends::Error),
+}
+
+impl EtlError {
+    fn panicked(e: tokio::task::JoinError) -> Self {
+        let message = match e.try_into_panic() {
+            Ok(payload) => payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into()),
+            Err(e) => e.to_string(),
+        };
+        EtlError::AnalyticsPanicked(message)
+    }
+}
+
+/// Where the ETL reads series: a Prometheus, the built-in demo, or both.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Source")]
+pub struct SourceSettings {
+    /// Run the built-in demo source (also the default when no Prometheus URL is given).
+    #[arg(long, env = "SLAMON_DEMO")]
+    pub demo: bool,
+    /// Base URL of the Prometheus to monitor (the source), e.g. `http://prometheus:9090`.
+    #[arg(long, env = "PROMETHEUS_URL", value_parser = optional_url)]
+    pub prometheus_url: Option<OptionalUrl>,
+    /// Timeout of one request to Prometheus.
+    #[arg(long, env = "SLAMON_PROMETHEUS_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub prometheus_timeout: Duration,
+    /// A series is present when it has a sample in this lookback.
+    #[arg(long, env = "SLAMON_SERIES_LOOKBACK", default_value = "10m", value_parser = duration)]
+    pub series_lookback: Duration,
+}
+
+/// An http(s) URL, or none for an empty value (`PROMETHEUS_URL=` means no Prometheus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionalUrl(pub Option<Url>);
+
+fn optional_url(s: &str) -> Result<OptionalUrl, String> {
+    if s.trim().is_empty() {
+        return Ok(OptionalUrl(None));
+    }
+    http_url(s).map(|u| OptionalUrl(Some(u)))
+}
+
+impl SourceSettings {
+    /// The source these settings name.
+    ///
+    /// # Errors
+    /// The Prometheus client cannot be built.
+    pub fn open(&self) -> Result<Arc<dyn MetricSource>, EtlError> {
+        let prometheus = match self.prometheus_url.clone().and_then(|u| u.0) {
+            Some(url) => Some(Arc::new(
+                PrometheusSource::new(SourceConfig {
+                    url: url.as_str().trim_end_matches('/').to_owned(),
+                    timeout: self.prometheus_timeout,
+                    series_lookback: self.series_lookback,
+                })
+                .map_err(|e| EtlError::Source(e.to_string()))?,
+            ) as Arc<dyn MetricSource>),
+            None => None,
+        };
+        Ok(match (prometheus, self.demo) {
+            (Some(p), false) => p,
+            (Some(p), true) => Arc::new(MultiSource::new(vec![p, Arc::new(DemoSource::new())])),
+            (None, _) => {
+                tracing::info!("no PROMETHEUS_URL given: running the built-in demo source");
+                Arc::new(DemoSource::new())
+            }
+        })
+    }
+}
+
+/// Settings of the ETL (alone or in `slamon up`).
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "etl")]
+#[command(next_help_heading = "ETL")]
+pub struct Config {
+    #[command(flatten)]
+    pub source: SourceSettings,
+    /// Period of the statistics cycle.
+    #[arg(long, env = "SLAMON_ETL_PERIOD", default_value = "2m", value_parser = duration)]
+    pub etl_period: Duration,
+    /// Metric names queried at once.
+    #[arg(long, env = "SLAMON_ETL_CONCURRENCY", default_value_t = 8)]
+    pub etl_concurrency: usize,
+    /// A series absent from the source this long is announced as removed.
+    #[arg(long, env = "SLAMON_REMOVED_AFTER", default_value = "15m", value_parser = duration)]
+    pub removed_after: Duration,
+    /// Period of the metadata cycle (stationarity, autocorrelation, seasonality of every series).
+    #[arg(long, env = "SLAMON_METADATA_PERIOD", default_value = "1h", value_parser = duration)]
+    pub metadata_period: Duration,
+    /// History analysed for the metadata of a series (1-minute steps).
+    #[arg(long, env = "SLAMON_METADATA_WINDOW", default_value = "24h", value_parser = duration)]
+    pub metadata_window: Duration,
+    /// History used to forecast an SLA metric (1-minute steps).
+    #[arg(long, env = "SLAMON_FORECAST_WINDOW", default_value = "12h", value_parser = duration)]
+    pub forecast_window: Duration,
+    /// Autocorrelation lags computed for the metadata.
+    #[arg(long, env = "SLAMON_ACF_LAGS", default_value_t = 40)]
+    pub acf_lags: usize,
+    /// Address of the ETL exporter (`/metrics`).
+    #[arg(long, env = "SLAMON_EXPORTER_LISTEN", default_value = "0.0.0.0:8008")]
+    pub exporter_listen: SocketAddr,
+    /// gRPC endpoint of the SLA manager (in `slamon up`: its own).
+    #[arg(long, env = "SLAMON_SLA_MANAGER_GRPC_URL", default_value = "http://127.0.0.1:50052", value_parser = http_url)]
+    pub sla_manager_grpc_url: Url,
+}
+
+impl Config {
+    fn etl_config(&self) -> EtlConfig {
+        EtlConfig {
+            period: self.etl_period,
+            concurrency: self.etl_concurrency,
+            removed_after: self.removed_after,
+            producer: Backends::producer("etl"),
+            metadata_period: self.metadata_period,
+            metadata_window: self.metadata_window,
+            forecast_window: self.forecast_window,
+            acf_lags: self.acf_lags,
+            ..EtlConfig::default()
+        }
+    }
+}
+
+/// The ETL with its exporter, ready to run.
+pub struct App {
+    etl: Etl,
+    exporter: TcpListener,
+    metrics: prometheus::Registry,
+}
+
+impl App {
+    /// Opens the source and the publisher, registers the metrics and binds the exporter
+    /// (which serves every metric of `backends`, the projector's too in `slamon up`).
+    ///
+    /// # Errors
+    /// A backend or the source cannot be opened, or the address is taken.
+    pub async fn build(config: &Config, backends: &Backends) -> Result<App, EtlError> {
+        let exporter = slamon_backends::bind(config.exporter_listen, "exporter").await?;
+        let etl = Etl::new(
+            config.source.open()?,
+            backends.publisher()?,
+            SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'))?,
+            config.etl_config(),
+            EtlMetrics::new(backends.metrics()).map_err(slamon_backends::Error::from)?,
+        );
+        Ok(App { etl, exporter, metrics: backends.metrics().clone() })
+    }
+
+    /// Runs the cycles and serves the exporter until `cancel`.
+    ///
+    /// # Errors
+    /// The exporter failed.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
+        let mut tasks = Tasks::new(cancel);
+        tasks.spawn_http("exporter", self.exporter, exporter(self.metrics).merge(slamon_web::livez()));
+        let (etl, etl_cancel) = (self.etl, tasks.cancel());
+        tasks.spawn("etl", async move {
+            etl.run(etl_cancel).await;
+            Ok::<(), TaskFailed>(())
+        });
+        tasks.wait().await
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EtlConfig {
@@ -179,9 +384,9 @@ impl Etl {
     }
 
     /// Stationarity, autocorrelation and seasonality of every series.
-    pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, String> {
+    pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, EtlError> {
         let at = now_ms();
-        let series = self.source.series().await.map_err(|e| format!("cannot list series: {e}"))?;
+        let series = self.source.series().await.map_err(EtlError::ListSeries)?;
         let window = self.config.metadata_window.as_millis() as i64;
         let nlags = self.config.acf_lags;
         let mut report = MetadataReport { series: series.len(), ..Default::default() };
@@ -191,9 +396,9 @@ impl Etl {
                 let source = source.clone();
                 async move {
                     match analysis::input(source.as_ref(), &labels, at, window).await {
-                        Ok(values) => analysis::metadata_event(labels.clone(), values, nlags, at)
-                            .await
-                            .ok_or((labels, "no result".to_owned())),
+                        Ok(values) => {
+                            analysis::metadata_event(labels.clone(), values, nlags, at).await.map_err(|e| (labels, e))
+                        }
                         Err(e) => Err((labels, e)),
                     }
                 }
@@ -223,12 +428,12 @@ impl Etl {
     }
 
     /// One cycle at the current time.
-    pub async fn cycle(&mut self, cancel: &CancellationToken) -> Result<CycleReport, String> {
+    pub async fn cycle(&mut self, cancel: &CancellationToken) -> Result<CycleReport, EtlError> {
         let at = now_ms();
         let mut report = CycleReport::default();
         let series = self.source.series().await.map_err(|e| {
             self.metrics.source_failures.inc();
-            format!("cannot list series: {e}")
+            EtlError::ListSeries(e)
         })?;
         report.series = series.len();
         self.metrics.series.set(series.len() as i64);
@@ -249,7 +454,7 @@ impl Etl {
         at: i64,
         report: &mut CycleReport,
         cancel: &CancellationToken,
-    ) -> Result<(), String> {
+    ) -> Result<(), EtlError> {
         let (mut events, cursors) = self.sla_samples(&entries, at, report).await;
         events.extend(self.forecasts(&entries, at, report).await);
         self.publish(events, cancel).await?;
@@ -293,14 +498,14 @@ impl Etl {
         let mut names: Vec<String> = series.iter().map(|l| l.name().to_owned()).collect();
         names.sort();
         names.dedup();
-        let results: Vec<(String, Result<StatsRows, String>)> = futures::stream::iter(names)
+        let results: Vec<(String, Result<StatsRows, EtlError>)> = futures::stream::iter(names)
             .map(|name| async move {
                 let mut rows = Vec::new();
                 for w in Window::ALL {
                     let started = Instant::now();
                     match self.source.window_stats(&name, w, at).await {
                         Ok(r) => rows.extend(r),
-                        Err(e) => return (name, Err(format!("{} statistics: {e}", w.label()))),
+                        Err(source) => return (name, Err(EtlError::Statistics { window: w.label(), source })),
                     }
                     self.metrics
                         .window_gauge(w)
@@ -423,7 +628,7 @@ impl Etl {
                 match analysis::input(self.source.as_ref(), &e.labels, at, window).await {
                     Ok(values) => analysis::forecast_event(e.labels.clone(), values, period, at)
                         .await
-                        .ok_or((e.labels, "too little history".to_owned())),
+                        .map_err(|err| (e.labels, err)),
                     Err(err) => Err((e.labels, err)),
                 }
             })
@@ -450,7 +655,7 @@ impl Etl {
 
     /// Appends events in batches; a failed append is retried with backoff until it
     /// succeeds. Only a shutdown stops the retries, and then it says what it dropped.
-    async fn publish(&self, events: Vec<EventEnvelope>, cancel: &CancellationToken) -> Result<(), String> {
+    async fn publish(&self, events: Vec<EventEnvelope>, cancel: &CancellationToken) -> Result<(), EtlError> {
         for chunk in events.chunks(self.config.publish_batch.max(1)) {
             let mut backoff = Duration::from_millis(200);
             loop {
@@ -467,7 +672,7 @@ impl Etl {
                         tokio::select! {
                             _ = cancel.cancelled() => {
                                 tracing::error!(events = chunk.len(), "shutting down with events that could not be appended");
-                                return Err("shutdown before the events were appended".into());
+                                return Err(EtlError::ShutdownBeforeAppend(chunk.len()));
                             }
                             _ = tokio::time::sleep(backoff) => {}
                         }

@@ -1,9 +1,7 @@
 //! The ETL's own metrics, exported on 8008 (the seed's `etl_executiontime_*` gauges
 //! with label `metric_name`, plus cycles, failures and events produced).
 
-use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct EtlMetrics {
@@ -72,22 +70,4 @@ impl EtlMetrics {
             slamon_domain::Window::H12 => &self.executiontime_12h,
         }
     }
-}
-
-/// The Prometheus text exposition of a registry.
-pub fn render(registry: &Registry) -> String {
-    let mut buf = Vec::new();
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut buf);
-    String::from_utf8(buf).unwrap_or_default()
-}
-
-/// The exporter: `GET /metrics` in the Prometheus text format.
-pub fn exporter(registry: Registry) -> axum::Router {
-    axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let r = registry.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&r)) }
-        }),
-    )
 }

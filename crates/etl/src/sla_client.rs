@@ -1,5 +1,6 @@
 //! The ETL's client of the SLA manager's gRPC (`sla.v2.SlaService/GetSlaSet`).
 
+use crate::EtlError;
 use std::time::Duration;
 
 use slamon_domain::{Labels, SlaEntry, SlaRange};
@@ -17,9 +18,12 @@ pub struct SlaClient {
 impl SlaClient {
     /// A client of the SLA manager at `endpoint` (e.g. `http://127.0.0.1:50052`),
     /// connected lazily.
-    pub fn new(endpoint: &str) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// [`EtlError::SlaEndpoint`] when `endpoint` is not a usable URI.
+    pub fn new(endpoint: &str) -> Result<Self, EtlError> {
         let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| format!("invalid SLA manager endpoint `{endpoint}`: {e}"))?
+            .map_err(|e| EtlError::SlaEndpoint(format!("invalid SLA manager endpoint `{endpoint}`: {e}")))?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect_lazy();

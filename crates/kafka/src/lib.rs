@@ -295,11 +295,9 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn passes_the_event_log_suite() {
-        let topic = format!("slamon-test-{}", uuid::Uuid::now_v7().simple());
-        let Some(log) = log(&topic).await else { return };
-        slamon_domain::suite::event_log(&log, &topic, &format!("group-{topic}")).await;
+    mod suite {
+        use super::*;
+        slamon_domain::event_log_suite!(|topic: String| async move { log(&topic).await.map(|log| ((), log)) });
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -12,8 +12,13 @@ mod metrics;
 
 pub use metrics::ProjectorMetrics;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use slamon_backends::Backends;
+use slamon_web::{TaskFailed, Tasks};
+use tokio::net::TcpListener;
 
 pub use slamon_domain::runner::{project_batch, BatchOutcome, DocCache, CACHE_CAPACITY};
 use slamon_domain::{
@@ -23,8 +28,85 @@ use slamon_events::EventCodec;
 use tokio_util::sync::CancellationToken;
 
 /// The consumer group of the live projector.
-pub const GROUP: &str = "slamon-projector";
+pub const GROUP: &str = slamon_domain::PROJECTOR_GROUP;
 
+/// Settings of the projector (alone or in `slamon up`).
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "projector")]
+#[command(next_help_heading = "Projector")]
+pub struct Config {
+    /// Documents the projector keeps of what it wrote, so it need not read them back
+    /// (about 2 kB each; 0 turns the cache off).
+    #[arg(long, env = "SLAMON_PROJECTOR_CACHE", default_value_t = CACHE_CAPACITY)]
+    pub projector_cache: usize,
+    /// Address of the projector's admin endpoint (`/metrics`, `/livez`, `/readyz`); none
+    /// in `slamon up`, whose exporter serves the projector's metrics.
+    #[arg(skip)]
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// The projector, subscribed and ready to run.
+pub struct App {
+    projector: Projector,
+    admin: Option<(TcpListener, axum::Router)>,
+}
+
+impl App {
+    /// Opens the event log, the store and the codec, joins the consumer group, registers
+    /// the metrics and binds the admin endpoint.
+    ///
+    /// # Errors
+    /// A backend cannot be opened, the group cannot be joined or the address is taken.
+    pub async fn build(config: &Config, backends: &Backends) -> slamon_backends::Result<App> {
+        let settings = backends.settings();
+        let (log, store) = (backends.log()?, backends.store().await?);
+        let (group, topic) = (&settings.projector_group, &settings.topic);
+        let consumer = log
+            .consumer(group, topic)
+            .await
+            .map_err(|source| slamon_backends::Error::Open { what: "joining the consumer group", source })?;
+        let projector = Projector::new(
+            consumer,
+            store.clone(),
+            backends.codec()?,
+            log.clone(),
+            ProjectorConfig { cache_capacity: config.projector_cache, ..ProjectorConfig::default() },
+            ProjectorMetrics::new(backends.metrics())?,
+        )
+        .resubscribing(log, group, topic);
+        let admin = match config.admin_listen {
+            Some(addr) => {
+                let listener = slamon_backends::bind(addr, "projector admin endpoint").await?;
+                // ready when the read models answer: the projector can write
+                let router = slamon_web::exporter(backends.metrics().clone())
+                    .merge(slamon_web::health_routes(store, settings.db_timeout));
+                Some((listener, router))
+            }
+            None => None,
+        };
+        Ok(App { projector, admin })
+    }
+
+    /// Projects until `cancel`, then finishes the batch in hand and commits.
+    ///
+    /// # Errors
+    /// The admin endpoint failed.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
+        let mut tasks = Tasks::new(cancel);
+        let projector_cancel = tasks.cancel();
+        let projector = self.projector;
+        tasks.spawn("projector", async move {
+            projector.run(projector_cancel).await;
+            Ok::<(), TaskFailed>(())
+        });
+        if let Some((listener, router)) = self.admin {
+            tasks.spawn_http("projector-admin", listener, router);
+        }
+        tasks.wait().await
+    }
+}
+
+/// How the projector works (batches, waits, backoff, cache, watchdog).
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     /// Records per poll (and per bulk write).

@@ -1,6 +1,7 @@
 //! The query API ("data retrieval", port 5000): the metric read models over REST
 //! (SPEC §5). It reads only the read models.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,16 +10,60 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+use slamon_backends::Backends;
 use slamon_domain::{rfc3339_ms, MetricFilter, MetricId, MetricView, ReadModelStore};
-use slamon_web::{db, ApiError, ApiResult};
+use slamon_web::{db, ApiError, ApiResult, TaskFailed, Tasks};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
+/// Settings of the query API.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "query_api")]
+#[command(next_help_heading = "Query API")]
+pub struct Config {
+    /// Address of the query API.
+    #[arg(long, env = "SLAMON_QUERY_API_LISTEN", default_value = "0.0.0.0:5000")]
+    pub query_api_listen: SocketAddr,
+}
+
+/// The query API, bound and ready to serve.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Opens the read models and binds the listener.
+    ///
+    /// # Errors
+    /// The store cannot be opened or the address is taken.
+    pub async fn build(config: &Config, backends: &Backends) -> slamon_backends::Result<App> {
+        let state = AppState { store: backends.store().await?, db_timeout: backends.settings().db_timeout };
+        let listener = slamon_backends::bind(config.query_api_listen, "query API").await?;
+        Ok(App { listener, router: router(state) })
+    }
+
+    /// Serves until `cancel`, then drains open requests for a bounded grace.
+    ///
+    /// # Errors
+    /// The server failed.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
+        let mut tasks = Tasks::new(cancel);
+        tasks.spawn_http("query-api", self.listener, self.router);
+        tasks.wait().await
+    }
+}
+
+/// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The read models.
     pub store: Arc<dyn ReadModelStore>,
     /// The deadline of one read-model call (then `504 DB not available`).
     pub db_timeout: Duration,
 }
 
+/// The routes of SPEC §5, `/livez` and `/readyz`; JSON 404 elsewhere.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(list))

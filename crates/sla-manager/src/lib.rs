@@ -7,3 +7,85 @@ pub mod grpc;
 mod rest;
 
 pub use rest::{router, AppState};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use slamon_backends::{duration, Backends};
+use slamon_web::{TaskFailed, Tasks};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The largest PUT body accepted (bytes).
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Settings of the SLA manager.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "sla_manager")]
+#[command(next_help_heading = "SLA manager")]
+pub struct Config {
+    /// Address of the SLA manager's REST API.
+    #[arg(long, env = "SLAMON_SLA_MANAGER_LISTEN", default_value = "0.0.0.0:5001")]
+    pub sla_manager_listen: SocketAddr,
+    /// Address of the SLA manager's gRPC API.
+    #[arg(long, env = "SLAMON_GRPC_LISTEN", default_value = "0.0.0.0:50052")]
+    pub grpc_listen: SocketAddr,
+    /// Number of entries an SLA set must have.
+    #[arg(long, env = "SLAMON_SLA_SET_SIZE", default_value_t = 5)]
+    pub sla_set_size: usize,
+    /// An SLA metric with no sample for this long is `absent`.
+    #[arg(long, env = "SLAMON_ABSENT_AFTER", default_value = "10m", value_parser = duration)]
+    pub absent_after: Duration,
+    /// How long a PUT /slaset waits for the read model to show the new set.
+    #[arg(long, env = "SLAMON_PUT_VISIBILITY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub put_visibility_timeout: Duration,
+}
+
+/// The SLA manager, bound and ready to serve REST and gRPC.
+pub struct App {
+    rest: TcpListener,
+    grpc: TcpListener,
+    state: AppState,
+}
+
+impl App {
+    /// Opens the read models and the publisher of SLA set events and binds both listeners.
+    ///
+    /// # Errors
+    /// A backend cannot be opened or an address is taken.
+    pub async fn build(config: &Config, backends: &Backends) -> slamon_backends::Result<App> {
+        let state = AppState {
+            store: backends.store().await?,
+            publisher: backends.publisher()?,
+            set_size: config.sla_set_size,
+            db_timeout: backends.settings().db_timeout,
+            visibility_timeout: config.put_visibility_timeout,
+            absent_after: config.absent_after,
+            max_body_bytes: MAX_BODY_BYTES,
+            producer: Backends::producer("sla-manager"),
+            put_lock: Arc::default(),
+        };
+        let rest = slamon_backends::bind(config.sla_manager_listen, "SLA manager").await?;
+        let grpc = slamon_backends::bind(config.grpc_listen, "SLA manager gRPC").await?;
+        Ok(App { rest, grpc, state })
+    }
+
+    /// The address the gRPC service listens on (the ETL of `slamon up` calls it).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves REST and gRPC until `cancel`.
+    ///
+    /// # Errors
+    /// A server failed.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
+        let mut tasks = Tasks::new(cancel);
+        let service = grpc::SlaGrpc { store: self.state.store.clone(), db_timeout: self.state.db_timeout };
+        let grpc_cancel = tasks.cancel();
+        tasks.spawn("sla-manager-grpc", grpc::serve(self.grpc, service, grpc_cancel));
+        tasks.spawn_http("sla-manager", self.rest, router(self.state));
+        tasks.wait().await
+    }
+}

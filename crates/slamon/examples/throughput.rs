@@ -139,7 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // 3. replay: a fresh group from offset 0 into fresh collections
             let rebuilt = mongo.with_prefix("rebuild_");
             let started = Instant::now();
-            let report = slamon_replay::rebuild(log.as_ref(), &codec, &topic, &rebuilt, BATCH).await?;
+            let report = slamon_replay::rebuild_into(log.as_ref(), &codec, &topic, &rebuilt, BATCH).await?;
             replay_rate = report.records as f64 / started.elapsed().as_secs_f64();
         }
     }

@@ -130,3 +130,97 @@ pub fn health_routes<S: Clone + Send + Sync + 'static>(
         }),
     )
 }
+
+/// Why a task failed: any error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A task that failed: its name and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{task} failed: {source}")]
+pub struct TaskFailed {
+    /// The task's name.
+    pub task: &'static str,
+    /// Why it failed.
+    #[source]
+    pub source: BoxError,
+}
+
+/// Named tasks of one service; the first to end (or fail) cancels the others (a
+/// `JoinSet` under one `CancellationToken`).
+pub struct Tasks {
+    set: tokio::task::JoinSet<(&'static str, Result<(), BoxError>)>,
+    cancel: CancellationToken,
+}
+
+impl Tasks {
+    /// Tasks cancelled with `cancel` (and cancelling it when one ends).
+    pub fn new(cancel: CancellationToken) -> Self {
+        Self { set: tokio::task::JoinSet::new(), cancel }
+    }
+
+    /// The token the tasks stop on.
+    pub fn cancel(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Runs `task` under `name`.
+    pub fn spawn<E>(&mut self, name: &'static str, task: impl Future<Output = Result<(), E>> + Send + 'static)
+    where
+        E: Into<BoxError> + 'static,
+    {
+        self.set.spawn(async move { (name, task.await.map_err(Into::into)) });
+    }
+
+    /// Serves `router` on `listener` as the task `name`, draining for at most `grace` on
+    /// cancellation.
+    pub fn spawn_http(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
+        let cancel = self.cancel.clone();
+        self.spawn(name, serve(name, listener, router, cancel, GRACE));
+    }
+
+    /// Waits for every task; the first that ends cancels the rest.
+    ///
+    /// # Errors
+    /// The first task that failed (or panicked).
+    pub async fn wait(mut self) -> Result<(), TaskFailed> {
+        let mut failure = None;
+        while let Some(joined) = self.set.join_next().await {
+            let (name, result) = match joined {
+                Ok(done) => done,
+                Err(e) => ("task", Err(format!("panicked: {e}").into())),
+            };
+            match result {
+                Err(source) => {
+                    tracing::error!(task = name, error = %source, "task failed, stopping");
+                    failure.get_or_insert(TaskFailed { task: name, source });
+                }
+                Ok(()) if !self.cancel.is_cancelled() => tracing::warn!(task = name, "task ended, stopping"),
+                Ok(()) => {}
+            }
+            self.cancel.cancel();
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// How long listeners drain open requests on shutdown.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// The Prometheus text exposition of a registry.
+pub fn render(registry: &prometheus::Registry) -> String {
+    let mut buf = Vec::new();
+    use prometheus::Encoder;
+    let _ = prometheus::TextEncoder::new().encode(&registry.gather(), &mut buf);
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+/// The exporter: `GET /metrics` in the Prometheus text format.
+pub fn exporter(registry: prometheus::Registry) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let r = registry.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&r)) }
+        }),
+    )
+}

@@ -1,0 +1,362 @@
+//! What the services are composed from. [`Settings`] say, as typed values, where the
+//! events and the read models are kept; [`Backends::open`] turns them (and the Schema
+//! Registry's URL) into one handle that every service's `App::build` takes. Each backend
+//! opens at its first use and is then shared, so a service opens only what it needs (the
+//! query API never touches the event log) and `slamon up` opens each file once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use reqwest::Url;
+use slamon_domain::{EventLog, PortError, ReadModelStore, RebuildableStore, PROJECTOR_GROUP, TOPIC};
+use slamon_embedded::{EmbeddedLog, EmbeddedStore};
+use slamon_events::{EventCodec, Publisher};
+use slamon_registry::{Compatibility, Registry};
+use tokio::net::TcpListener;
+
+/// Why a backend or a listener could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data dir cannot be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    /// A backend refused to open.
+    #[error("{what}: {source}")]
+    Open { what: &'static str, source: PortError },
+    /// The event codec cannot be built or the schemas cannot be registered.
+    #[error("event codec: {0}")]
+    Codec(#[from] slamon_events::Error),
+    /// slamon's own Schema Registry cannot be opened.
+    #[error("schema registry: {0}")]
+    Registry(String),
+    /// A listen address is taken or not ours.
+    #[error("cannot listen on {addr} for the {what}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    /// A metric of a service cannot be registered (a name registered twice).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where the events are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventLogKind {
+    /// A durable log in the data dir (redb): one process.
+    Embedded,
+    /// Kafka (`KAFKA_BOOTSTRAP_SERVERS`).
+    Kafka,
+}
+
+/// Where the read models are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// redb files in the data dir: one process.
+    Embedded,
+    /// MongoDB (`MONGODB_URI`).
+    Mongodb,
+}
+
+/// A duration like `2m`, `30s` or `1h` (humantime).
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2m, 30s or 1h: {e}"))
+}
+
+/// An absolute `http` or `https` URL.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("`{s}` is not a URL like http://host:port: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err(format!("`{s}` is not an http(s) URL with a host, like http://host:port")),
+    }
+}
+
+/// Where events and read models are kept (every service that reads or writes them).
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Event log and read models")]
+pub struct Settings {
+    /// Folder of the embedded event log, read models and registry.
+    #[arg(long, env = "SLAMON_DATA_DIR", default_value = "slamon-data")]
+    pub data_dir: PathBuf,
+    /// Deadline of one read-model call (then `504 DB not available`).
+    #[arg(long, env = "SLAMON_DB_TIMEOUT", default_value = "3s", value_parser = duration)]
+    pub db_timeout: Duration,
+    /// The topic of the events (its dead-letter topic is `<topic>.dlq`).
+    #[arg(long, env = "SLAMON_TOPIC", default_value = TOPIC)]
+    pub topic: String,
+    /// The projector's consumer group.
+    #[arg(long, env = "SLAMON_PROJECTOR_GROUP", default_value = PROJECTOR_GROUP)]
+    pub projector_group: String,
+    /// Where events are kept.
+    #[arg(long, env = "SLAMON_EVENT_LOG", value_enum, default_value_t = EventLogKind::Embedded)]
+    pub event_log: EventLogKind,
+    /// Kafka brokers, `host:port[,host:port…]` (with `--event-log kafka`).
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    pub kafka_bootstrap_servers: String,
+    /// A stable name of this process in its consumer groups (Kafka static membership, e.g.
+    /// the pod name): after a crash the restarted process gets its partitions back at once.
+    #[arg(long, env = "SLAMON_KAFKA_INSTANCE_ID")]
+    pub kafka_instance_id: Option<String>,
+    /// Bound of one Kafka produce or metadata call.
+    #[arg(long, env = "SLAMON_KAFKA_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub kafka_timeout: Duration,
+    /// Where the read models are kept.
+    #[arg(long, env = "SLAMON_STORE", value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+    /// MongoDB connection string (with `--store mongodb`).
+    #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    pub mongodb_uri: String,
+    /// MongoDB database of the read models.
+    #[arg(long, env = "MONGODB_DATABASE", default_value = "slamon")]
+    pub mongodb_database: String,
+}
+
+impl Settings {
+    fn kafka(&self) -> slamon_kafka::KafkaConfig {
+        slamon_kafka::KafkaConfig {
+            bootstrap_servers: self.kafka_bootstrap_servers.clone(),
+            timeout: self.kafka_timeout,
+            instance_id: self.kafka_instance_id.clone().filter(|i| !i.is_empty()),
+        }
+    }
+}
+
+/// The Schema Registry the codec asks for schemas.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Schema Registry")]
+pub struct RegistrySettings {
+    /// URL of the Confluent-compatible Schema Registry.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081", value_parser = http_url)]
+    pub schema_registry_url: Url,
+}
+
+/// The read-model store, as the services and replay see it.
+#[derive(Clone)]
+struct StoreHandles {
+    read: Arc<dyn ReadModelStore>,
+    rebuild: Arc<dyn RebuildableStore>,
+}
+
+impl StoreHandles {
+    fn of<S: RebuildableStore + 'static>(store: Arc<S>) -> Self {
+        Self { read: store.clone(), rebuild: store }
+    }
+}
+
+/// The opened backends, shared by the services of one process. Cheap to share by
+/// reference; each backend opens at its first use.
+pub struct Backends {
+    settings: Settings,
+    registry_url: Url,
+    metrics: prometheus::Registry,
+    log: OnceLock<Arc<dyn EventLog>>,
+    store: tokio::sync::OnceCell<StoreHandles>,
+    codec: OnceLock<Arc<EventCodec>>,
+}
+
+impl Backends {
+    /// The backends `settings` name, with the Schema Registry at `registry_url`. Opens
+    /// nothing yet: see [`Backends::log`], [`Backends::store`], [`Backends::codec`].
+    pub fn open(settings: Settings, registry_url: Url) -> Self {
+        Self {
+            settings,
+            registry_url,
+            metrics: prometheus::Registry::new(),
+            log: OnceLock::new(),
+            store: tokio::sync::OnceCell::new(),
+            codec: OnceLock::new(),
+        }
+    }
+
+    /// The settings the backends were opened from.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The Prometheus registry every service of this process registers its metrics in
+    /// (served by the exporter or the projector's admin endpoint).
+    pub fn metrics(&self) -> &prometheus::Registry {
+        &self.metrics
+    }
+
+    /// The event log: Kafka's producer, or the embedded log in the data dir.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the producer cannot be made or the log file is held by
+    /// another process; [`Error::DataDir`].
+    pub fn log(&self) -> Result<Arc<dyn EventLog>> {
+        if let Some(log) = self.log.get() {
+            return Ok(log.clone());
+        }
+        let log: Arc<dyn EventLog> = match self.settings.event_log {
+            EventLogKind::Kafka => Arc::new(
+                slamon_kafka::KafkaLog::new(self.settings.kafka())
+                    .map_err(|source| Error::Open { what: "kafka producer", source })?,
+            ),
+            EventLogKind::Embedded => {
+                Arc::new(EmbeddedLog::open(&data_dir(&self.settings.data_dir)?.join("log.redb")).map_err(|source| {
+                    Error::Open { what: "opening the event log (is another slamon using this data dir?)", source }
+                })?)
+            }
+        };
+        Ok(self.log.get_or_init(|| log).clone())
+    }
+
+    async fn stores(&self) -> Result<StoreHandles> {
+        self.store
+            .get_or_try_init(|| async {
+                Ok(match self.settings.store {
+                    StoreKind::Mongodb => {
+                        let config = slamon_mongo::MongoConfig {
+                            uri: self.settings.mongodb_uri.clone(),
+                            database: self.settings.mongodb_database.clone(),
+                            timeout: self.settings.db_timeout,
+                        };
+                        let store = slamon_mongo::MongoStore::connect(&config)
+                            .await
+                            .map_err(|source| Error::Open { what: "mongodb client", source })?;
+                        if let Err(e) = store.ensure_indexes().await {
+                            tracing::warn!(error = %e, "cannot create the MongoDB indexes now; the store retries on every call");
+                        }
+                        StoreHandles::of(Arc::new(store))
+                    }
+                    StoreKind::Embedded => StoreHandles::of(Arc::new(
+                        EmbeddedStore::open(&data_dir(&self.settings.data_dir)?.join("store.redb")).map_err(
+                            |source| Error::Open {
+                                what: "opening the read models (is another slamon using this data dir?)",
+                                source,
+                            },
+                        )?,
+                    )),
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    /// The read-model store: MongoDB, or the embedded store in the data dir.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when the client cannot be made or the file is held by another
+    /// process; [`Error::DataDir`].
+    pub async fn store(&self) -> Result<Arc<dyn ReadModelStore>> {
+        Ok(self.stores().await?.read)
+    }
+
+    /// The same store as [`Backends::store`], seen by a rebuild (replay).
+    ///
+    /// # Errors
+    /// As [`Backends::store`].
+    pub async fn rebuildable_store(&self) -> Result<Arc<dyn RebuildableStore>> {
+        Ok(self.stores().await?.rebuild)
+    }
+
+    /// The event codec (Avro, Confluent wire format) of the topic, asking the Schema
+    /// Registry for schemas.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the client cannot be built.
+    pub fn codec(&self) -> Result<Arc<EventCodec>> {
+        if let Some(codec) = self.codec.get() {
+            return Ok(codec.clone());
+        }
+        let url = self.registry_url.as_str().trim_end_matches('/');
+        let codec = Arc::new(EventCodec::new(url, &self.settings.topic)?);
+        Ok(self.codec.get_or_init(|| codec).clone())
+    }
+
+    /// The URL of the Schema Registry.
+    pub fn registry_url(&self) -> &Url {
+        &self.registry_url
+    }
+
+    /// Encodes and appends events: [`Backends::codec`] over [`Backends::log`].
+    ///
+    /// # Errors
+    /// As [`Backends::codec`] and [`Backends::log`].
+    pub fn publisher(&self) -> Result<Publisher> {
+        Ok(Publisher::new(self.codec()?, self.log()?))
+    }
+
+    /// Creates the topic and its dead-letter topic on Kafka unless they exist (nothing
+    /// to do for the embedded log).
+    ///
+    /// # Errors
+    /// [`Error::Open`] when Kafka refuses or cannot be reached.
+    pub async fn ensure_topics(
+        &self,
+        partitions: i32,
+        replication: i32,
+        min_insync_replicas: Option<u32>,
+    ) -> Result<()> {
+        if self.settings.event_log != EventLogKind::Kafka {
+            return Ok(());
+        }
+        let config = self.settings.kafka();
+        let min_isr = min_insync_replicas.map(|m| m.to_string());
+        let entries: Vec<(&str, &str)> =
+            min_isr.as_deref().map(|m| vec![("min.insync.replicas", m)]).unwrap_or_default();
+        let topic = &self.settings.topic;
+        for topic in [topic.clone(), slamon_domain::dlq_topic(topic)] {
+            let created = slamon_kafka::ensure_topic(&config, &topic, partitions, replication, &entries)
+                .await
+                .map_err(|source| Error::Open { what: "creating a topic", source })?;
+            tracing::info!(topic, created, partitions, replication, "topic ready");
+        }
+        Ok(())
+    }
+
+    /// The name of a producer in event envelopes: `<service>@<HOSTNAME>`.
+    pub fn producer(service: &str) -> String {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "local".into());
+        format!("{service}@{host}")
+    }
+}
+
+fn data_dir(dir: &Path) -> Result<&Path> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::DataDir { path: dir.to_owned(), source })?;
+    Ok(dir)
+}
+
+/// slamon's own Schema Registry in `<dir>/registry.redb`, with BACKWARD_TRANSITIVE
+/// compatibility (the log is replayed from offset 0 forever: every new schema must read
+/// every old one).
+///
+/// # Errors
+/// [`Error::DataDir`], or [`Error::Registry`] when the file cannot be opened.
+pub fn open_registry(dir: &Path) -> Result<Arc<Registry>> {
+    let registry = Registry::open(&data_dir(dir)?.join("registry.redb")).map_err(|e| Error::Registry(e.to_string()))?;
+    if registry.compatibility(None).ok() != Some(Compatibility::BackwardTransitive) {
+        registry
+            .set_compatibility(None, Compatibility::BackwardTransitive)
+            .map_err(|e| Error::Registry(format!("configuring the compatibility: {e}")))?;
+    }
+    Ok(Arc::new(registry))
+}
+
+/// Binds a listener: a port in use is a clear error before anything runs.
+///
+/// # Errors
+/// [`Error::Bind`].
+pub async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// The URL a local client uses to reach a listener (0.0.0.0 → 127.0.0.1).
+pub fn local_url(addr: SocketAddr) -> Url {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Url::parse(&format!("http://{addr}")).expect("a socket address makes a URL")
+}
