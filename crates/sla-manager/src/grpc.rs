@@ -20,15 +20,13 @@ pub struct SlaGrpc {
     pub db_timeout: Duration,
 }
 
+/// A read-model call bounded by `limit`, its errors mapped by the one table of
+/// [`slamon_web::ServiceErrorCode`] (the same kinds and texts as over HTTP).
 async fn bounded<T>(
     limit: Duration,
     call: impl std::future::Future<Output = Result<T, PortError>>,
 ) -> Result<T, Status> {
-    match tokio::time::timeout(limit, call).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(PortError::Unavailable(_))) | Err(_) => Err(Status::unavailable("DB not available")),
-        Ok(Err(e)) => Err(Status::internal(e.to_string())),
-    }
+    slamon_web::db(limit, call).await.map_err(Status::from)
 }
 
 type SetStream = Pin<Box<dyn Stream<Item = Result<sla::SlaSetResponse, Status>> + Send>>;

@@ -1,6 +1,7 @@
-//! What the HTTP services share: one table from error kinds to HTTP status codes, the
-//! `{"error": "..."}` body, read-model calls bounded in time (a down database answers
-//! `504 DB not available` within seconds, never hangs), and serving with a graceful,
+//! What the services share at their edge: one table from error kinds to HTTP status
+//! codes and gRPC codes ([`ServiceErrorCode`], quickwit's shape), the `{"error": "..."}`
+//! body, read-model calls bounded in time (a down database answers `504 DB not
+//! available` within seconds, never hangs), named tasks, and serving with a graceful,
 //! bounded shutdown.
 
 use std::future::Future;
@@ -14,33 +15,116 @@ use slamon_domain::PortError;
 use tokio_util::sync::CancellationToken;
 
 /// The error kinds of the APIs, each with its status code.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request is wrong; the message says how.
+    #[error("{0}")]
     BadRequest(String),
     /// 400 with every problem found, one line each (`details`).
+    #[error("{}", .0.join("; "))]
     Rejected(Vec<String>),
     /// 404: no such route or resource.
+    #[error("{0}")]
     NotFound(String),
     /// 503: a dependency other than the database (e.g. the event log) is unavailable.
+    #[error("{0}")]
     Unavailable(String),
     /// 504: the read models cannot be reached in time.
+    #[error("DB not available")]
     DbUnavailable,
     /// 500: a bug or a corrupt document; the client learns only that it failed.
+    #[error("{0}")]
     Internal(String),
 }
 
+/// The message of [`ApiError::DbUnavailable`] (SPEC §5, §6).
 pub const DB_NOT_AVAILABLE: &str = "DB not available";
+/// What a client learns of an internal error; the cause is logged.
+pub const INTERNAL_ERROR: &str = "Internal error";
+
+/// The kinds of error a service answers, each with its HTTP status and its gRPC code:
+/// the one table both edges use.
+///
+/// | kind | HTTP | gRPC |
+/// | --- | --- | --- |
+/// | `BadRequest` | 400 | `INVALID_ARGUMENT` |
+/// | `NotFound` | 404 | `NOT_FOUND` |
+/// | `Unavailable` (event log, registry) | 503 | `UNAVAILABLE` |
+/// | `DbUnavailable` (read models down or late) | 504 | `UNAVAILABLE` |
+/// | `Internal` | 500 | `INTERNAL` |
+///
+/// A read-model outage is 504 over HTTP (SPEC §5: the service is a gateway to the
+/// database, which did not answer in time) and `UNAVAILABLE` over gRPC, the code gRPC
+/// clients retry (`DEADLINE_EXCEEDED` means the caller's own deadline passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceErrorCode {
+    BadRequest,
+    NotFound,
+    Unavailable,
+    DbUnavailable,
+    Internal,
+}
+
+impl ServiceErrorCode {
+    /// The HTTP status of the kind.
+    pub fn http_status(self) -> StatusCode {
+        match self {
+            ServiceErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ServiceErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ServiceErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceErrorCode::DbUnavailable => StatusCode::GATEWAY_TIMEOUT,
+            ServiceErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC code of the kind.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            ServiceErrorCode::BadRequest => tonic::Code::InvalidArgument,
+            ServiceErrorCode::NotFound => tonic::Code::NotFound,
+            ServiceErrorCode::Unavailable | ServiceErrorCode::DbUnavailable => tonic::Code::Unavailable,
+            ServiceErrorCode::Internal => tonic::Code::Internal,
+        }
+    }
+}
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    /// The kind of the error in the table.
+    pub fn code(&self) -> ServiceErrorCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Rejected(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::DbUnavailable => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadRequest(_) | ApiError::Rejected(_) => ServiceErrorCode::BadRequest,
+            ApiError::NotFound(_) => ServiceErrorCode::NotFound,
+            ApiError::Unavailable(_) => ServiceErrorCode::Unavailable,
+            ApiError::DbUnavailable => ServiceErrorCode::DbUnavailable,
+            ApiError::Internal(_) => ServiceErrorCode::Internal,
         }
+    }
+
+    /// The HTTP status of the error.
+    pub fn status(&self) -> StatusCode {
+        self.code().http_status()
+    }
+
+    /// What the client is told: the message, except for an internal error, whose cause
+    /// is logged (with its chain) and not sent.
+    fn client_message(self) -> (ServiceErrorCode, String, Option<Vec<String>>) {
+        let code = self.code();
+        match self {
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Unavailable(m) => (code, m, None),
+            ApiError::Rejected(lines) => (code, lines.join("\n"), Some(lines)),
+            ApiError::DbUnavailable => (code, DB_NOT_AVAILABLE.to_owned(), None),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                (code, INTERNAL_ERROR.to_owned(), None)
+            }
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        let (code, message, _) = e.client_message();
+        tonic::Status::new(code.grpc_code(), message)
     }
 }
 
@@ -58,20 +142,16 @@ impl From<PortError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let body = match self {
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Unavailable(m) => json!({"error": m}),
-            ApiError::Rejected(lines) => json!({"error": lines.join("\n"), "details": lines}),
-            ApiError::DbUnavailable => json!({"error": DB_NOT_AVAILABLE}),
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                json!({"error": "Internal error"})
-            }
+        let (code, message, details) = self.client_message();
+        let body = match details {
+            Some(lines) => json!({"error": message, "details": lines}),
+            None => json!({"error": message}),
         };
-        (status, Json(body)).into_response()
+        (code.http_status(), Json(body)).into_response()
     }
 }
 
+/// `Result` of a handler.
 pub type ApiResult<T = Response> = Result<T, ApiError>;
 
 /// Runs a read-model call with a deadline: an unreachable or hung database is
@@ -223,4 +303,25 @@ pub fn exporter(registry: prometheus::Registry) -> axum::Router {
             async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&r)) }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_for_http_and_grpc() {
+        let cases = [
+            (ApiError::BadRequest("bad".into()), 400, tonic::Code::InvalidArgument, "bad"),
+            (ApiError::NotFound("no".into()), 404, tonic::Code::NotFound, "no"),
+            (ApiError::Unavailable("log down".into()), 503, tonic::Code::Unavailable, "log down"),
+            (ApiError::DbUnavailable, 504, tonic::Code::Unavailable, DB_NOT_AVAILABLE),
+            (ApiError::Internal("secret cause".into()), 500, tonic::Code::Internal, INTERNAL_ERROR),
+        ];
+        for (error, http, grpc, message) in cases {
+            assert_eq!(error.status().as_u16(), http);
+            let status = tonic::Status::from(error);
+            assert_eq!((status.code(), status.message()), (grpc, message), "the same kind and text over gRPC");
+        }
+    }
 }
