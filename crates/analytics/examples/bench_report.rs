@@ -3,6 +3,7 @@
 //! runs it beside statsmodels on the same machine and prints the ratios.
 //!
 //!     cargo run --release -p slamon-analytics --example bench_report
+#![allow(clippy::print_stdout)] // a report printed for a script
 
 use std::time::Instant;
 

@@ -9,6 +9,7 @@
 //! runs it beside statsmodels on a population of series.
 //!
 //!     cargo run --release -p slamon-analytics --example holdout_study < series.jsonl
+#![allow(clippy::print_stdout)] // a report printed for a person or a script
 
 use std::io::BufRead;
 

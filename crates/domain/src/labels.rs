@@ -16,6 +16,7 @@ pub const NAME_LABEL: &str = "__name__";
 pub struct Labels(BTreeMap<String, String>);
 
 impl Labels {
+    /// The label set of `map` (label name → value), taken as is: nothing is dropped or checked.
     pub fn new(map: BTreeMap<String, String>) -> Self {
         Self(map)
     }
@@ -25,22 +26,27 @@ impl Labels {
         self.0.get(NAME_LABEL).map(String::as_str).unwrap_or("")
     }
 
+    /// The value of label `label`; `None` when the set has no such label.
     pub fn get(&self, label: &str) -> Option<&str> {
         self.0.get(label).map(String::as_str)
     }
 
+    /// The `(name, value)` pairs, sorted by label name.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }
 
+    /// The labels as a map from label name to value.
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
 
+    /// The labels as a map from label name to value, consuming the set.
     pub fn into_map(self) -> BTreeMap<String, String> {
         self.0
     }
 
+    /// Whether the set has no label at all, not even `__name__`.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -109,6 +115,8 @@ impl fmt::Display for Labels {
 pub struct MetricId([u8; 12]);
 
 impl MetricId {
+    /// The id of `labels`: the first 12 bytes of SHA-256 over its `name=value` pairs sorted by name and
+    /// joined by a newline. Values are hashed as they are (no escaping) and empty values are kept.
     pub fn of(labels: &Labels) -> Self {
         let canonical = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
         let digest = Sha256::digest(canonical.as_bytes());
@@ -117,6 +125,7 @@ impl MetricId {
         Self(id)
     }
 
+    /// The 12 bytes of the id (those of the ObjectId).
     pub fn bytes(&self) -> [u8; 12] {
         self.0
     }

@@ -6,6 +6,8 @@
 //! violations) and the ports (traits) that the adapters implement. It knows no
 //! runtime, broker, database or web framework.
 
+#![deny(missing_docs)]
+
 pub mod events;
 pub mod labels;
 pub mod ports;

@@ -14,30 +14,38 @@ use crate::Sample;
 /// the others are not.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
+    /// The backend is down, unreachable, overloaded (HTTP 5xx/429) or timed out: retryable.
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// Data that cannot be encoded or decoded, e.g. a corrupt stored document: not retryable.
     #[error("invalid data: {0}")]
     Invalid(String),
+    /// Any other failure (a rejected query, a client that cannot be built): not retryable.
     #[error("{0}")]
     Other(String),
 }
 
 impl PortError {
+    /// Whether a retry may succeed: true only for [`PortError::Unavailable`].
     pub fn is_retryable(&self) -> bool {
         matches!(self, PortError::Unavailable(_))
     }
 }
 
+/// The result of every port operation.
 pub type PortResult<T> = Result<T, PortError>;
 
 /// Where a record sits in its log: Kafka's `(partition, offset)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Position {
+    /// The Kafka partition (always 0 in the embedded log, which has one).
     pub partition: i32,
+    /// The record's offset within its partition, from 0.
     pub offset: i64,
 }
 
 impl Position {
+    /// The position `offset` in `partition`.
     pub fn new(partition: i32, offset: i64) -> Self {
         Self { partition, offset }
     }
@@ -46,9 +54,13 @@ impl Position {
 /// One record read from the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
+    /// Where the record sits: its partition and offset.
     pub position: Position,
+    /// The record key: the event's aggregate key (the metric id, or `sla`).
     pub key: String,
+    /// The record value as produced: an encoded event (Confluent wire format: magic byte, schema id, Avro).
     pub value: Vec<u8>,
+    /// The record's timestamp in the log, in milliseconds since the Unix epoch (0 when the broker gives none).
     pub timestamp_ms: i64,
 }
 
@@ -66,9 +78,19 @@ pub fn next_positions(records: &[LogRecord]) -> Vec<Position> {
 /// durable (acks=all on Kafka, committed to disk in the embedded log).
 #[async_trait]
 pub trait EventLog: Send + Sync {
+    /// Appends `records`, `(key, value)` pairs, to `topic` and returns their positions in the same order;
+    /// records of one key land in one partition and keep their order.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log does not acknowledge every record in time; some may have
+    /// been written anyway, so a retry can duplicate them.
     async fn append(&self, topic: &str, records: Vec<(String, Vec<u8>)>) -> PortResult<Vec<Position>>;
     /// A consumer of `topic` in consumer group `group`, starting at the group's
     /// committed positions (offset 0 for a new group).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot be reached; [`PortError::Other`] when the consumer
+    /// cannot be created (e.g. a bad configuration).
     async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>>;
 }
 
@@ -76,7 +98,9 @@ pub trait EventLog: Send + Sync {
 /// those positions (it moves whenever any member commits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupProgress {
+    /// Records after the group's committed positions, summed over the topic's partitions (0 when caught up).
     pub lag: u64,
+    /// Sum of the group's committed positions (next offsets to read) over the topic's partitions.
     pub committed: u64,
 }
 
@@ -90,6 +114,9 @@ pub trait LogConsumer: Send {
     /// Up to `max` records, waiting at most `wait` for the first. An empty batch is no
     /// failure; an error means this consumer cannot go on without help (a log that is
     /// briefly unreachable is waited for, not reported).
+    ///
+    /// # Errors
+    /// Any [`PortError`] when the consumer cannot go on (see above); the caller recreates it.
     async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogRecord>>;
 
     /// A number that changes whenever the partitions of this consumer may have changed
@@ -98,8 +125,17 @@ pub trait LogConsumer: Send {
     fn assignment_epoch(&self) -> u64 {
         0
     }
+    /// Commits `next` for the group: per partition, the next offset to read (see [`next_positions`]).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot be reached or refuses the commit (e.g. the partition
+    /// was reassigned by a rebalance); the records after the last commit are then read again.
     async fn commit(&mut self, next: &[Position]) -> PortResult<()>;
     /// How many records remain after the committed positions (0 when caught up).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot be reached or cannot say within its timeout;
+    /// [`PortError::Other`] when the measurement itself fails.
     async fn lag(&mut self) -> PortResult<u64>;
     /// [`LogConsumer::lag`], with the group's committed positions, as a future that does
     /// not borrow the consumer, so it can run while the consumer goes on (asking a broker
@@ -110,17 +146,42 @@ pub trait LogConsumer: Send {
 }
 
 /// The read models.
+///
+/// The `metrics`, `sla_sets` and `sla_samples` collections (SPEC §4), in MongoDB or the embedded
+/// store. Documents are upserted whole under their [`DocKey`].
 #[async_trait]
 pub trait ReadModelStore: Send + Sync {
     /// Live (not removed) metrics matching the filter, sorted by id.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a stored document cannot be decoded.
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>>;
     /// Documents by key, for the projector.
+    /// One entry per key, in the order of `keys`; `None` where the document does not exist.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a stored document cannot be decoded.
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>>;
     /// Upsert documents in one batch.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a document cannot be encoded. Then none, or only some, of the documents may be written.
     async fn write(&self, docs: Vec<Document>) -> PortResult<()>;
     /// Every document of a collection, in id order (replay's diff, tests).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a stored document cannot be decoded.
     async fn all(&self, collection: Collection) -> PortResult<Vec<Document>>;
 
+    /// The [`MetricView`] of series `id`, removed or not; `None` when there is none.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a stored document cannot be decoded.
     async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
         match self.load(&[DocKey::Metric(*id)]).await?.pop().flatten() {
             Some(Document::Metric(m)) => Ok(Some(m)),
@@ -128,6 +189,12 @@ pub trait ReadModelStore: Send + Sync {
         }
     }
 
+    /// The SLA set with its history; `None` before the first
+    /// [`SlaSetDefined`](crate::events::SlaSetDefined).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a stored document cannot be decoded.
     async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
         match self.load(&[DocKey::SlaSet]).await?.pop().flatten() {
             Some(Document::SlaSet(s)) => Ok(Some(s)),
@@ -135,6 +202,11 @@ pub trait ReadModelStore: Send + Sync {
         }
     }
 
+    /// The recent raw samples of SLA series `id`; `None` when none were ever observed.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
+    /// when a stored document cannot be decoded.
     async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
         match self.load(&[DocKey::SlaSamples(*id)]).await?.pop().flatten() {
             Some(Document::SlaSamples(s)) => Ok(Some(s)),
@@ -164,8 +236,16 @@ pub trait Rebuild: Send + Sync {
     fn target(&self) -> &dyn ReadModelStore;
     /// Replaces the live read models with the target's (readers see the old or the new
     /// models per collection, never a mix inside one) and drops the target.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached; collections swapped before the
+    /// failure may stay swapped.
     async fn swap_in(self: Box<Self>) -> PortResult<()>;
     /// Drops the target; the live read models stay as they are.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached; the next
+    /// [`RebuildableStore::begin_rebuild`] drops what is left.
     async fn discard(self: Box<Self>) -> PortResult<()>;
 }
 
@@ -173,8 +253,18 @@ pub trait Rebuild: Send + Sync {
 #[async_trait]
 pub trait MetricSource: Send + Sync {
     /// Every series the source has now.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the source is unreachable or answers 5xx/429; [`PortError::Other`]
+    /// when it rejects the query or answers something that is not the Prometheus HTTP API.
     async fn series(&self) -> PortResult<Vec<Labels>>;
     /// Window statistics at `at_ms` of every series named `metric_name`.
+    /// One `(labels, aggregate)` per series with a sample in the window ending at `at_ms` (milliseconds
+    /// since the Unix epoch).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the source is unreachable or answers 5xx/429; [`PortError::Other`]
+    /// when it rejects the query or answers something that is not the Prometheus HTTP API.
     async fn window_stats(
         &self,
         metric_name: &str,
@@ -182,9 +272,18 @@ pub trait MetricSource: Send + Sync {
         at_ms: i64,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>>;
     /// Raw samples of one series with timestamps in `(after_ms, at_ms]`, oldest first.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the source is unreachable or answers 5xx/429; [`PortError::Other`]
+    /// when it rejects the query or answers something that is not the Prometheus HTTP API.
     async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>>;
     /// Values of one series on a regular grid `start..=end` every `step_ms` (the
     /// evaluation of `query_range`), for the forecasting and metadata computations.
+    /// Oldest first; a grid point with no sample within the lookback is left out, as `query_range` does.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the source is unreachable or answers 5xx/429; [`PortError::Other`]
+    /// when it rejects the query or answers something that is not the Prometheus HTTP API.
     async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>>;
     /// A short human name for logs.
     fn describe(&self) -> String;

@@ -28,10 +28,13 @@ pub struct Run {
     pub count: usize,
     /// Mean, largest and smallest of its values.
     pub avg: f64,
+    /// Largest value of the run.
     pub max: f64,
+    /// Smallest value of the run.
     pub min: f64,
     /// Index of the first and last sample of the run in the input.
     pub first: usize,
+    /// Index of the last sample of the run in the input.
     pub last: usize,
 }
 
@@ -88,20 +91,28 @@ pub fn violation_runs(entry: &SlaEntry, samples: &[Sample]) -> Vec<Run> {
     runs
 }
 
+/// The state of an SLA, like a Prometheus alerting rule's; serialized in lowercase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SlaState {
     /// No fresh sample: the series is not reporting.
     Absent,
+    /// The latest sample is within the range.
     Inactive,
+    /// The latest sample violates, but its run has lasted less than `for`.
     Pending,
+    /// The run of the latest sample has lasted at least `for`.
     Firing,
 }
 
+/// The status of one SLA at an instant (what [`status`] returns): one element of `GET /status`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusReport {
+    /// The state at the evaluation instant.
     pub state: SlaState,
+    /// The description in the seed's wording (SPEC §9), numbers as [`fmt_num`] writes them.
     pub description: String,
+    /// The values of the last three samples, oldest first; fewer when fewer samples exist.
     pub last_values: Vec<f64>,
 }
 
@@ -175,17 +186,22 @@ pub fn status(entry: &SlaEntry, samples: &[Sample], now: UnixMillis, absent_afte
     }
 }
 
+/// The violations of one SLA in one window: the `1h`, `3h` or `12h` object of `GET /violations`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct WindowViolations {
+    /// Number of runs that reached `for` and ended inside the window.
     pub n: usize,
     /// Minutes of violation inside the window.
     pub time: f64,
 }
 
+/// The violations of one SLA (what [`violations`] returns): one element of `GET /violations`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViolationsReport {
+    /// One entry per window, in [`Window::ALL`] order (1h, 3h, 12h).
     pub windows: Vec<(Window, WindowViolations)>,
     /// The runs that reached `for` and ended in the last 12 h.
+    /// Oldest first; `first`/`last` index the samples given to [`violations`].
     pub list: Vec<Run>,
 }
 
@@ -208,19 +224,25 @@ pub fn violations(entry: &SlaEntry, samples: &[Sample], now: UnixMillis) -> Viol
     ViolationsReport { windows, list }
 }
 
+/// How a future violation run relates to what was observed; serialized as its description.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum FutureKind {
+    /// The observed part of the run has already lasted `for`: firing now, and forecast to go on.
     #[serde(rename = "Was already firing, continuing firing")]
     ContinuingFiring,
+    /// The run started in the observed samples, short of `for`; with the forecast it reaches `for`.
     #[serde(rename = "Was pending, will fire")]
     PendingWillFire,
+    /// The run starts in the forecast and lasts at least `for` there.
     #[serde(rename = "Will fire")]
     WillFire,
+    /// The run, started in the observed samples or not, does not reach `for` within the forecast.
     #[serde(rename = "Will be pending")]
     WillBePending,
 }
 
 impl FutureKind {
+    /// The seed's wording of the kind, e.g. `Will fire`: the same text it is serialized as.
     pub fn description(self) -> &'static str {
         match self {
             FutureKind::ContinuingFiring => "Was already firing, continuing firing",
@@ -231,9 +253,13 @@ impl FutureKind {
     }
 }
 
+/// A violation run that reaches into the forecast, and how it relates to the observed samples.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FutureViolation {
+    /// How the run relates to the observed samples.
     pub kind: FutureKind,
+    /// The run over the observed samples followed by the forecast points after the last observed one;
+    /// its `first`/`last` index that concatenation.
     pub run: Run,
 }
 

@@ -10,7 +10,9 @@ use crate::labels::{Labels, MetricId};
 /// The allowed range of an SLA metric, bounds included.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SlaRange {
+    /// Lower bound, inclusive, in the series' units.
     pub min: f64,
+    /// Upper bound, inclusive, in the series' units.
     pub max: f64,
 }
 
@@ -24,12 +26,17 @@ impl SlaRange {
 /// One SLA: a series, its allowed range and how long a violation may last.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlaEntry {
+    /// The series: its full label set, `__name__` included.
     pub labels: Labels,
+    /// The allowed range of its samples.
     pub range: SlaRange,
+    /// The rule's `for`, in whole minutes: how long a violation run must last to fire
+    /// (1 to [`MAX_FOR_MINUTES`] once validated).
     pub for_minutes: u32,
 }
 
 impl SlaEntry {
+    /// The metric id of the entry's series.
     pub fn id(&self) -> MetricId {
         self.labels.id()
     }
@@ -42,6 +49,7 @@ pub const MAX_FOR_MINUTES: u64 = 24 * 60;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", lines.join("\n"))]
 pub struct SlaSetRejected {
+    /// One line per problem, in the order found: the set's size first, then entry by entry.
     pub lines: Vec<String>,
 }
 
@@ -54,6 +62,14 @@ impl SlaSetRejected {
 /// Validates a PUT `/slaset` body and collects **all** problems. `expected_size` is the
 /// required number of entries; `exists` tells whether a series is known to the metrics
 /// read model.
+///
+/// Returns the entries in the order of the body.
+///
+/// # Errors
+/// [`SlaSetRejected`] with every problem found when the body is not JSON or not an array (a single
+/// line), has not `expected_size` entries, or any entry is invalid: not an object, a missing or bad
+/// `name`, an unknown key, an unknown or duplicate series, a missing, non-numeric or inverted range,
+/// a missing `for` or one that is not a whole number of minutes in 1..=[`MAX_FOR_MINUTES`].
 pub fn validate_sla_set(
     body: &[u8],
     expected_size: usize,

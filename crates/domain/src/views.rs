@@ -10,21 +10,29 @@ use crate::Sample;
 
 /// Collection names, shared by every store.
 pub const METRICS: &str = "metrics";
+/// The collection of the one [`SlaSetView`].
 pub const SLA_SETS: &str = "sla_sets";
+/// The collection of the [`SlaSamplesView`]s, one per SLA series.
 pub const SLA_SAMPLES: &str = "sla_samples";
 /// The id of the one SLA set document.
 pub const SLA_SET_DOC_ID: &str = "current";
 
+/// A read-model collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Collection {
+    /// `metrics`: one [`MetricView`] per series.
     Metrics,
+    /// `sla_sets`: the one [`SlaSetView`].
     SlaSets,
+    /// `sla_samples`: one [`SlaSamplesView`] per SLA series.
     SlaSamples,
 }
 
 impl Collection {
+    /// Every collection.
     pub const ALL: [Collection; 3] = [Collection::Metrics, Collection::SlaSets, Collection::SlaSamples];
 
+    /// The collection's name in the store, e.g. `metrics`.
     pub fn name(self) -> &'static str {
         match self {
             Collection::Metrics => METRICS,
@@ -73,47 +81,70 @@ impl std::fmt::Display for DocKey {
     }
 }
 
+/// The latest window statistics of a series, from its last
+/// [`MetricAggregatesComputed`](crate::events::MetricAggregatesComputed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValuesView {
+    /// When they were computed, in milliseconds since the Unix epoch.
     pub computed_at_ms: i64,
+    /// One aggregate per window, as the event carried them (1h, 3h, 12h).
     pub windows: Vec<WindowAggregate>,
 }
 
 /// One series: its labels, latest window statistics, forecast and metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricView {
+    /// The series' metric id, also the document id.
     pub id: MetricId,
+    /// Full label set of the series, `__name__` included.
     pub labels: Labels,
+    /// The series disappeared from the source ([`MetricRemoved`](crate::events::MetricRemoved)); any later
+    /// event of the series clears it. Removed series are left out of the metrics list.
     pub removed: bool,
+    /// The latest window statistics; `None` until the first
+    /// [`MetricAggregatesComputed`](crate::events::MetricAggregatesComputed).
     pub values: Option<ValuesView>,
+    /// The latest forecast; `None` unless the series is, or was, an SLA metric with enough history.
     pub prediction: Option<MetricForecastComputed>,
+    /// The latest metadata; `None` until the first hourly [`MetricMetadataComputed`].
     pub metadata: Option<MetricMetadataComputed>,
     /// The last event applied; a redelivered event at or before it is skipped.
     pub applied: Position,
 }
 
+/// One version of the SLA set, from one [`SlaSetDefined`](crate::events::SlaSetDefined).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlaSetVersion {
+    /// Its version number, from 1.
     pub version: u64,
+    /// When its event was produced (`occurred_at`), in milliseconds since the Unix epoch.
     pub defined_at_ms: i64,
+    /// Its SLAs, in the order they were defined.
     pub entries: Vec<SlaEntry>,
 }
 
 /// The current SLA set and every earlier version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlaSetView {
+    /// The latest version (also the last element of `history`).
     pub current: SlaSetVersion,
     /// Every version, oldest first (the current one last).
     pub history: Vec<SlaSetVersion>,
+    /// The last event applied; a redelivered event at or before it is skipped.
     pub applied: Position,
 }
 
 /// The recent raw samples of one SLA metric, oldest first, one per timestamp.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlaSamplesView {
+    /// The series' metric id, also the document id.
     pub id: MetricId,
+    /// Full label set of the series, `__name__` included.
     pub labels: Labels,
+    /// Raw samples from the last event's `window_start_ms` on, sorted by timestamp, one per timestamp
+    /// (a later value replaces an earlier one); empty after [`MetricRemoved`](crate::events::MetricRemoved).
     pub samples: Vec<Sample>,
+    /// The last event applied; a redelivered event at or before it is skipped.
     pub applied: Position,
 }
 
@@ -122,8 +153,11 @@ pub struct SlaSamplesView {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Document {
+    /// A series' view, in `metrics`.
     Metric(MetricView),
+    /// The SLA set, in `sla_sets`.
     SlaSet(SlaSetView),
+    /// An SLA series' samples, in `sla_samples`.
     SlaSamples(SlaSamplesView),
 }
 
@@ -137,6 +171,7 @@ impl Document {
         }
     }
 
+    /// The position of the last event applied to the document.
     pub fn applied(&self) -> Position {
         match self {
             Document::Metric(m) => m.applied,
@@ -149,13 +184,18 @@ impl Document {
 /// A filter on the metrics list (`GET /metrics?name=&match=&limit=&offset=`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricFilter {
+    /// Keep only series whose `__name__` equals this (`?name=`); `None` for any name.
     pub name: Option<String>,
+    /// `(label, value)` pairs a series must all have, exact match (`?match=<label>=<value>`).
     pub matchers: Vec<(String, String)>,
+    /// At most this many items after `offset` (`?limit=`); `None` for no limit.
     pub limit: Option<usize>,
+    /// Items to skip first (`?offset=`).
     pub offset: usize,
 }
 
 impl MetricFilter {
+    /// Whether `labels` satisfy `name` and every matcher; paging is [`MetricFilter::page`]'s.
     pub fn matches(&self, labels: &Labels) -> bool {
         self.name.as_deref().is_none_or(|n| labels.name() == n)
             && self.matchers.iter().all(|(k, v)| labels.get(k) == Some(v.as_str()))

@@ -6,6 +6,7 @@
 //!     cargo run --release -p slamon --example throughput -- 200000
 //!
 //! Needs Kafka on 127.0.0.1:9092 and MongoDB on 127.0.0.1:27017.
+#![allow(clippy::print_stdout)] // a report printed for a person or a script
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
