@@ -257,6 +257,9 @@ pub struct EtlConfig {
     /// How often the SLA set is asked for between cycles: a set that changed gets the
     /// SLA samples and forecasts of its metrics at once, not at the next cycle.
     pub sla_watch: Duration,
+    /// The time of a cycle, in milliseconds since the epoch: the system clock, or a fixed
+    /// instant in tests.
+    pub clock: fn() -> i64,
 }
 
 impl Default for EtlConfig {
@@ -273,6 +276,7 @@ impl Default for EtlConfig {
             forecast_window: Duration::from_secs(12 * 3600),
             acf_lags: 40,
             sla_watch: Duration::from_secs(10),
+            clock: now_ms,
         }
     }
 }
@@ -337,6 +341,11 @@ impl Etl {
         }
     }
 
+    /// Replaces the clock of the cycles (tests).
+    pub fn set_clock(&mut self, clock: fn() -> i64) {
+        self.config.clock = clock;
+    }
+
     /// Runs the metadata cycle and the statistics cycle at once, then each every its
     /// period, and between cycles watches the SLA set for changes, until `cancel`.
     pub async fn run(mut self, cancel: CancellationToken) {
@@ -385,7 +394,7 @@ impl Etl {
 
     /// Stationarity, autocorrelation and seasonality of every series.
     pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, EtlError> {
-        let at = now_ms();
+        let at = (self.config.clock)();
         let series = self.source.series().await.map_err(EtlError::ListSeries)?;
         let window = self.config.metadata_window.as_millis() as i64;
         let nlags = self.config.acf_lags;
@@ -429,7 +438,7 @@ impl Etl {
 
     /// One cycle at the current time.
     pub async fn cycle(&mut self, cancel: &CancellationToken) -> Result<CycleReport, EtlError> {
-        let at = now_ms();
+        let at = (self.config.clock)();
         let mut report = CycleReport::default();
         let series = self.source.series().await.map_err(|e| {
             self.metrics.source_failures.inc();
@@ -482,7 +491,7 @@ impl Etl {
         }
         let mut report = CycleReport::default();
         let started = Instant::now();
-        match self.sla_pass(entries, now_ms(), &mut report, cancel).await {
+        match self.sla_pass(entries, (self.config.clock)(), &mut report, cancel).await {
             Ok(()) => {
                 tracing::info!(?report, elapsed = ?started.elapsed(), "SLA set changed: its samples and forecasts published");
                 Some(report)
