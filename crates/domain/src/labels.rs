@@ -11,13 +11,22 @@ use sha2::{Digest, Sha256};
 pub const NAME_LABEL: &str = "__name__";
 
 /// The full label set of a series, `__name__` included, sorted by label name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Labels(BTreeMap<String, String>);
 
+impl<'de> Deserialize<'de> for Labels {
+    /// A JSON object (or Avro map) of label names to values; empty values are dropped.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(deserializer).map(Labels::new)
+    }
+}
+
 impl Labels {
-    /// The label set of `map` (label name → value), taken as is: nothing is dropped or checked.
-    pub fn new(map: BTreeMap<String, String>) -> Self {
+    /// The label set of `map` (label name → value). A label with an empty value is
+    /// dropped: Prometheus stores no empty label, so `{a="1",b=""}` is the series `{a="1"}`.
+    pub fn new(mut map: BTreeMap<String, String>) -> Self {
+        map.retain(|_, v| !v.is_empty());
         Self(map)
     }
 
@@ -97,7 +106,7 @@ impl Labels {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
-        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self::new(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
@@ -115,10 +124,26 @@ impl fmt::Display for Labels {
 pub struct MetricId([u8; 12]);
 
 impl MetricId {
-    /// The id of `labels`: the first 12 bytes of SHA-256 over its `name=value` pairs sorted by name and
-    /// joined by a newline. Values are hashed as they are (no escaping) and empty values are kept.
+    /// The id of `labels` (SPEC §2): the first 12 bytes of SHA-256 over its `name=value` pairs
+    /// sorted by name and joined by a newline, with `\` written `\\` and a newline written
+    /// `\n` in values, and labels with an empty value left out (Prometheus drops them). Label
+    /// sets without a backslash or newline keep the ids of the first release.
     pub fn of(labels: &Labels) -> Self {
-        let canonical = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n");
+        let mut canonical = String::new();
+        for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
+            if !canonical.is_empty() {
+                canonical.push('\n');
+            }
+            canonical.push_str(k);
+            canonical.push('=');
+            for c in v.chars() {
+                match c {
+                    '\\' => canonical.push_str("\\\\"),
+                    '\n' => canonical.push_str("\\n"),
+                    c => canonical.push(c),
+                }
+            }
+        }
         let digest = Sha256::digest(canonical.as_bytes());
         let mut id = [0u8; 12];
         id.copy_from_slice(&digest[..12]);
@@ -193,9 +218,42 @@ mod tests {
         assert_eq!(a.id(), b.id());
         // "a=1\nb=2" must not collide with a single label whose value contains the separator
         let c = labels(&[("a", "1\nb=2")]);
-        assert_eq!(a.id(), c.id(), "canonical form is the documented one, collisions need a newline in a value");
+        assert_ne!(a.id(), c.id(), "a newline in a value is escaped");
+        // nor an escaped newline with a backslash followed by n
+        assert_ne!(labels(&[("a", "x\ny")]).id(), labels(&[("a", "x\\ny")]).id());
         let d = labels(&[("a", "1"), ("b", "3")]);
         assert_ne!(a.id(), d.id());
+    }
+
+    #[test]
+    fn empty_values_are_no_label() {
+        let with_empty = labels(&[("__name__", "up"), ("instance", "")]);
+        assert_eq!(with_empty, labels(&[("__name__", "up")]));
+        let parsed: Labels = serde_json::from_str(r#"{"__name__":"up","instance":""}"#).unwrap();
+        assert_eq!(parsed, with_empty);
+        assert_eq!(parsed.selector(), "up{}");
+    }
+
+    #[test]
+    fn golden_ids() {
+        // ids of the first release stay as they were for label sets without `\` or a newline
+        let m = labels(&[("__name__", "m"), ("a", "1"), ("b", "2")]);
+        assert_eq!(m.id().to_string(), "2b60fd52f746a97626ce6d0f");
+        // the collision of the issue: m{a="1\nb=2"} had that id too
+        assert_ne!(labels(&[("__name__", "m"), ("a", "1\nb=2")]).id().to_string(), "2b60fd52f746a97626ce6d0f");
+        assert_eq!(
+            labels(&[("__name__", "up"), ("instance", "localhost:9090"), ("job", "prometheus")]).id().to_string(),
+            sha_id("__name__=up\ninstance=localhost:9090\njob=prometheus")
+        );
+        // SPEC §2: `\` written `\\`, a newline written `\n`, empty values dropped
+        assert_eq!(labels(&[("a", "1\nb=2")]).id().to_string(), sha_id("a=1\\nb=2"));
+        assert_eq!(labels(&[("a", "c:\\x")]).id().to_string(), sha_id("a=c:\\\\x"));
+        assert_eq!(labels(&[("a", "1"), ("instance", "")]).id(), labels(&[("a", "1")]).id());
+    }
+
+    /// The first 12 bytes of SHA-256 of `canonical`, in hex: SPEC §2 written out.
+    fn sha_id(canonical: &str) -> String {
+        hex::encode(&Sha256::digest(canonical.as_bytes())[..12])
     }
 
     #[test]

@@ -110,13 +110,15 @@ pub fn validate_sla_set(
                         _ => ok = false,
                     }
                 }
+                // an empty value is no label (Prometheus drops empty labels)
+                let parsed = Labels::new(parsed);
                 if !ok || parsed.is_empty() {
                     lines.push(format!(
                         "- Invalid metric name provided for entry {index}: expected a non-empty object of string labels;"
                     ));
                     None
                 } else {
-                    Some(Labels::new(parsed))
+                    Some(parsed)
                 }
             }
             Some(other) => {
@@ -346,6 +348,23 @@ mod tests {
         assert!(text.contains(&format!("- Duplicate metric {};", labels("m2"))), "{text}");
         assert!(text.contains("- Unknown key `fro`"), "{text}");
         assert!(!text.contains("must consist"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_label_value_is_the_series_without_that_label() {
+        let mut body = five();
+        body[0]["name"]["instance"] = json!("");
+        let entries = check(&Value::Array(body)).expect("accepted");
+        assert_eq!(entries[0].labels, labels("m0"));
+        assert_eq!(entries[0].id(), labels("m0").id());
+        // the same series twice, once spelled with an empty label, is a duplicate
+        let mut body = five();
+        body[1]["name"] = json!({"__name__": "m0", "job": "node", "instance": ""});
+        assert!(check(&Value::Array(body)).is_err());
+        // nothing but empty values names no series
+        let mut body = five();
+        body[0]["name"] = json!({"instance": ""});
+        assert!(check(&Value::Array(body)).is_err());
     }
 
     #[test]

@@ -245,7 +245,8 @@ impl MetricSource for PrometheusSource {
 
     async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
         let result = self.query_range(&series.selector(), start_ms, end_ms, step_ms).await?;
-        Ok(result.into_iter().next().map(|(_, s)| s).unwrap_or_default())
+        // the selector also matches series with more labels: keep the one asked for
+        Ok(result.into_iter().find(|(labels, _)| labels == series).map(|(_, s)| s).unwrap_or_default())
     }
 
     fn describe(&self) -> String {
@@ -336,6 +337,27 @@ mod tests {
         assert_eq!((agg.min, agg.max, agg.avg, agg.samples), (Some(1.0), Some(4.0), Some(2.5), 4));
         // numpy.std([1,2,3,4], ddof=1)
         assert!((agg.std_dev.unwrap() - 1.2909944487358056).abs() < 1e-12);
+    }
+
+    #[tokio::test]
+    async fn range_keeps_only_the_series_asked_for() {
+        // `m{job="a"}` also matches `m{job="a",pod="x"}`, which Prometheus may list first
+        let url = serve(Router::new().route(
+            "/api/v1/query_range",
+            post(|| async {
+                r#"{"status":"success","data":{"resultType":"matrix","result":[
+                    {"metric":{"__name__":"m","job":"a","pod":"x"},"values":[[60,"99"]]},
+                    {"metric":{"__name__":"m","job":"a"},"values":[[60,"1"],[120,"NaN"],[180,"+Inf"]]}]}}"#
+            }),
+        ))
+        .await;
+        let series: Labels = [("__name__", "m"), ("job", "a")].into_iter().collect();
+        let got = source(url.clone()).range(&series, 60_000, 180_000, 60_000).await.unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].value, got[2].value), (1.0, f64::INFINITY));
+        assert!(got[1].value.is_nan(), "non-finite samples are kept as they are");
+        let other: Labels = [("__name__", "m"), ("job", "b")].into_iter().collect();
+        assert!(source(url).range(&other, 60_000, 180_000, 60_000).await.unwrap().is_empty());
     }
 
     #[test]
