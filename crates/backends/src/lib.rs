@@ -153,6 +153,34 @@ impl StoreHandles {
     }
 }
 
+/// `slamon_store_undecodable_documents_total`: read at every scrape from the store.
+struct UndecodableDocuments {
+    store: Arc<dyn ReadModelStore>,
+    counter: prometheus::IntCounter,
+}
+
+impl UndecodableDocuments {
+    fn new(store: Arc<dyn ReadModelStore>) -> prometheus::Result<Self> {
+        let counter = prometheus::IntCounter::new(
+            "slamon_store_undecodable_documents_total",
+            "Read-model documents that could not be decoded and were skipped (each is logged with its key)",
+        )?;
+        Ok(Self { store, counter })
+    }
+}
+
+impl prometheus::core::Collector for UndecodableDocuments {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.counter.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let seen = self.store.undecodable_documents();
+        self.counter.inc_by(seen.saturating_sub(self.counter.get()));
+        self.counter.collect()
+    }
+}
+
 /// The opened backends, shared by the services of one process. Cheap to share by
 /// reference; each backend opens at its first use.
 pub struct Backends {
@@ -215,33 +243,36 @@ impl Backends {
     async fn stores(&self) -> Result<StoreHandles> {
         self.store
             .get_or_try_init(|| async {
-                Ok(match self.settings.store {
-                    StoreKind::Mongodb => {
-                        let config = slamon_mongo::MongoConfig {
-                            uri: self.settings.mongodb_uri.clone(),
-                            database: self.settings.mongodb_database.clone(),
-                            timeout: self.settings.db_timeout,
-                        };
-                        let store = slamon_mongo::MongoStore::connect(&config)
-                            .await
-                            .map_err(|source| Error::Open { what: "mongodb client", source })?;
-                        if let Err(e) = store.ensure_indexes().await {
-                            tracing::warn!(error = %e, "cannot create the MongoDB indexes now; the store retries on every call");
-                        }
-                        StoreHandles::of(Arc::new(store))
-                    }
-                    StoreKind::Embedded => StoreHandles::of(Arc::new(
-                        EmbeddedStore::open(&data_dir(&self.settings.data_dir)?.join("store.redb")).map_err(
-                            |source| Error::Open {
-                                what: "opening the read models (is another slamon using this data dir?)",
-                                source,
-                            },
-                        )?,
-                    )),
-                })
+                let handles = self.open_store().await?;
+                self.metrics.register(Box::new(UndecodableDocuments::new(handles.read.clone())?))?;
+                Ok(handles)
             })
             .await
             .cloned()
+    }
+
+    async fn open_store(&self) -> Result<StoreHandles> {
+        Ok(match self.settings.store {
+            StoreKind::Mongodb => {
+                let config = slamon_mongo::MongoConfig {
+                    uri: self.settings.mongodb_uri.clone(),
+                    database: self.settings.mongodb_database.clone(),
+                    timeout: self.settings.db_timeout,
+                };
+                let store = slamon_mongo::MongoStore::connect(&config)
+                    .await
+                    .map_err(|source| Error::Open { what: "mongodb client", source })?;
+                if let Err(e) = store.ensure_indexes().await {
+                    tracing::warn!(error = %e, "cannot create the MongoDB indexes now; the store retries on every call");
+                }
+                StoreHandles::of(Arc::new(store))
+            }
+            StoreKind::Embedded => StoreHandles::of(Arc::new(
+                EmbeddedStore::open(&data_dir(&self.settings.data_dir)?.join("store.redb")).map_err(|source| {
+                    Error::Open { what: "opening the read models (is another slamon using this data dir?)", source }
+                })?,
+            )),
+        })
     }
 
     /// The read-model store: MongoDB, or the embedded store in the data dir.

@@ -154,15 +154,15 @@ pub trait ReadModelStore: Send + Sync {
     /// Live (not removed) metrics matching the filter, sorted by id.
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
-    /// when a stored document cannot be decoded.
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; a document that cannot be decoded is
+    /// left out (see [`ReadModelStore::undecodable_documents`]).
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>>;
     /// Documents by key, for the projector.
     /// One entry per key, in the order of `keys`; `None` where the document does not exist.
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
-    /// when a stored document cannot be decoded.
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; a document that cannot be decoded is
+    /// left out (see [`ReadModelStore::undecodable_documents`]).
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>>;
     /// Upsert documents in one batch.
     ///
@@ -173,15 +173,22 @@ pub trait ReadModelStore: Send + Sync {
     /// Every document of a collection, in id order (replay's diff, tests).
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
-    /// when a stored document cannot be decoded.
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out.
     async fn all(&self, collection: Collection) -> PortResult<Vec<Document>>;
+
+    /// Documents this store could not decode since it was opened. Such a document never
+    /// fails a call: lists leave it out and loads answer it as absent (the projection
+    /// then rebuilds it from the next events, a replay from all of them); each one is
+    /// logged with its key.
+    fn undecodable_documents(&self) -> u64 {
+        0
+    }
 
     /// The [`MetricView`] of series `id`, removed or not; `None` when there is none.
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
-    /// when a stored document cannot be decoded.
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; a document that cannot be decoded is
+    /// left out (see [`ReadModelStore::undecodable_documents`]).
     async fn metric(&self, id: &MetricId) -> PortResult<Option<MetricView>> {
         match self.load(&[DocKey::Metric(*id)]).await?.pop().flatten() {
             Some(Document::Metric(m)) => Ok(Some(m)),
@@ -193,8 +200,8 @@ pub trait ReadModelStore: Send + Sync {
     /// [`SlaSetDefined`](crate::events::SlaSetDefined).
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
-    /// when a stored document cannot be decoded.
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; a document that cannot be decoded is
+    /// left out (see [`ReadModelStore::undecodable_documents`]).
     async fn sla_set(&self) -> PortResult<Option<SlaSetView>> {
         match self.load(&[DocKey::SlaSet]).await?.pop().flatten() {
             Some(Document::SlaSet(s)) => Ok(Some(s)),
@@ -205,8 +212,8 @@ pub trait ReadModelStore: Send + Sync {
     /// The recent raw samples of SLA series `id`; `None` when none were ever observed.
     ///
     /// # Errors
-    /// [`PortError::Unavailable`] when the store cannot be reached or times out; [`PortError::Invalid`]
-    /// when a stored document cannot be decoded.
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out; a document that cannot be decoded is
+    /// left out (see [`ReadModelStore::undecodable_documents`]).
     async fn sla_samples(&self, id: &MetricId) -> PortResult<Option<SlaSamplesView>> {
         match self.load(&[DocKey::SlaSamples(*id)]).await?.pop().flatten() {
             Some(Document::SlaSamples(s)) => Ok(Some(s)),

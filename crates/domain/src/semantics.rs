@@ -360,6 +360,22 @@ mod tests {
     }
 
     #[test]
+    fn nan_does_not_violate_and_ends_a_run_infinities_violate() {
+        // Prometheus: `x < 30 or x > 75` is false for NaN (the 50, NaN, 80)
+        let e = SlaEntry { labels: Labels::default(), range: SlaRange { min: 30.0, max: 75.0 }, for_minutes: 1 };
+        let s = minutes(&[80.0, f64::NAN, 80.0]);
+        let runs = violation_runs(&e, &s);
+        assert_eq!(runs.len(), 2, "the NaN sample ends the first run");
+        assert!(runs.iter().all(|r| r.count == 1 && r.avg == 80.0));
+        let st = status(&e, &minutes(&[50.0, f64::NAN, 80.0]), at(2 * M), mins(10));
+        assert_eq!(st.state, SlaState::Pending, "one violating sample after the NaN");
+        assert_eq!(status(&e, &minutes(&[80.0, f64::NAN]), at(M), mins(10)).state, SlaState::Inactive);
+        let inf = minutes(&[f64::INFINITY, f64::NEG_INFINITY]);
+        assert_eq!(violation_runs(&e, &inf).len(), 1, "both infinities violate, in one run");
+        assert_eq!(status(&e, &inf, at(M), mins(10)).state, SlaState::Firing);
+    }
+
+    #[test]
     fn status_is_absent_without_fresh_samples() {
         let e = entry(2);
         assert_eq!(status(&e, &[], at(0), mins(1)).state, SlaState::Absent);

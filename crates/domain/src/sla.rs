@@ -17,9 +17,11 @@ pub struct SlaRange {
 }
 
 impl SlaRange {
-    /// A sample violates when it lies outside `[min, max]`.
+    /// Whether a sample violates: it lies outside `[min, max]`, as Prometheus evaluates
+    /// `value < min or value > max`. NaN compares false both ways, so a NaN sample does
+    /// not violate (and ends a violating run); +Inf and -Inf violate.
     pub fn violated_by(&self, value: f64) -> bool {
-        value < self.min || value > self.max || value.is_nan()
+        value < self.min || value > self.max
     }
 }
 

@@ -1,6 +1,7 @@
 //! The read models in redb: one table per collection, documents as JSON by id.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,8 +17,29 @@ fn table(c: Collection) -> TableDefinition<'static, &'static str, &'static [u8]>
     TableDefinition::new(c.name())
 }
 
-fn decode(bytes: &[u8]) -> PortResult<Document> {
-    serde_json::from_slice(bytes).map_err(|e| PortError::Invalid(format!("corrupt read-model document: {e}")))
+/// A document as stored: CBOR (RFC 8949), which keeps every `f64` exactly, NaN and ±Inf
+/// included (JSON has no non-finite numbers).
+fn encode(doc: &Document) -> PortResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(doc, &mut bytes)
+        .map_err(|e| PortError::Invalid(format!("cannot encode {}: {e}", doc.key())))?;
+    Ok(bytes)
+}
+
+/// A stored document: CBOR, or the JSON of the first release (a JSON object starts with
+/// `{`; a CBOR map never does).
+fn decode(bytes: &[u8]) -> Result<Document, String> {
+    if bytes.first() == Some(&b'{') {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    } else {
+        ciborium::from_reader(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// Counts and logs a document that cannot be decoded.
+fn undecodable(counter: &AtomicU64, collection: Collection, id: &str, reason: &str) {
+    counter.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(collection = collection.name(), id, reason, "undecodable read-model document skipped");
 }
 
 /// The embedded read-model store.
@@ -25,6 +47,7 @@ fn decode(bytes: &[u8]) -> PortResult<Document> {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     path: PathBuf,
+    undecodable: Arc<AtomicU64>,
 }
 
 impl EmbeddedStore {
@@ -35,7 +58,7 @@ impl EmbeddedStore {
     pub fn open(path: &Path) -> PortResult<Self> {
         let db = Database::create(path)
             .map_err(|e| PortError::Other(format!("cannot open store {}: {e}", path.display())))?;
-        Ok(Self { db: Arc::new(db), path: path.to_owned() })
+        Ok(Self { db: Arc::new(db), path: path.to_owned(), undecodable: Arc::default() })
     }
 
     /// Replaces every collection of this store with `rebuilt`'s in one write transaction:
@@ -129,7 +152,7 @@ impl ReadModelStore for EmbeddedStore {
 
     /// Every document of a collection, in id order.
     async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
-        let db = self.db.clone();
+        let (db, counter) = (self.db.clone(), self.undecodable.clone());
         blocking(move || {
             let tx = db.begin_read().map_err(unavailable)?;
             let t = match tx.open_table(table(collection)) {
@@ -139,8 +162,11 @@ impl ReadModelStore for EmbeddedStore {
             };
             let mut out = Vec::new();
             for item in t.iter().map_err(unavailable)? {
-                let (_, v) = item.map_err(unavailable)?;
-                out.push(decode(v.value())?);
+                let (k, v) = item.map_err(unavailable)?;
+                match decode(v.value()) {
+                    Ok(doc) => out.push(doc),
+                    Err(reason) => undecodable(&counter, collection, k.value(), &reason),
+                }
             }
             Ok(out)
         })
@@ -148,7 +174,7 @@ impl ReadModelStore for EmbeddedStore {
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
-        let db = self.db.clone();
+        let (db, counter) = (self.db.clone(), self.undecodable.clone());
         let keys = keys.to_vec();
         blocking(move || {
             let tx = db.begin_read().map_err(unavailable)?;
@@ -162,14 +188,25 @@ impl ReadModelStore for EmbeddedStore {
                     }
                     Err(e) => return Err(unavailable(e)),
                 };
-                out.push(match t.get(key.doc_id().as_str()).map_err(unavailable)? {
-                    Some(v) => Some(decode(v.value())?),
+                let id = key.doc_id();
+                out.push(match t.get(id.as_str()).map_err(unavailable)? {
+                    Some(v) => match decode(v.value()) {
+                        Ok(doc) => Some(doc),
+                        Err(reason) => {
+                            undecodable(&counter, key.collection(), &id, &reason);
+                            None
+                        }
+                    },
                     None => None,
                 });
             }
             Ok(out)
         })
         .await
+    }
+
+    fn undecodable_documents(&self) -> u64 {
+        self.undecodable.load(Ordering::Relaxed)
     }
 
     async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
@@ -181,7 +218,7 @@ impl ReadModelStore for EmbeddedStore {
             let tx = db.begin_write().map_err(unavailable)?;
             for doc in docs {
                 let key = doc.key();
-                let bytes = serde_json::to_vec(&doc).map_err(|e| PortError::Invalid(e.to_string()))?;
+                let bytes = encode(&doc)?;
                 let mut t = tx.open_table(table(key.collection())).map_err(unavailable)?;
                 t.insert(key.doc_id().as_str(), bytes.as_slice()).map_err(unavailable)?;
             }
@@ -204,6 +241,38 @@ mod tests {
     mod suite {
         use super::*;
         slamon_domain::read_model_store_suite!(store());
+    }
+
+    #[tokio::test]
+    async fn documents_of_the_first_release_still_read_and_a_corrupt_one_is_skipped() {
+        let (_dir, store) = store().unwrap();
+        let labels: slamon_domain::Labels = [("__name__", "up")].into_iter().collect();
+        let view = slamon_domain::SlaSamplesView {
+            id: labels.id(),
+            labels: labels.clone(),
+            samples: vec![slamon_domain::Sample::new(1, 2.0)],
+            applied: slamon_domain::Position::new(0, 1),
+        };
+        let json = serde_json::to_vec(&Document::SlaSamples(view.clone())).unwrap();
+        let bad = [("__name__", "bad")].into_iter().collect::<slamon_domain::Labels>().id();
+        // what the first release wrote for a NaN sample: JSON null where a number belongs
+        let corrupt = br#"{"SlaSamples":{"samples":[{"ts_ms":1,"value":null}]}}"#.to_vec();
+        let db = store.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut t = tx.open_table(table(Collection::SlaSamples)).map_err(unavailable)?;
+                t.insert(labels.id().to_string().as_str(), json.as_slice()).map_err(unavailable)?;
+                t.insert(bad.to_string().as_str(), corrupt.as_slice()).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+        .unwrap();
+        assert_eq!(store.sla_samples(&view.id).await.unwrap(), Some(view.clone()), "JSON of the first release reads");
+        assert_eq!(store.sla_samples(&bad).await.unwrap(), None, "a corrupt document is absent, not an error");
+        assert_eq!(store.all(Collection::SlaSamples).await.unwrap(), vec![Document::SlaSamples(view)]);
+        assert_eq!(store.undecodable_documents(), 2, "each skip is counted");
     }
 
     #[tokio::test]

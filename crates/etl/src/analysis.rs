@@ -64,11 +64,16 @@ pub async fn forecast_event(
     let fc = tokio::task::spawn_blocking(move || forecast(&values, period, HOLDOUT, HORIZON))
         .await
         .map_err(EtlError::panicked)?
-        .ok_or(EtlError::NoForecast { samples: n })?;
+        .ok_or(EtlError::NoForecast { samples: n, reason: "too little history" })?;
+    if fc.values.is_empty() || !fc.rmse.is_finite() || fc.values.iter().any(|v| !v.is_finite()) {
+        return Err(EtlError::NoForecast { samples: n, reason: "the forecast or its hold-out error is not finite" });
+    }
     let end = at_ms.div_euclid(STEP_MS) * STEP_MS;
     let points: Vec<Sample> =
         fc.values.iter().enumerate().map(|(k, v)| Sample::new(end + (k as i64 + 1) * STEP_MS, *v)).collect();
     let n = points.len().max(1) as f64;
+    let min = fc.values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = fc.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let event = MetricForecastComputed {
         labels,
         computed_at_ms: at_ms,
@@ -79,9 +84,10 @@ pub async fn forecast_event(
             .into_iter()
             .map(|c| ForecastCandidate { model: c.model, rmse: c.rmse, note: c.note })
             .collect(),
-        min: fc.values.iter().copied().fold(f64::INFINITY, f64::min),
-        max: fc.values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        avg: fc.values.iter().sum::<f64>() / n,
+        min,
+        max,
+        // the rounded sum of equal values can end a unit in the last place outside them
+        avg: (fc.values.iter().sum::<f64>() / n).clamp(min, max),
         points,
     };
     Ok((event, started.elapsed().as_secs_f64()))
@@ -100,6 +106,9 @@ pub async fn metadata_event(
 ) -> Result<(MetricMetadataComputed, f64), EtlError> {
     let started = Instant::now();
     let md = tokio::task::spawn_blocking(move || metadata(&values, nlags)).await.map_err(EtlError::panicked)?;
+    if !md.skipped.is_empty() {
+        tracing::info!(series = %labels, skipped = ?md.skipped, "metadata parts left out");
+    }
     let step_s = STEP_MS as f64 / 1000.0;
     let fit = |d: &slamon_analytics::seasonality::Decomposition| SeasonalFit {
         period: d.period as u32,

@@ -48,9 +48,10 @@ pub enum EtlError {
     /// The source cannot give the input of an analysis.
     #[error("cannot read the input: {0}")]
     Input(#[source] PortError),
-    /// No forecasting model could be fitted to the input.
-    #[error("no forecast from {samples} samples (too little history)")]
-    NoForecast { samples: usize },
+    /// No forecasting model could be fitted to the input (too little history), or the
+    /// forecast was not finite.
+    #[error("no forecast from {samples} samples: {reason}")]
+    NoForecast { samples: usize, reason: &'static str },
     /// The analytics panicked (a bug): the message of the panic.
     #[error("the analytics panicked: {0}")]
     AnalyticsPanicked(String),

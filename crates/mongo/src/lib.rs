@@ -7,6 +7,8 @@
 //! within seconds, never a hang.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +41,8 @@ pub struct MongoStore {
     db: Database,
     /// Prefix of the collection names (`rebuild_` while a replay rebuilds them).
     prefix: String,
+    /// Documents that could not be decoded (skipped).
+    undecodable: Arc<AtomicU64>,
 }
 
 /// The documents of `collection` with these ids.
@@ -73,6 +77,21 @@ fn to_bson(doc: &Document) -> PortResult<BsonDocument> {
     Ok(out)
 }
 
+impl MongoStore {
+    /// The document, or `None` (counted and logged with its `_id`) when it cannot be decoded.
+    fn decode(&self, collection: Collection, doc: BsonDocument) -> Option<Document> {
+        let id = doc.get("_id").map(ToString::to_string).unwrap_or_default();
+        match from_bson(collection, doc) {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                self.undecodable.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(collection = collection.name(), id, reason = %e, "undecodable read-model document skipped");
+                None
+            }
+        }
+    }
+}
+
 fn from_bson(collection: Collection, mut doc: BsonDocument) -> PortResult<Document> {
     doc.remove("_id");
     Ok(match collection {
@@ -94,7 +113,7 @@ impl MongoStore {
         options.app_name = Some("slamon".into());
         let client = Client::with_options(options).map_err(unavailable)?;
         let db = client.database(&config.database);
-        Ok(Self { client, db, prefix: String::new() })
+        Ok(Self { client, db, prefix: String::new(), undecodable: Arc::default() })
     }
 
     /// Creates the indexes (idempotent).
@@ -113,7 +132,7 @@ impl MongoStore {
     /// The same database with collection names prefixed by `prefix`: where a replay
     /// rebuilds the read models next to the live ones.
     pub fn with_prefix(&self, prefix: &str) -> Self {
-        Self { client: self.client.clone(), db: self.db.clone(), prefix: prefix.to_owned() }
+        Self { prefix: prefix.to_owned(), ..self.clone() }
     }
 
     /// Drops this store's collections.
@@ -209,19 +228,20 @@ impl ReadModelStore for MongoStore {
             find = find.limit(limit as i64);
         }
         let docs: Vec<BsonDocument> = find.await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
-        docs.into_iter()
-            .map(|d| match from_bson(Collection::Metrics, d)? {
-                Document::Metric(m) => Ok(m),
-                _ => Err(invalid("not a metric")),
+        Ok(docs
+            .into_iter()
+            .filter_map(|d| match self.decode(Collection::Metrics, d)? {
+                Document::Metric(m) => Some(m),
+                _ => None,
             })
-            .collect()
+            .collect())
     }
 
     /// Every document of a collection, in `_id` order.
     async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
         let cursor = self.raw(collection).find(doc! {}).sort(doc! {"_id": 1}).await.map_err(unavailable)?;
         let docs: Vec<BsonDocument> = cursor.try_collect().await.map_err(unavailable)?;
-        docs.into_iter().map(|d| from_bson(collection, d)).collect()
+        Ok(docs.into_iter().filter_map(|d| self.decode(collection, d)).collect())
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
@@ -244,13 +264,16 @@ impl ReadModelStore for MongoStore {
                 .await?;
             for d in found.into_iter().flatten() {
                 let at = d.get("_id").and_then(|id| wanted.get(&id.to_string()).copied());
-                let doc = from_bson(collection, d)?;
                 if let Some(i) = at {
-                    out[i] = Some(doc);
+                    out[i] = self.decode(collection, d);
                 }
             }
         }
         Ok(out)
+    }
+
+    fn undecodable_documents(&self) -> u64 {
+        self.undecodable.load(Ordering::Relaxed)
     }
 
     async fn write(&self, docs: Vec<Document>) -> PortResult<()> {

@@ -127,9 +127,7 @@ async fn find(s: &AppState, id: &str, what: &str) -> ApiResult<MetricView> {
     }
 }
 
-fn num(v: Option<f64>) -> Value {
-    v.filter(|x| x.is_finite()).map(Value::from).unwrap_or(Value::Null)
-}
+use slamon_web::optional_number as num;
 
 async fn values(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let m = find(&s, &id, "values").await?;

@@ -140,13 +140,7 @@ async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, Vec<Sample>)
     Ok(out)
 }
 
-fn num(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
-    }
-}
+use slamon_web::number as num;
 
 async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let now = UnixMillis::now();

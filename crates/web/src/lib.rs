@@ -151,6 +151,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A number in a JSON body. Finite numbers are JSON numbers; NaN, +Inf and -Inf are the
+/// strings `"NaN"`, `"+Inf"` and `"-Inf"`, as Prometheus's own HTTP API spells them (JSON
+/// has no non-finite numbers; never a silent `null`).
+pub fn number(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::Value::from(v)
+    } else if v.is_nan() {
+        serde_json::Value::from("NaN")
+    } else if v > 0.0 {
+        serde_json::Value::from("+Inf")
+    } else {
+        serde_json::Value::from("-Inf")
+    }
+}
+
+/// [`number`], or `null` for a value that does not exist (e.g. the standard deviation of
+/// one sample).
+pub fn optional_number(v: Option<f64>) -> serde_json::Value {
+    v.map_or(serde_json::Value::Null, number)
+}
+
 /// `Result` of a handler.
 pub type ApiResult<T = Response> = Result<T, ApiError>;
 
@@ -308,6 +329,13 @@ pub fn exporter(registry: prometheus::Registry) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_numbers_are_spelled_as_prometheus_does() {
+        let body = json!([number(1.5), number(f64::NAN), number(f64::INFINITY), number(f64::NEG_INFINITY)]);
+        assert_eq!(body.to_string(), r#"[1.5,"NaN","+Inf","-Inf"]"#);
+        assert_eq!(optional_number(None), serde_json::Value::Null);
+    }
 
     #[test]
     fn one_table_for_http_and_grpc() {
