@@ -16,7 +16,7 @@ pub use metrics::EtlMetrics;
 pub use sla_client::SlaClient;
 pub use slamon_web::{exporter, render};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -527,11 +527,14 @@ impl Etl {
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
+        // the 12 h window still holds series that stopped reporting: statistics only for the
+        // series the source lists now, so a removed series stays removed until it reports again
+        let listed: HashSet<&Labels> = series.iter().collect();
         let mut by_series: BTreeMap<Labels, BTreeMap<Window, WindowAggregate>> = BTreeMap::new();
         for (name, result) in results {
             match result {
                 Ok(rows) => {
-                    for (labels, agg) in rows {
+                    for (labels, agg) in rows.into_iter().filter(|(labels, _)| listed.contains(labels)) {
                         by_series.entry(labels).or_default().insert(agg.window, agg);
                     }
                 }
@@ -577,6 +580,11 @@ impl Etl {
             self.last_seen.iter().filter(|(_, (_, seen))| at - seen > limit).map(|(id, _)| *id).collect();
         report.removed = gone.len();
         let removed: Vec<(Labels, i64)> = gone.into_iter().filter_map(|id| self.last_seen.remove(&id)).collect();
+        for (labels, _) in &removed {
+            // the removal empties the series' SLA samples in the projection: when it reports
+            // again, its whole window is emitted again, not only what came after the cursor
+            self.cursors.remove(&labels.id());
+        }
         removed
             .into_iter()
             .map(|(labels, seen)| self.envelope(Event::MetricRemoved(MetricRemoved { labels, last_seen_ms: seen })))

@@ -37,6 +37,10 @@ struct Harness {
 }
 
 async fn harness(sla_up: bool) -> Harness {
+    harness_with(sla_up, Arc::new(DemoSource::new()), EtlConfig::default()).await
+}
+
+async fn harness_with(sla_up: bool, source: Arc<dyn MetricSource>, config: EtlConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,10 +66,10 @@ async fn harness(sla_up: bool) -> Harness {
     let codec = Arc::new(EventCodec::new(&url, TOPIC).unwrap());
     let registry = prometheus::Registry::new();
     let etl = Etl::new(
-        Arc::new(DemoSource::new()),
+        source,
         Publisher::new(codec.clone(), log.clone()),
         SlaClient::new(&grpc_url).unwrap(),
-        EtlConfig::default(),
+        config,
         EtlMetrics::new(&registry).unwrap(),
     );
     Harness { etl, log, codec, sla, cancel, registry, _dir: dir }
@@ -278,5 +282,100 @@ async fn the_metadata_cycle_describes_every_series() {
     assert!(cpu.stationarity.is_some());
     let text = render(&h.registry);
     assert!(text.contains("etl_executiontime_metadata{metric_name=\"cpuTemp\"}"), "{text}");
+    h.cancel.cancel();
+}
+
+/// A source whose listed series are set by the test; its 12 h window statistics also
+/// hold a series that stopped reporting (`ghost`), as Prometheus's do; every series has
+/// one sample a minute until `stopped_at`.
+struct ChurningSource {
+    listed: Mutex<Vec<Labels>>,
+    stopped_at: Mutex<i64>,
+}
+
+fn series(name: &str) -> Labels {
+    [("__name__", "churn"), ("instance", name)].into_iter().collect()
+}
+
+#[async_trait::async_trait]
+impl MetricSource for ChurningSource {
+    async fn series(&self) -> PortResult<Vec<Labels>> {
+        Ok(self.listed.lock().unwrap().clone())
+    }
+    async fn window_stats(&self, _: &str, window: Window, _: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        Ok(["a", "ghost"].iter().map(|n| (series(n), window_aggregate(window, &[1.0, 2.0]))).collect())
+    }
+    async fn raw_samples(&self, _: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        let last = at_ms.min(*self.stopped_at.lock().unwrap());
+        let first = (after_ms / 60_000 + 1) * 60_000;
+        Ok((first..=last).step_by(60_000).map(|t| Sample::new(t, 50.0)).collect())
+    }
+    async fn range(&self, _: &Labels, _: i64, _: i64, _: i64) -> PortResult<Vec<Sample>> {
+        Ok(Vec::new())
+    }
+    fn describe(&self) -> String {
+        "churning".into()
+    }
+}
+
+/// The test clock of the churn test, in ms.
+static CHURN_NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(AT_MS);
+
+/// The SLA samples of `labels` after projecting every event of the log.
+async fn projected_samples(h: &Harness, group: &str, labels: &Labels) -> Vec<Sample> {
+    let events = read_all(h, group).await;
+    let mut docs = std::collections::BTreeMap::new();
+    slamon_domain::projection::project_all(
+        &mut docs,
+        events.iter().enumerate().map(|(i, e)| (e, Position::new(0, i as i64))),
+    );
+    match docs.get(&DocKey::SlaSamples(labels.id())) {
+        Some(Document::SlaSamples(s)) => s.samples.clone(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_series_that_stopped_gets_no_statistics_and_keeps_its_sla_history() {
+    let source = Arc::new(ChurningSource { listed: Mutex::new(vec![series("a")]), stopped_at: Mutex::new(i64::MAX) });
+    let clock = || CHURN_NOW.load(std::sync::atomic::Ordering::SeqCst);
+    let config = EtlConfig { removed_after: Duration::from_secs(15 * 60), clock, ..EtlConfig::default() };
+    let mut h = harness_with(true, source.clone(), config).await;
+    h.sla.0.lock().unwrap().push(WireEntry {
+        metric_id: series("a").id().to_string(),
+        metric: series("a").into_map().into_iter().collect(),
+        min: 0.0,
+        max: 10.0,
+        for_minutes: 5,
+    });
+    let first = h.etl.cycle(&h.cancel).await.unwrap();
+    // the ghost is in the 12 h statistics but not listed: no statistics for it
+    assert_eq!(first.aggregates, 1, "{first:?}");
+    let history = projected_samples(&h, "c1", &series("a")).await;
+    assert!(history.len() > 700, "the first cycle emits the whole window: {}", history.len());
+
+    // the target stops and is hidden for 16 minutes: removed, but its violations stay
+    *source.stopped_at.lock().unwrap() = clock();
+    *source.listed.lock().unwrap() = vec![];
+    CHURN_NOW.fetch_add(16 * 60_000, std::sync::atomic::Ordering::SeqCst);
+    let hidden = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!((hidden.aggregates, hidden.removed), (0, 1), "{hidden:?}");
+    let kept = projected_samples(&h, "c2", &series("a")).await;
+    // the removal does not erase the SLA metric's history: all of it but the 16 minutes
+    // the window moved on
+    assert_eq!(kept.last(), history.last());
+    assert_eq!(kept.len() + 16, history.len());
+
+    // back: statistics again, and the new samples join the history
+    *source.stopped_at.lock().unwrap() = i64::MAX;
+    *source.listed.lock().unwrap() = vec![series("a")];
+    CHURN_NOW.fetch_add(2 * 60_000, std::sync::atomic::Ordering::SeqCst);
+    let back = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!(back.aggregates, 1);
+    let now = projected_samples(&h, "c3", &series("a")).await;
+    assert!(now.last().unwrap().ts_ms > history.last().unwrap().ts_ms, "new samples join the history");
+    let events = read_all(&h, "churn").await;
+    let ghosts = events.iter().filter(|e| e.event.labels() == Some(&series("ghost"))).count();
+    assert_eq!(ghosts, 0, "no event ever names the series that stopped");
     h.cancel.cancel();
 }
