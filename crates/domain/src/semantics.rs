@@ -55,8 +55,15 @@ impl Run {
     }
 }
 
-/// The violation runs of `samples` (sorted by time) against the entry's range.
-pub fn violation_runs(entry: &SlaEntry, samples: &[Sample]) -> Vec<Run> {
+/// Prometheus's default `--query.lookback-delta`: how long after its last sample a series
+/// still has a value at an evaluation.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(5 * 60);
+
+/// The violation runs of `samples` (sorted by time) against the entry's range. Like a
+/// Prometheus rule evaluated between the samples, a run goes on across a gap of at most
+/// `lookback` between two violating samples and ends at a longer one (the series had no
+/// value in between, so `for` starts over).
+pub fn violation_runs(entry: &SlaEntry, samples: &[Sample], lookback: Duration) -> Vec<Run> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < samples.len() {
@@ -65,7 +72,10 @@ pub fn violation_runs(entry: &SlaEntry, samples: &[Sample]) -> Vec<Run> {
             continue;
         }
         let first = i;
-        while i + 1 < samples.len() && entry.range.violated_by(samples[i + 1].value) {
+        while i + 1 < samples.len()
+            && entry.range.violated_by(samples[i + 1].value)
+            && samples[i + 1].at().since(samples[i].at()) <= lookback
+        {
             i += 1;
         }
         let values = samples[first..=i].iter().map(|s| s.value);
@@ -125,9 +135,18 @@ fn values_text(values: &[f64]) -> String {
 }
 
 /// The state of an SLA at `now`, like a Prometheus alerting rule `value < min or
-/// value > max` with `for`. A series whose newest sample is more than `absent_after`
-/// older than `now` is `absent`.
-pub fn status(entry: &SlaEntry, samples: &[Sample], now: UnixMillis, absent_after: Duration) -> StatusReport {
+/// value > max` with `for` evaluated at `now` with `lookback`. A series whose newest
+/// sample is more than `absent_after` older than `now` is `absent`; one whose newest
+/// sample is older than `lookback` has no value at `now`, so it is `inactive` (Prometheus
+/// resolves the alert); runs split at gaps longer than `lookback`
+/// ([`violation_runs`]).
+pub fn status(
+    entry: &SlaEntry,
+    samples: &[Sample],
+    now: UnixMillis,
+    lookback: Duration,
+    absent_after: Duration,
+) -> StatusReport {
     let last_values: Vec<f64> = samples.iter().rev().take(3).rev().map(|s| s.value).collect();
     let Some(latest) = samples.last() else {
         return StatusReport {
@@ -149,6 +168,18 @@ pub fn status(entry: &SlaEntry, samples: &[Sample], now: UnixMillis, absent_afte
             last_values,
         };
     }
+    if silent > lookback {
+        return StatusReport {
+            state: SlaState::Inactive,
+            description: format!(
+                "No sample in the last {} min (lookback; last at {}), last three values {}",
+                fmt_num((lookback.as_millis() as f64 / MINUTE_MS).floor()),
+                crate::seed_time(latest.ts_ms),
+                values_text(&last_values)
+            ),
+            last_values,
+        };
+    }
     if !entry.range.violated_by(latest.value) {
         return StatusReport {
             state: SlaState::Inactive,
@@ -156,7 +187,7 @@ pub fn status(entry: &SlaEntry, samples: &[Sample], now: UnixMillis, absent_afte
             last_values,
         };
     }
-    let run = violation_runs(entry, samples).pop().expect("the latest sample violates, so a run ends there");
+    let run = violation_runs(entry, samples, lookback).pop().expect("the latest sample violates, so a run ends there");
     if run.reaches(entry.for_minutes) {
         StatusReport {
             state: SlaState::Firing,
@@ -207,8 +238,9 @@ pub struct ViolationsReport {
 
 /// Runs that lasted at least `for` and ended in the last 1 h, 3 h, 12 h: their count
 /// and the minutes of violation inside each window.
-pub fn violations(entry: &SlaEntry, samples: &[Sample], now: UnixMillis) -> ViolationsReport {
-    let runs: Vec<Run> = violation_runs(entry, samples).into_iter().filter(|r| r.reaches(entry.for_minutes)).collect();
+pub fn violations(entry: &SlaEntry, samples: &[Sample], now: UnixMillis, lookback: Duration) -> ViolationsReport {
+    let runs: Vec<Run> =
+        violation_runs(entry, samples, lookback).into_iter().filter(|r| r.reaches(entry.for_minutes)).collect();
     let windows = Window::ALL
         .into_iter()
         .map(|w| {
@@ -265,12 +297,17 @@ pub struct FutureViolation {
 
 /// The forecast appended to the observed samples; the runs that reach into the
 /// forecast, each described from what was observed so far.
-pub fn future_violations(entry: &SlaEntry, observed: &[Sample], forecast: &[Sample]) -> Vec<FutureViolation> {
+pub fn future_violations(
+    entry: &SlaEntry,
+    observed: &[Sample],
+    forecast: &[Sample],
+    lookback: Duration,
+) -> Vec<FutureViolation> {
     let last_observed = observed.last().map(|s| s.ts_ms).unwrap_or(i64::MIN);
     let mut all: Vec<Sample> = observed.to_vec();
     all.extend(forecast.iter().filter(|s| s.ts_ms > last_observed));
     let n_observed = observed.len();
-    violation_runs(entry, &all)
+    violation_runs(entry, &all, lookback)
         .into_iter()
         .filter(|r| r.last >= n_observed)
         .map(|run| {
@@ -302,6 +339,8 @@ mod tests {
 
     const M: i64 = 60_000;
 
+    const LB: Duration = DEFAULT_LOOKBACK;
+
     fn at(ms: i64) -> UnixMillis {
         UnixMillis(ms)
     }
@@ -322,14 +361,14 @@ mod tests {
     #[test]
     fn runs_are_maximal_and_last_end_minus_start() {
         let s = minutes(&[1.0, 11.0, 12.0, 5.0, -1.0, 20.0, 30.0, 1.0]);
-        let runs = violation_runs(&entry(1), &s);
+        let runs = violation_runs(&entry(1), &s, LB);
         assert_eq!(runs.len(), 2);
         assert_eq!((runs[0].start, runs[0].end, runs[0].count), (at(M), at(2 * M), 2));
         assert_eq!(runs[0].duration_minutes(), 1.0);
         assert_eq!((runs[1].start, runs[1].end, runs[1].count), (at(4 * M), at(6 * M), 3));
         assert_eq!((runs[1].avg, runs[1].max, runs[1].min), (49.0 / 3.0, 30.0, -1.0));
         // the bounds are allowed
-        assert!(violation_runs(&entry(1), &minutes(&[0.0, 10.0])).is_empty());
+        assert!(violation_runs(&entry(1), &minutes(&[0.0, 10.0]), LB).is_empty());
     }
 
     #[test]
@@ -338,23 +377,23 @@ mod tests {
         let e = entry(2);
         let absent_after = mins(10);
         let pending = minutes(&[1.0, 11.0, 12.0]);
-        let st = status(&e, &pending, at(2 * M), absent_after);
+        let st = status(&e, &pending, at(2 * M), LB, absent_after);
         assert_eq!(st.state, SlaState::Pending);
         assert_eq!(
             st.description,
             "Service level agreement violated for 1/2 min (50%), last three values [1,11,12] not in (0, 10)"
         );
         let firing = minutes(&[11.0, 12.0, 13.0]);
-        let st = status(&e, &firing, at(2 * M), absent_after);
+        let st = status(&e, &firing, at(2 * M), LB, absent_after);
         assert_eq!(st.state, SlaState::Firing);
         assert_eq!(st.description, "Service level agreement violated for more than 2 min, last three values [11,12,13], allowed range: (0, 10)");
         assert_eq!(st.last_values, vec![11.0, 12.0, 13.0]);
         // a single violating sample lasts 0 minutes
-        let st = status(&entry(1), &minutes(&[1.0, 11.0]), at(M), absent_after);
+        let st = status(&entry(1), &minutes(&[1.0, 11.0]), at(M), LB, absent_after);
         assert_eq!(st.state, SlaState::Pending);
         assert!(st.description.starts_with("Service level agreement violated for 0/1 min (0%)"), "{}", st.description);
         // back in range
-        let st = status(&e, &minutes(&[11.0, 12.0, 13.0, 4.5]), at(3 * M), absent_after);
+        let st = status(&e, &minutes(&[11.0, 12.0, 13.0, 4.5]), at(3 * M), LB, absent_after);
         assert_eq!(st.state, SlaState::Inactive);
         assert_eq!(st.description, "Actual value [4.5] in (0, 10)");
     }
@@ -364,24 +403,63 @@ mod tests {
         // Prometheus: `x < 30 or x > 75` is false for NaN (the 50, NaN, 80)
         let e = SlaEntry { labels: Labels::default(), range: SlaRange { min: 30.0, max: 75.0 }, for_minutes: 1 };
         let s = minutes(&[80.0, f64::NAN, 80.0]);
-        let runs = violation_runs(&e, &s);
+        let runs = violation_runs(&e, &s, LB);
         assert_eq!(runs.len(), 2, "the NaN sample ends the first run");
         assert!(runs.iter().all(|r| r.count == 1 && r.avg == 80.0));
-        let st = status(&e, &minutes(&[50.0, f64::NAN, 80.0]), at(2 * M), mins(10));
+        let st = status(&e, &minutes(&[50.0, f64::NAN, 80.0]), at(2 * M), LB, mins(10));
         assert_eq!(st.state, SlaState::Pending, "one violating sample after the NaN");
-        assert_eq!(status(&e, &minutes(&[80.0, f64::NAN]), at(M), mins(10)).state, SlaState::Inactive);
+        assert_eq!(status(&e, &minutes(&[80.0, f64::NAN]), at(M), LB, mins(10)).state, SlaState::Inactive);
         let inf = minutes(&[f64::INFINITY, f64::NEG_INFINITY]);
-        assert_eq!(violation_runs(&e, &inf).len(), 1, "both infinities violate, in one run");
-        assert_eq!(status(&e, &inf, at(M), mins(10)).state, SlaState::Firing);
+        assert_eq!(violation_runs(&e, &inf, LB).len(), 1, "both infinities violate, in one run");
+        assert_eq!(status(&e, &inf, at(M), LB, mins(10)).state, SlaState::Firing);
+    }
+
+    /// One-minute samples at the given minutes, all `value`.
+    fn at_minutes(minutes: &[i64], value: f64) -> Vec<Sample> {
+        minutes.iter().map(|m| Sample::new(m * M, value)).collect()
+    }
+
+    #[test]
+    fn a_gap_longer_than_the_lookback_ends_a_run_a_shorter_one_does_not() {
+        let e = entry(5);
+        // violating at minutes 0-3, nothing for 7 minutes, violating at 11-13 (the issue's
+        // case): Prometheus says pending 2/5 and no run lasted 5 minutes
+        let s = at_minutes(&[0, 1, 2, 3, 11, 12, 13], 50.0);
+        let runs = violation_runs(&e, &s, LB);
+        assert_eq!(
+            runs.iter().map(|r| (r.start, r.end)).collect::<Vec<_>>(),
+            vec![(at(0), at(3 * M)), (at(11 * M), at(13 * M))]
+        );
+        let st = status(&e, &s, at(13 * M), LB, mins(10));
+        assert_eq!(st.state, SlaState::Pending);
+        assert!(st.description.starts_with("Service level agreement violated for 2/5 min"), "{}", st.description);
+        assert!(violations(&e, &s, at(13 * M), LB).list.is_empty());
+        // a gap of exactly the lookback (5 min) does not end it: 0-3 and 8-9 make 9 minutes
+        let s = at_minutes(&[0, 1, 2, 3, 8, 9], 50.0);
+        assert_eq!(violation_runs(&e, &s, LB).len(), 1);
+        assert_eq!(status(&e, &s, at(9 * M), LB, mins(10)).state, SlaState::Firing);
+        // the lookback is a setting
+        assert_eq!(violation_runs(&e, &s, Duration::from_secs(4 * 60)).len(), 2);
+    }
+
+    #[test]
+    fn without_a_sample_in_the_lookback_the_rule_has_no_value() {
+        let e = entry(1);
+        let s = at_minutes(&[0, 1, 2, 3], 50.0);
+        assert_eq!(status(&e, &s, at(8 * M), LB, mins(10)).state, SlaState::Firing, "5 minutes: still a value");
+        let st = status(&e, &s, at(8 * M + 1), LB, mins(10));
+        assert_eq!(st.state, SlaState::Inactive, "Prometheus resolves the alert");
+        assert!(st.description.starts_with("No sample in the last 5 min"), "{}", st.description);
+        assert_eq!(status(&e, &s, at(13 * M + 1), LB, mins(10)).state, SlaState::Absent);
     }
 
     #[test]
     fn status_is_absent_without_fresh_samples() {
         let e = entry(2);
-        assert_eq!(status(&e, &[], at(0), mins(1)).state, SlaState::Absent);
+        assert_eq!(status(&e, &[], at(0), LB, mins(1)).state, SlaState::Absent);
         let s = minutes(&[1.0, 2.0]);
-        assert_eq!(status(&e, &s, at(M + 5 * M), mins(5)).state, SlaState::Inactive);
-        assert_eq!(status(&e, &s, at(M + 5 * M + 1), mins(5)).state, SlaState::Absent);
+        assert_eq!(status(&e, &s, at(M + 5 * M), LB, mins(5)).state, SlaState::Inactive);
+        assert_eq!(status(&e, &s, at(M + 5 * M + 1), LB, mins(5)).state, SlaState::Absent);
     }
 
     #[test]
@@ -402,11 +480,11 @@ mod tests {
         }
         let s = minutes(&values);
         let now = s.last().unwrap().at();
-        let r = violations(&e, &s, now);
+        let r = violations(&e, &s, now, LB);
         let w: Vec<_> = r.windows.iter().map(|(w, v)| (w.label(), v.n, v.time)).collect();
         assert_eq!(w, vec![("1h", 1, 60.0), ("3h", 2, 79.0), ("12h", 2, 79.0)]);
         // no violation is 0 minutes, not -0 (an empty float sum is -0.0 in Rust)
-        let none = violations(&e, &minutes(&[1.0, 2.0]), now);
+        let none = violations(&e, &minutes(&[1.0, 2.0]), now, LB);
         assert!(none.windows.iter().all(|(_, v)| v.n == 0 && v.time.to_bits() == 0f64.to_bits()));
         assert_eq!(r.list.len(), 2);
         assert_eq!(r.list[0].duration_minutes(), 9.0);
@@ -421,8 +499,9 @@ mod tests {
         let fc = |start: usize, v: &[f64]| -> Vec<Sample> {
             v.iter().enumerate().map(|(i, x)| Sample::new((start + i) as i64 * M, *x)).collect()
         };
-        let kinds =
-            |o: &[Sample], f: &[Sample]| future_violations(&e, o, f).into_iter().map(|v| v.kind).collect::<Vec<_>>();
+        let kinds = |o: &[Sample], f: &[Sample]| {
+            future_violations(&e, o, f, LB).into_iter().map(|v| v.kind).collect::<Vec<_>>()
+        };
 
         // firing for exactly `for` (3 min observed) and continuing
         let o = obs(&[1.0, 20.0, 20.0, 20.0, 20.0]);

@@ -37,6 +37,11 @@ pub struct Config {
     /// An SLA metric with no sample for this long is `absent`.
     #[arg(long, env = "SLAMON_ABSENT_AFTER", default_value = "10m", value_parser = duration)]
     pub absent_after: Duration,
+    /// How long after its last sample a series still has a value, as Prometheus's
+    /// `--query.lookback-delta`: a violating run goes on across a shorter gap and ends at
+    /// a longer one, and without a sample this recent an SLA is not violating.
+    #[arg(long, env = "SLAMON_LOOKBACK_DELTA", default_value = "5m", value_parser = duration)]
+    pub lookback_delta: Duration,
     /// How long a PUT /slaset waits for the read model to show the new set.
     #[arg(long, env = "SLAMON_PUT_VISIBILITY_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub put_visibility_timeout: Duration,
@@ -62,6 +67,7 @@ impl App {
             db_timeout: backends.settings().db_timeout,
             visibility_timeout: config.put_visibility_timeout,
             absent_after: config.absent_after,
+            lookback: config.lookback_delta,
             max_body_bytes: MAX_BODY_BYTES,
             producer: Backends::producer("sla-manager"),
             put_lock: Arc::default(),

@@ -33,6 +33,8 @@ pub struct AppState {
     pub visibility_timeout: Duration,
     /// A series with no sample for this long is `absent`.
     pub absent_after: Duration,
+    /// Prometheus's lookback delta (see [`slamon_domain::semantics::status`]).
+    pub lookback: Duration,
     /// The largest PUT body accepted.
     pub max_body_bytes: usize,
     /// The name of this producer in event envelopes.
@@ -148,7 +150,7 @@ async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         .await?
         .into_iter()
         .map(|(e, samples)| {
-            let st = status(&e, &samples, now, s.absent_after);
+            let st = status(&e, &samples, now, s.lookback, s.absent_after);
             json!({
                 "name": e.labels,
                 "status": st.state,
@@ -177,7 +179,7 @@ async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         .await?
         .into_iter()
         .map(|(e, samples)| {
-            let r = violations(&e, &samples, now);
+            let r = violations(&e, &samples, now, s.lookback);
             let mut o = json!({"name": e.labels});
             for (w, v) in &r.windows {
                 o[w.label()] = json!({"n": v.n, "time": v.time});
@@ -197,7 +199,7 @@ async fn get_future(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             items.push(json!({"name": e.labels, "error": "Prediction not available"}));
             continue;
         };
-        let list: Vec<Value> = future_violations(&e, &samples, &prediction.points)
+        let list: Vec<Value> = future_violations(&e, &samples, &prediction.points, s.lookback)
             .iter()
             .map(|v| {
                 let mut o = run_json(&v.run);

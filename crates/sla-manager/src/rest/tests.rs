@@ -86,6 +86,7 @@ async fn harness(broken_log: bool) -> Harness {
         db_timeout: Duration::from_secs(2),
         visibility_timeout: Duration::from_secs(10),
         absent_after: Duration::from_secs(600),
+        lookback: slamon_domain::semantics::DEFAULT_LOOKBACK,
         max_body_bytes: 1 << 20,
         producer: "test".into(),
         put_lock: Arc::default(),
