@@ -26,6 +26,9 @@ pub enum Error {
     /// A backend refused to open.
     #[error("{what}: {source}")]
     Open { what: &'static str, source: PortError },
+    /// A topic cannot be created (or Kafka cannot be reached).
+    #[error("cannot create topic {topic} on {servers}: {source}")]
+    Topic { topic: String, servers: String, source: PortError },
     /// The event codec cannot be built or the schemas cannot be registered.
     #[error("event codec: {0}")]
     Codec(#[from] slamon_events::Error),
@@ -323,7 +326,7 @@ impl Backends {
     /// to do for the embedded log).
     ///
     /// # Errors
-    /// [`Error::Open`] when Kafka refuses or cannot be reached.
+    /// [`Error::Topic`] when Kafka refuses or cannot be reached.
     pub async fn ensure_topics(
         &self,
         partitions: i32,
@@ -339,9 +342,10 @@ impl Backends {
             min_isr.as_deref().map(|m| vec![("min.insync.replicas", m)]).unwrap_or_default();
         let topic = &self.settings.topic;
         for topic in [topic.clone(), slamon_domain::dlq_topic(topic)] {
-            let created = slamon_kafka::ensure_topic(&config, &topic, partitions, replication, &entries)
-                .await
-                .map_err(|source| Error::Open { what: "creating a topic", source })?;
+            let created =
+                slamon_kafka::ensure_topic(&config, &topic, partitions, replication, &entries).await.map_err(
+                    |source| Error::Topic { topic: topic.clone(), servers: config.bootstrap_servers.clone(), source },
+                )?;
             tracing::info!(topic, created, partitions, replication, "topic ready");
         }
         Ok(())
