@@ -256,6 +256,17 @@ pub trait Rebuild: Send + Sync {
     async fn discard(self: Box<Self>) -> PortResult<()>;
 }
 
+/// The series a source lists now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesList {
+    /// Every series listed, sorted, without duplicates.
+    pub series: Vec<Labels>,
+    /// The source warned that the answer may be incomplete (Prometheus's `warnings`, e.g.
+    /// from a remote-read or federated backend that failed): use what it lists, but a
+    /// series missing from it is not gone.
+    pub partial: bool,
+}
+
 /// A source of series: Prometheus, or the built-in demo.
 #[async_trait]
 pub trait MetricSource: Send + Sync {
@@ -264,7 +275,7 @@ pub trait MetricSource: Send + Sync {
     /// # Errors
     /// [`PortError::Unavailable`] when the source is unreachable or answers 5xx/429; [`PortError::Other`]
     /// when it rejects the query or answers something that is not the Prometheus HTTP API.
-    async fn series(&self) -> PortResult<Vec<Labels>>;
+    async fn series(&self) -> PortResult<SeriesList>;
     /// Window statistics at `at_ms` of every series named `metric_name`.
     /// One `(labels, aggregate)` per series with a sample in the window ending at `at_ms` (milliseconds
     /// since the Unix epoch).
@@ -294,6 +305,11 @@ pub trait MetricSource: Send + Sync {
     async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>>;
     /// A short human name for logs.
     fn describe(&self) -> String;
+    /// Answers of the source that came with warnings (possibly partial), since it was
+    /// made: the ETL exports them.
+    fn warnings(&self) -> u64 {
+        0
+    }
 }
 
 /// Statistics of a window over raw samples: min, max, mean, sample std (ddof=1).

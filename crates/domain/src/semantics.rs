@@ -130,6 +130,10 @@ fn range_text(entry: &SlaEntry) -> String {
     format!("({}, {})", fmt_num(entry.range.min), fmt_num(entry.range.max))
 }
 
+fn minutes_floor(span: Duration) -> String {
+    fmt_num((span.as_millis() as f64 / MINUTE_MS).floor())
+}
+
 fn values_text(values: &[f64]) -> String {
     format!("[{}]", values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(","))
 }
@@ -156,24 +160,20 @@ pub fn status(
         };
     };
     let silent = now.since(latest.at());
-    if silent > absent_after {
+    // no recent sample: the state and the description's start say how recent
+    let stale = match (silent > absent_after, silent > lookback) {
+        (true, _) => Some((SlaState::Absent, format!("No sample for {} min", minutes_floor(silent)))),
+        (false, true) => {
+            Some((SlaState::Inactive, format!("No sample in the last {} min (lookback;", minutes_floor(lookback))))
+        }
+        (false, false) => None,
+    };
+    if let Some((state, head)) = stale {
+        let sep = if state == SlaState::Absent { " (" } else { " " };
         return StatusReport {
-            state: SlaState::Absent,
+            state,
             description: format!(
-                "No sample for {} min (last at {}), last three values {}",
-                fmt_num((silent.as_millis() as f64 / MINUTE_MS).floor()),
-                crate::seed_time(latest.ts_ms),
-                values_text(&last_values)
-            ),
-            last_values,
-        };
-    }
-    if silent > lookback {
-        return StatusReport {
-            state: SlaState::Inactive,
-            description: format!(
-                "No sample in the last {} min (lookback; last at {}), last three values {}",
-                fmt_num((lookback.as_millis() as f64 / MINUTE_MS).floor()),
+                "{head}{sep}last at {}), last three values {}",
                 crate::seed_time(latest.ts_ms),
                 values_text(&last_values)
             ),

@@ -27,7 +27,7 @@ use reqwest::Url;
 use slamon_backends::{duration, http_url, Backends};
 use slamon_domain::{
     now_ms, Event, EventEnvelope, Labels, MetricAggregatesComputed, MetricId, MetricRemoved, MetricSource, PortError,
-    SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
+    SeriesList, SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
 };
 use slamon_events::Publisher;
 use slamon_prometheus::{DemoSource, MultiSource, PrometheusSource, SourceConfig};
@@ -396,7 +396,7 @@ impl Etl {
     /// Stationarity, autocorrelation and seasonality of every series.
     pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, EtlError> {
         let at = (self.config.clock)();
-        let series = self.source.series().await.map_err(EtlError::ListSeries)?;
+        let series = self.source.series().await.map_err(EtlError::ListSeries)?.series;
         let window = self.config.metadata_window.as_millis() as i64;
         let nlags = self.config.acf_lags;
         let mut report = MetadataReport { series: series.len(), ..Default::default() };
@@ -441,16 +441,23 @@ impl Etl {
     pub async fn cycle(&mut self, cancel: &CancellationToken) -> Result<CycleReport, EtlError> {
         let at = (self.config.clock)();
         let mut report = CycleReport::default();
-        let series = self.source.series().await.map_err(|e| {
+        let SeriesList { series, partial } = self.source.series().await.map_err(|e| {
             self.metrics.source_failures.inc();
             EtlError::ListSeries(e)
         })?;
         report.series = series.len();
         self.metrics.series.set(series.len() as i64);
+        if partial {
+            // use what it lists, but what it leaves out is not gone
+            self.metrics.partial_series_lists.inc();
+            tracing::warn!(series = series.len(), "the series list may be partial: no series is removed this cycle");
+        }
 
         let mut events = self.aggregates(&series, at, &mut report).await;
-        events.extend(self.removals(&series, at, &mut report));
+        events.extend(self.removals(&series, partial, at, &mut report));
         self.publish(events, cancel).await?;
+        let warnings = self.source.warnings();
+        self.metrics.source_warnings.inc_by(warnings.saturating_sub(self.metrics.source_warnings.get()));
 
         let Some(entries) = self.sla.fetch_until_answered(cancel).await else { return Ok(report) };
         self.sla_pass(entries, at, &mut report, cancel).await?;
@@ -571,9 +578,14 @@ impl Etl {
             .collect()
     }
 
-    fn removals(&mut self, series: &[Labels], at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {
+    /// `MetricRemoved` for the series not listed for `removed_after`; none when the list
+    /// may be `partial`.
+    fn removals(&mut self, series: &[Labels], partial: bool, at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {
         for l in series {
             self.last_seen.insert(l.id(), (l.clone(), at));
+        }
+        if partial {
+            return Vec::new();
         }
         let limit = self.config.removed_after.as_millis() as i64;
         let gone: Vec<MetricId> =

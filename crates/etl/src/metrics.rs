@@ -14,6 +14,10 @@ pub struct EtlMetrics {
     pub cycle_failures: IntCounter,
     pub source_failures: IntCounter,
     pub publish_retries: IntCounter,
+    /// Answers of the source that came with warnings (possibly partial).
+    pub source_warnings: IntCounter,
+    /// Series lists that may have been partial: no series was removed in those cycles.
+    pub partial_series_lists: IntCounter,
     pub events: IntCounterVec,
     pub cycle_seconds: Histogram,
     pub series: IntGauge,
@@ -57,6 +61,14 @@ impl EtlMetrics {
             cycle_failures: counter("etl_cycle_failures_total", "cycles that failed as a whole")?,
             source_failures: counter("etl_source_failures_total", "failed queries to the source")?,
             publish_retries: counter("etl_publish_retries_total", "failed appends retried")?,
+            source_warnings: counter(
+                "etl_source_warnings_total",
+                "answers of the source that came with warnings (possibly partial)",
+            )?,
+            partial_series_lists: counter(
+                "etl_partial_series_lists_total",
+                "series lists with warnings: no series was removed in those cycles",
+            )?,
             events,
             cycle_seconds,
             series,

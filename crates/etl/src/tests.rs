@@ -154,7 +154,7 @@ async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
 
 /// The demo CPU temperature series.
 async fn cpu() -> Labels {
-    DemoSource::new().series().await.unwrap().into_iter().find(|l| l.name() == "cpuTemp").unwrap()
+    DemoSource::new().series().await.unwrap().series.into_iter().find(|l| l.name() == "cpuTemp").unwrap()
 }
 
 /// An SLA on `series`: range 0–80, for 5 minutes.
@@ -291,6 +291,8 @@ async fn the_metadata_cycle_describes_every_series() {
 struct ChurningSource {
     listed: Mutex<Vec<Labels>>,
     stopped_at: Mutex<i64>,
+    /// The list comes with a warning (a partial answer).
+    partial: Mutex<bool>,
 }
 
 fn series(name: &str) -> Labels {
@@ -299,8 +301,11 @@ fn series(name: &str) -> Labels {
 
 #[async_trait::async_trait]
 impl MetricSource for ChurningSource {
-    async fn series(&self) -> PortResult<Vec<Labels>> {
-        Ok(self.listed.lock().unwrap().clone())
+    async fn series(&self) -> PortResult<SeriesList> {
+        Ok(SeriesList { series: self.listed.lock().unwrap().clone(), partial: *self.partial.lock().unwrap() })
+    }
+    fn warnings(&self) -> u64 {
+        u64::from(*self.partial.lock().unwrap())
     }
     async fn window_stats(&self, _: &str, window: Window, _: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
         Ok(["a", "ghost"].iter().map(|n| (series(n), window_aggregate(window, &[1.0, 2.0]))).collect())
@@ -337,7 +342,11 @@ async fn projected_samples(h: &Harness, group: &str, labels: &Labels) -> Vec<Sam
 
 #[tokio::test]
 async fn a_series_that_stopped_gets_no_statistics_and_keeps_its_sla_history() {
-    let source = Arc::new(ChurningSource { listed: Mutex::new(vec![series("a")]), stopped_at: Mutex::new(i64::MAX) });
+    let source = Arc::new(ChurningSource {
+        listed: Mutex::new(vec![series("a")]),
+        stopped_at: Mutex::new(i64::MAX),
+        partial: Mutex::new(false),
+    });
     let clock = || CHURN_NOW.load(std::sync::atomic::Ordering::SeqCst);
     let config = EtlConfig { removed_after: Duration::from_secs(15 * 60), clock, ..EtlConfig::default() };
     let mut h = harness_with(true, source.clone(), config).await;
@@ -377,5 +386,32 @@ async fn a_series_that_stopped_gets_no_statistics_and_keeps_its_sla_history() {
     let events = read_all(&h, "churn").await;
     let ghosts = events.iter().filter(|e| e.event.labels() == Some(&series("ghost"))).count();
     assert_eq!(ghosts, 0, "no event ever names the series that stopped");
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_partial_series_list_is_used_but_removes_nothing() {
+    let source = Arc::new(ChurningSource {
+        listed: Mutex::new(vec![series("a"), series("b")]),
+        stopped_at: Mutex::new(i64::MAX),
+        partial: Mutex::new(false),
+    });
+    static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(AT_MS);
+    let tick = || NOW.fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
+    let config = EtlConfig { removed_after: Duration::ZERO, clock: tick, ..EtlConfig::default() };
+    let mut h = harness_with(true, source.clone(), config).await;
+    h.etl.cycle(&h.cancel).await.unwrap();
+    // a remote-read backend fails: Prometheus answers with a warning and without `b`
+    *source.listed.lock().unwrap() = vec![series("a")];
+    *source.partial.lock().unwrap() = true;
+    let partial = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!((partial.aggregates, partial.removed), (1, 0), "{partial:?}");
+    let text = render(&h.registry);
+    assert!(text.contains("etl_partial_series_lists_total 1"), "{text}");
+    assert!(text.contains("etl_source_warnings_total 1"), "{text}");
+    // a complete answer without `b`: now it is gone
+    *source.partial.lock().unwrap() = false;
+    let complete = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!(complete.removed, 1, "{complete:?}");
     h.cancel.cancel();
 }

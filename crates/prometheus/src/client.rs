@@ -3,12 +3,15 @@
 //! (`min_over_time` & co.), one query per metric name and window.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
-use slamon_domain::{Labels, MetricSource, PortError, PortResult, Sample, Window, WindowAggregate, NAME_LABEL};
+use slamon_domain::{
+    Labels, MetricSource, PortError, PortResult, Sample, SeriesList, Window, WindowAggregate, NAME_LABEL,
+};
 
 /// How the client talks to Prometheus.
 #[derive(Debug, Clone)]
@@ -24,6 +27,8 @@ pub struct SourceConfig {
 pub struct PrometheusSource {
     http: reqwest::Client,
     config: SourceConfig,
+    /// Answers that came with `warnings`.
+    warnings: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +38,9 @@ struct ApiResponse {
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     error: Option<String>,
+    /// Set when the answer may be partial (e.g. a remote-read backend failed).
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,10 +84,12 @@ impl PrometheusSource {
             .no_proxy()
             .build()
             .map_err(|e| PortError::Other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, config })
+        Ok(Self { http, config, warnings: AtomicU64::new(0) })
     }
 
-    async fn call(&self, path: &str, params: &[(&str, String)]) -> PortResult<Value> {
+    /// One API call: its `data`, and whether the answer came with `warnings` (then it may
+    /// be partial; the warnings are logged and counted).
+    async fn call(&self, path: &str, params: &[(&str, String)]) -> PortResult<(Value, bool)> {
         let url = format!("{}/api/v1/{path}", self.config.url.trim_end_matches('/'));
         let res = self.http.post(&url).form(params).send().await.map_err(|e| {
             if e.is_timeout() {
@@ -117,12 +127,18 @@ impl PrometheusSource {
                 PortError::Other(e)
             });
         }
-        parsed.data.ok_or_else(|| PortError::Other(format!("prometheus {path}: answer without data")))
+        let partial = !parsed.warnings.is_empty();
+        if partial {
+            self.warnings.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(path, warnings = ?parsed.warnings, "prometheus answered with warnings: the answer may be partial");
+        }
+        let data = parsed.data.ok_or_else(|| PortError::Other(format!("prometheus {path}: answer without data")))?;
+        Ok((data, partial))
     }
 
     /// `/api/v1/query` of an expression whose result is an instant vector.
     pub async fn query_vector(&self, expr: &str, at_ms: i64) -> PortResult<Vec<(Labels, f64)>> {
-        let data = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
+        let (data, _) = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
         let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
         if kind != "vector" {
             return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a vector")));
@@ -134,7 +150,7 @@ impl PrometheusSource {
 
     /// `/api/v1/query` of a range-vector selector: the raw samples as stored.
     pub async fn query_matrix(&self, expr: &str, at_ms: i64) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
-        let data = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
+        let (data, _) = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
         matrix(expr, data)
     }
 
@@ -152,7 +168,7 @@ impl PrometheusSource {
             ("end", secs(end_ms)),
             ("step", secs(step_ms.max(1))),
         ];
-        let data = self.call("query_range", &params).await?;
+        let (data, _) = self.call("query_range", &params).await?;
         matrix(expr, data)
     }
 }
@@ -174,18 +190,18 @@ fn matrix(expr: &str, data: Value) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
 
 #[async_trait]
 impl MetricSource for PrometheusSource {
-    async fn series(&self) -> PortResult<Vec<Labels>> {
+    async fn series(&self) -> PortResult<SeriesList> {
         let now = slamon_domain::now_ms();
         let start = now - self.config.series_lookback.as_millis() as i64;
-        let data = self
+        let (data, partial) = self
             .call("series", &[("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start)), ("end", secs(now))])
             .await?;
         let items: Vec<BTreeMap<String, String>> =
             serde_json::from_value(data).map_err(|e| PortError::Other(format!("series: {e}")))?;
-        let mut out: Vec<Labels> = items.into_iter().map(Labels::new).collect();
-        out.sort();
-        out.dedup();
-        Ok(out)
+        let mut series: Vec<Labels> = items.into_iter().map(Labels::new).collect();
+        series.sort();
+        series.dedup();
+        Ok(SeriesList { series, partial })
     }
 
     async fn window_stats(
@@ -251,6 +267,10 @@ impl MetricSource for PrometheusSource {
 
     fn describe(&self) -> String {
         format!("prometheus at {}", self.config.url)
+    }
+
+    fn warnings(&self) -> u64 {
+        self.warnings.load(Ordering::Relaxed)
     }
 }
 
@@ -358,6 +378,23 @@ mod tests {
         assert!(got[1].value.is_nan(), "non-finite samples are kept as they are");
         let other: Labels = [("__name__", "m"), ("job", "b")].into_iter().collect();
         assert!(source(url).range(&other, 60_000, 180_000, 60_000).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_series_list_with_warnings_is_used_and_marked_partial() {
+        let url = serve(Router::new().route(
+            "/api/v1/series",
+            post(|| async {
+                r#"{"status":"success","data":[{"__name__":"up","job":"a"}],
+                    "warnings":["remote read: connection refused"]}"#
+            }),
+        ))
+        .await;
+        let prometheus = source(url);
+        let list = prometheus.series().await.unwrap();
+        assert_eq!(list.series.len(), 1, "the data is used");
+        assert!(list.partial, "and said to be partial");
+        assert_eq!(prometheus.warnings(), 1, "and counted");
     }
 
     #[test]

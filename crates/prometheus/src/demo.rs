@@ -5,7 +5,7 @@
 use std::f64::consts::TAU;
 
 use async_trait::async_trait;
-use slamon_domain::{window_aggregate, Labels, MetricSource, PortResult, Sample, Window, WindowAggregate};
+use slamon_domain::{window_aggregate, Labels, MetricSource, PortResult, Sample, SeriesList, Window, WindowAggregate};
 
 const STEP_MS: i64 = 15_000;
 const HOUR: f64 = 3_600_000.0;
@@ -149,10 +149,10 @@ impl DemoSource {
 
 #[async_trait]
 impl MetricSource for DemoSource {
-    async fn series(&self) -> PortResult<Vec<Labels>> {
-        let mut out: Vec<Labels> = self.series.iter().map(|(l, _, _)| l.clone()).collect();
-        out.sort();
-        Ok(out)
+    async fn series(&self) -> PortResult<SeriesList> {
+        let mut series: Vec<Labels> = self.series.iter().map(|(l, _, _)| l.clone()).collect();
+        series.sort();
+        Ok(SeriesList { series, partial: false })
     }
 
     async fn window_stats(
@@ -208,11 +208,11 @@ mod tests {
     #[tokio::test]
     async fn has_the_seed_metric_names_and_is_deterministic() {
         let demo = DemoSource::new();
-        let names: Vec<String> = demo.series().await.unwrap().iter().map(|l| l.name().to_owned()).collect();
+        let names: Vec<String> = demo.series().await.unwrap().series.iter().map(|l| l.name().to_owned()).collect();
         for n in ["node_filesystem_avail_bytes", "cpuTemp", "diskUsage", "realUsedMem", "networkThroughput"] {
             assert!(names.iter().any(|x| x == n), "{n} missing");
         }
-        let cpu = demo.series().await.unwrap().into_iter().find(|l| l.name() == "cpuTemp").unwrap();
+        let cpu = demo.series().await.unwrap().series.into_iter().find(|l| l.name() == "cpuTemp").unwrap();
         let a = demo.raw_samples(&cpu, 1_700_000_000_000, 1_700_000_600_000).await.unwrap();
         let b = DemoSource::new().raw_samples(&cpu, 1_700_000_000_000, 1_700_000_600_000).await.unwrap();
         assert_eq!(a, b);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use slamon_domain::{Labels, MetricSource, PortResult, Sample, Window, WindowAggregate};
+use slamon_domain::{Labels, MetricSource, PortResult, Sample, SeriesList, Window, WindowAggregate};
 
 pub struct MultiSource {
     sources: Vec<Arc<dyn MetricSource>>,
@@ -17,14 +17,20 @@ impl MultiSource {
 
 #[async_trait]
 impl MetricSource for MultiSource {
-    async fn series(&self) -> PortResult<Vec<Labels>> {
-        let mut out = Vec::new();
+    async fn series(&self) -> PortResult<SeriesList> {
+        let mut out = SeriesList::default();
         for s in &self.sources {
-            out.extend(s.series().await?);
+            let list = s.series().await?;
+            out.series.extend(list.series);
+            out.partial |= list.partial;
         }
-        out.sort();
-        out.dedup();
+        out.series.sort();
+        out.series.dedup();
         Ok(out)
+    }
+
+    fn warnings(&self) -> u64 {
+        self.sources.iter().map(|s| s.warnings()).sum()
     }
 
     async fn window_stats(
