@@ -1,0 +1,367 @@
+//! Field cases: inputs that production Prometheus servers produce every day, each one a
+//! kind of fault slamon once had. The history is written as OpenMetrics relative to now,
+//! backfilled with `promtool` into Debian's Prometheus, `slamon up` is pointed at it, and
+//! every answer is compared with Prometheus's own verdict: `promtool test rules` runs an
+//! alerting rule `value < min or value > max` with the same `for` over the same samples.
+//! Then slamon is killed and started again on the same data dir, and it must answer the
+//! same, take a new SLA set, and never answer 500.
+//!
+//! - non-finite samples: `50, NaN, 80` (a NaN does not violate and ends a run) and ±Inf
+//!   (they violate), rendered as `"NaN"`, `"+Inf"`, `"-Inf"`;
+//! - a gap longer than the lookback ends a run, a shorter one does not;
+//! - a step-then-flat series (its ADF statistic is −∞);
+//! - an SLA entry naming a label with an empty value;
+//! - two label sets whose ids once collided (`{a="1",b="2"}` and `{a="1\nb=2"}`).
+//!
+//! Needs `prometheus` and `promtool` on PATH. Without them the test is skipped locally
+//! and fails in CI (`CI=true`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::*;
+
+mod support;
+
+/// One SLA case: a series, its samples one a minute (`None`: no sample that minute), the
+/// last at the common end; its range and `for`; the state slamon must report at the end
+/// and whether Prometheus's rule fires there.
+struct Case {
+    name: &'static str,
+    values: Vec<Option<f64>>,
+    range: (f64, f64),
+    for_minutes: u32,
+    state: &'static str,
+    fires: bool,
+}
+
+fn minutes(values: &[f64]) -> Vec<Option<f64>> {
+    values.iter().map(|v| Some(*v)).collect()
+}
+
+fn with_gap(before: usize, gap: usize, after: usize) -> Vec<Option<f64>> {
+    let mut v = vec![Some(50.0); before];
+    v.extend(std::iter::repeat_n(None, gap));
+    v.extend(std::iter::repeat_n(Some(50.0), after));
+    v
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // the example: NaN does not violate, so 80 starts a run of its own
+        Case {
+            name: "field_nan",
+            values: minutes(&[50.0, f64::NAN, 80.0]),
+            range: (30.0, 75.0),
+            for_minutes: 1,
+            state: "pending",
+            fires: false,
+        },
+        // ±Inf violate: +Inf, +Inf, -Inf is one 2-minute run
+        Case {
+            name: "field_inf",
+            values: minutes(&[50.0, 50.0, f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY]),
+            range: (0.0, 100.0),
+            for_minutes: 2,
+            state: "firing",
+            fires: true,
+        },
+        // violating 0-3, nothing for 7 minutes, violating 11-13: the gap ends the run
+        Case {
+            name: "field_gap",
+            values: with_gap(4, 7, 3),
+            range: (0.0, 10.0),
+            for_minutes: 5,
+            state: "pending",
+            fires: false,
+        },
+        // a gap of 5 minutes between two samples (the lookback) does not end it
+        Case {
+            name: "field_joined",
+            values: with_gap(4, 4, 3),
+            range: (0.0, 10.0),
+            for_minutes: 5,
+            state: "firing",
+            fires: true,
+        },
+        // a series that stopped changing: a step, then a flat tail
+        Case {
+            name: "field_step",
+            values: minutes(&[50.0, 80.0, 80.0, 80.0]),
+            range: (0.0, 100.0),
+            for_minutes: 1,
+            state: "inactive",
+            fires: false,
+        },
+    ]
+}
+
+/// The longest case: every case ends at its last minute.
+fn span(cases: &[Case]) -> usize {
+    cases.iter().map(|c| c.values.len()).max().unwrap()
+}
+
+fn promtool_value(v: Option<f64>) -> String {
+    match v {
+        None => "_".into(),
+        Some(v) if v.is_nan() => "NaN".into(),
+        Some(v) if v == f64::INFINITY => "+Inf".into(),
+        Some(v) if v == f64::NEG_INFINITY => "-Inf".into(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Prometheus's verdict: one alerting rule per case over the same samples, evaluated
+/// every minute, and the alerts that fire at the last minute. Panics when Prometheus
+/// disagrees with `fires`.
+fn promtool_oracle(promtool: &Path, dir: &Path, cases: &[Case]) {
+    let n = span(cases);
+    let mut rules = String::from("groups:\n  - name: field\n    interval: 1m\n    rules:\n");
+    let mut series = String::new();
+    let mut alerts = String::new();
+    for c in cases {
+        rules += &format!(
+            "      - alert: {name}\n        expr: {name} < {min} or {name} > {max}\n        for: {f}m\n",
+            name = c.name,
+            min = c.range.0,
+            max = c.range.1,
+            f = c.for_minutes
+        );
+        let padded = std::iter::repeat_n(None, n - c.values.len()).chain(c.values.iter().copied());
+        let values: Vec<String> = padded.map(promtool_value).collect();
+        series += &format!("      - series: '{}{{job=\"field\"}}'\n        values: '{}'\n", c.name, values.join(" "));
+        let expected = if c.fires { "\n          - exp_labels: {job: field}" } else { " []" };
+        alerts +=
+            &format!("      - eval_time: {}m\n        alertname: {}\n        exp_alerts:{expected}\n", n - 1, c.name);
+    }
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
+    let test = format!(
+        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{series}    alert_rule_test:\n{alerts}"
+    );
+    std::fs::write(dir.join("rules_test.yml"), test).unwrap();
+    let out = Command::new(promtool).args(["test", "rules", "rules_test.yml"]).current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "Prometheus disagrees with the expected verdicts:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn openmetrics_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The cases and the label sets whose ids once collided, one sample a minute ending at
+/// `end_ms`.
+fn write_openmetrics(path: &Path, cases: &[Case], end_ms: i64) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let at = |k: usize, len: usize| end_ms - (len - 1 - k) as i64 * 60_000;
+    let stamp = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    for c in cases {
+        writeln!(f, "# TYPE {} gauge", c.name).unwrap();
+        for (k, v) in c.values.iter().enumerate() {
+            if let Some(v) = v {
+                let ts = stamp(at(k, c.values.len()));
+                writeln!(f, "{}{{job=\"field\"}} {} {ts}", c.name, openmetrics_value(*v)).unwrap();
+            }
+        }
+    }
+    writeln!(f, "# TYPE field_labels gauge").unwrap();
+    for k in 0..3 {
+        let ts = stamp(at(k, 3));
+        writeln!(f, "field_labels{{a=\"1\",b=\"2\",job=\"field\"}} 1 {ts}").unwrap();
+        writeln!(f, "field_labels{{a=\"1\\nb=2\",job=\"field\"}} 2 {ts}").unwrap();
+    }
+    writeln!(f, "# EOF").unwrap();
+}
+
+struct Slamon {
+    _proc: Proc,
+    query: String,
+    sla: String,
+}
+
+fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path) -> Slamon {
+    let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
+        .arg("up")
+        .env("PROMETHEUS_URL", prometheus_url)
+        .env("SLAMON_DATA_DIR", data_dir)
+        .env("SLAMON_QUERY_API_LISTEN", format!("127.0.0.1:{q}"))
+        .env("SLAMON_SLA_MANAGER_LISTEN", format!("127.0.0.1:{s}"))
+        .env("SLAMON_GRPC_LISTEN", format!("127.0.0.1:{g}"))
+        .env("SLAMON_EXPORTER_LISTEN", format!("127.0.0.1:{e}"))
+        .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{r}"))
+        .env("SLAMON_ETL_PERIOD", "3s")
+        .env("SLAMON_SERIES_LOOKBACK", "1h")
+        .env("SLAMON_PUT_VISIBILITY_TIMEOUT", "40s")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Slamon { _proc: Proc(child), query: format!("http://127.0.0.1:{q}"), sla: format!("http://127.0.0.1:{s}") }
+}
+
+/// Status and body of a GET; the body as JSON (`null` when it is not).
+async fn get(url: &str) -> Option<(u16, Value)> {
+    let res = reqwest::get(url).await.ok()?;
+    let status = res.status().as_u16();
+    Some((status, res.json().await.unwrap_or(Value::Null)))
+}
+
+/// A GET that must not fail on the server's side.
+async fn get_ok(url: &str) -> Value {
+    let (status, body) = get(url).await.unwrap_or_else(|| panic!("{url} did not answer"));
+    assert!(status < 500, "{url} answered {status}: {body}");
+    body
+}
+
+fn sla_set(cases: &[Case]) -> Value {
+    let entries: Vec<Value> = cases
+        .iter()
+        .map(|c| {
+            let mut name = json!({"__name__": c.name, "job": "field"});
+            if c.name == "field_step" {
+                // Prometheus drops empty labels: this is the same series
+                name["instance"] = json!("");
+            }
+            json!({"name": name, "range": {"min": c.range.0, "max": c.range.1}, "for": c.for_minutes})
+        })
+        .collect();
+    Value::Array(entries)
+}
+
+/// Every answer a user can ask for, none a 500, and the states of the cases.
+async fn check_answers(s: &Slamon, cases: &[Case], ids: &BTreeMap<String, String>) {
+    let status = eventually("every SLA with its samples", Duration::from_secs(90), async || {
+        get(&format!("{}/status", s.sla))
+            .await
+            .filter(|(code, b)| {
+                *code == 200
+                    && b.as_array().is_some_and(|a| a.len() == cases.len() && a.iter().all(|x| x["status"] != "absent"))
+            })
+            .map(|(_, b)| b)
+    })
+    .await;
+    for (c, st) in cases.iter().zip(status.as_array().unwrap()) {
+        assert_eq!(st["name"]["__name__"], c.name, "{status}");
+        assert_eq!(st["status"], c.state, "{}: {st}", c.name);
+    }
+    assert_eq!(status[0]["last-values"], json!([50.0, "NaN", 80.0]), "non-finite values as Prometheus spells them");
+    assert_eq!(status[1]["last-values"], json!(["+Inf", "+Inf", "-Inf"]));
+    assert_eq!(status[4]["name"], json!({"__name__": "field_step", "job": "field"}), "the empty label is dropped");
+
+    let violations = get_ok(&format!("{}/violations", s.sla)).await;
+    let gap = &violations[2];
+    assert_eq!(gap["violation_list"], json!([]), "no run of field_gap lasted 5 minutes: {gap}");
+    assert_eq!(violations[3]["violation_list"].as_array().map(Vec::len), Some(1), "{violations}");
+    get_ok(&format!("{}/future-violations", s.sla)).await;
+    get_ok(&format!("{}/slaset", s.sla)).await;
+
+    for id in ids.values() {
+        for what in ["values", "metadata", "prediction"] {
+            get_ok(&format!("{}/metrics/{id}/{what}", s.query)).await;
+        }
+    }
+    let inf = get_ok(&format!("{}/metrics/{}/values", s.query, ids["field_inf"])).await;
+    let h1 = &inf["values"]["1h"];
+    assert_eq!((&h1["max"], &h1["min"]), (&json!("+Inf"), &json!("-Inf")), "{inf}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
+    let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: prometheus and promtool must be installed (scripts/services.sh install)"
+        );
+        eprintln!("SKIPPED: prometheus/promtool not on PATH (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = cases();
+    promtool_oracle(&promtool, dir.path(), &cases);
+
+    // the last sample 20.5 s ago
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let end_ms = (now_ms / 1000 - 20) * 1000 + 500;
+    let om = dir.path().join("field.om");
+    write_openmetrics(&om, &cases, end_ms);
+    let tsdb = dir.path().join("tsdb");
+    let out = Command::new(&promtool).args(["tsdb", "create-blocks-from", "openmetrics"]).arg(&om).arg(&tsdb).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.path().join("prometheus.yml"), "global:\n  scrape_interval: 1m\nscrape_configs: []\n").unwrap();
+    let prom_port = free_port();
+    let prom_url = format!("http://127.0.0.1:{prom_port}");
+    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prom = Proc(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg("--storage.tsdb.retention.time=30d")
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(prom_log)
+            .spawn()
+            .unwrap(),
+    );
+    eventually("prometheus ready", Duration::from_secs(60), async || {
+        reqwest::get(format!("{prom_url}/-/ready")).await.ok().filter(|r| r.status().is_success())
+    })
+    .await;
+
+    let data = dir.path().join("slamon-data");
+    let log = dir.path().join("slamon.log");
+    let s = start_slamon(&data, &prom_url, &log);
+    // every series listed, the two label sets that once collided with two ids
+    let metrics = eventually("seven series in /metrics", Duration::from_secs(90), async || {
+        get(&format!("{}/metrics?match=job=field", s.query))
+            .await
+            .filter(|(code, b)| *code == 200 && b.as_array().is_some_and(|a| a.len() == 7))
+            .map(|(_, b)| b)
+    })
+    .await;
+    let mut ids = BTreeMap::new();
+    for m in metrics.as_array().unwrap() {
+        let name = m["name"]["__name__"].as_str().unwrap();
+        let key = if name == "field_labels" { format!("{name}{}", m["name"]["a"]) } else { name.to_owned() };
+        ids.insert(key, m["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 7, "distinct ids for {{a=\"1\",b=\"2\"}} and {{a=\"1\\nb=2\"}}: {metrics}");
+
+    let http = reqwest::Client::new();
+    let put = http.put(format!("{}/slaset", s.sla)).json(&sla_set(&cases)).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 201, "{:?}", put.text().await);
+    check_answers(&s, &cases, &ids).await;
+
+    // killed and started again on the same data dir: the same answers, and it takes a PUT
+    drop(s);
+    let s = start_slamon(&data, &prom_url, &log);
+    eventually("slamon up again", Duration::from_secs(60), async || {
+        get(&format!("{}/readyz", s.query)).await.filter(|(code, _)| *code == 200)
+    })
+    .await;
+    check_answers(&s, &cases, &ids).await;
+    let mut set = sla_set(&cases);
+    set[0]["range"]["max"] = json!(90);
+    let put = http.put(format!("{}/slaset", s.sla)).json(&set).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 200, "{:?}", put.text().await);
+    let status = get_ok(&format!("{}/status", s.sla)).await;
+    assert_eq!(status[0]["status"], "inactive", "80 is in the new range: {status}");
+}
