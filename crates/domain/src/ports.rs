@@ -310,6 +310,13 @@ pub trait MetricSource: Send + Sync {
     fn warnings(&self) -> u64 {
         0
     }
+
+    /// Queries the source split into smaller ones since it was made, because an answer
+    /// would have been too big (too many samples, too many points, a timeout): the ETL
+    /// exports them.
+    fn splits(&self) -> u64 {
+        0
+    }
 }
 
 /// Statistics of a window over raw samples: min, max, mean, sample std (ddof=1).

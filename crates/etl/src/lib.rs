@@ -456,12 +456,23 @@ impl Etl {
         let mut events = self.aggregates(&series, at, &mut report).await;
         events.extend(self.removals(&series, partial, at, &mut report));
         self.publish(events, cancel).await?;
-        let warnings = self.source.warnings();
-        self.metrics.source_warnings.inc_by(warnings.saturating_sub(self.metrics.source_warnings.get()));
+
+        self.export_source_counters();
 
         let Some(entries) = self.sla.fetch_until_answered(cancel).await else { return Ok(report) };
         self.sla_pass(entries, at, &mut report, cancel).await?;
+        self.export_source_counters();
         Ok(report)
+    }
+
+    /// The source's own counters (warnings, splits) as the exporter's.
+    fn export_source_counters(&self) {
+        for (counter, total) in [
+            (&self.metrics.source_warnings, self.source.warnings()),
+            (&self.metrics.source_splits, self.source.splits()),
+        ] {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// The new raw samples and the forecast of every SLA metric of `entries`, published.

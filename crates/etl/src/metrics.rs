@@ -16,6 +16,8 @@ pub struct EtlMetrics {
     pub publish_retries: IntCounter,
     /// Answers of the source that came with warnings (possibly partial).
     pub source_warnings: IntCounter,
+    /// Queries split into smaller ones because an answer would have been too big.
+    pub source_splits: IntCounter,
     /// Series lists that may have been partial: no series was removed in those cycles.
     pub partial_series_lists: IntCounter,
     pub events: IntCounterVec,
@@ -64,6 +66,10 @@ impl EtlMetrics {
             source_warnings: counter(
                 "etl_source_warnings_total",
                 "answers of the source that came with warnings (possibly partial)",
+            )?,
+            source_splits: counter(
+                "etl_source_query_splits_total",
+                "queries split into smaller ones because the answer would have been too big (samples, points, time)",
             )?,
             partial_series_lists: counter(
                 "etl_partial_series_lists_total",

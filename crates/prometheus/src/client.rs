@@ -1,17 +1,35 @@
 //! A client of the Prometheus HTTP API: `/api/v1/series`, `/api/v1/query` and
 //! `/api/v1/query_range`. Window statistics are pushed to Prometheus
 //! (`min_over_time` & co.), one query per metric name and window.
+//!
+//! A query too big for Prometheus (too many samples for `--query.max-samples`, a timeout,
+//! more points than `query_range` returns) is split instead of given up: window
+//! statistics by series, in batches bisected down to one series; `query_range` by time,
+//! in consecutive chunks. [`PrometheusSource::splits`] counts the splits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use slamon_domain::{
     Labels, MetricSource, PortError, PortResult, Sample, SeriesList, Window, WindowAggregate, NAME_LABEL,
 };
+
+/// The aggregations of a window, in the order they are queried.
+const AGGREGATIONS: [&str; 5] = ["min", "max", "avg", "stddev", "count"];
+/// The label that tags each row of a window-statistics answer with its aggregation.
+const AGG_LABEL: &str = "__slamon_agg";
+/// Most series in one batch when the window statistics of a metric name are split by series.
+const MAX_BATCH_SERIES: usize = 256;
+/// Batch queries of one metric name in flight at once.
+const BATCH_CONCURRENCY: usize = 4;
+/// Most points per series in one `query_range` chunk: below Prometheus's hard limit of 11 000.
+const MAX_RANGE_POINTS: i64 = 10_000;
 
 /// How the client talks to Prometheus.
 #[derive(Debug, Clone)]
@@ -24,11 +42,76 @@ pub struct SourceConfig {
     pub series_lookback: Duration,
 }
 
+/// The [`MetricSource`] of a Prometheus server, read through its HTTP API.
 pub struct PrometheusSource {
     http: reqwest::Client,
     config: SourceConfig,
     /// Answers that came with `warnings`.
     warnings: AtomicU64,
+    /// Queries too big for Prometheus that were split into smaller ones.
+    splits: AtomicU64,
+}
+
+/// Why Prometheus (or this client's timeout) refused a query for its size: a smaller query may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// "query processing would load too many samples into memory in query execution": errorType
+    /// `execution`, HTTP 422 (`--query.max-samples`).
+    Samples,
+    /// errorType `timeout` (HTTP 503, `--query.timeout`), or this client's own request timeout.
+    Timeout,
+    /// "exceeded maximum resolution of 11,000 points per timeseries": `query_range`'s HTTP 400 `bad_data`.
+    Resolution,
+}
+
+impl Limit {
+    /// The limit behind a Prometheus error answer (its HTTP status, `errorType` and `error`);
+    /// `None` when the error is not about the query's size.
+    fn of(status: u16, error_type: &str, error: &str) -> Option<Limit> {
+        if error_type == "timeout" {
+            Some(Limit::Timeout)
+        } else if error.contains("too many samples") && (error_type == "execution" || status == 422) {
+            Some(Limit::Samples)
+        } else if error.contains("exceeded maximum resolution") {
+            Some(Limit::Resolution)
+        } else {
+            None
+        }
+    }
+
+    /// A short name for logs.
+    fn describe(self) -> &'static str {
+        match self {
+            Limit::Samples => "too many samples",
+            Limit::Timeout => "timeout",
+            Limit::Resolution => "maximum resolution",
+        }
+    }
+}
+
+/// A failed call, as the client tells errors apart inside itself; callers outside see a
+/// [`PortError`] (`From`).
+#[derive(Debug)]
+enum CallError {
+    /// The query was too big (see [`Limit`]); `error` is what the port reports when nothing smaller is tried
+    /// (the same as before the split existed: `Other` for a 4xx, `Unavailable` for a 5xx or a timeout).
+    TooBig { limit: Limit, error: PortError },
+    /// Any other failure.
+    Port(PortError),
+}
+
+impl From<PortError> for CallError {
+    fn from(e: PortError) -> Self {
+        CallError::Port(e)
+    }
+}
+
+impl From<CallError> for PortError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::TooBig { error, .. } | CallError::Port(error) => error,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -77,35 +160,144 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// The selector of every series named `name`, e.g. `{__name__="up"}`.
+fn name_selector(name: &str) -> String {
+    format!("{{__name__={}}}", quote(name))
+}
+
+/// A selector of exactly `series` among series whose label names are at most `label_names`:
+/// [`Labels::selector`] plus `label=""` for each of `label_names` that `series` lacks, so that
+/// `m{job="a"}` does not also match `m{job="a",pod="x"}`.
+fn exact_selector(series: &Labels, label_names: &BTreeSet<&str>) -> String {
+    let mut sel = series.selector();
+    sel.pop(); // the closing brace
+    for name in label_names.iter().filter(|n| **n != NAME_LABEL && series.get(n).is_none()) {
+        if !sel.ends_with('{') {
+            sel.push(',');
+        }
+        sel.push_str(name);
+        sel.push_str("=\"\"");
+    }
+    sel.push('}');
+    sel
+}
+
+/// One query of the window statistics of the series `selectors` match: per aggregation, the
+/// `or` of `<agg>_over_time(<selector>[<window>])`, tagged with [`AGG_LABEL`] (one round trip);
+/// the aggregations joined with `or`.
+fn stats_expr(selectors: &[String], window: Window) -> String {
+    AGGREGATIONS
+        .iter()
+        .map(|agg| {
+            let per_selector = selectors
+                .iter()
+                .map(|sel| format!("{agg}_over_time({sel}[{}])", window.label()))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            format!("label_replace({per_selector}, \"{AGG_LABEL}\", \"{agg}\", \"\", \"\")")
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// The window aggregates of the rows of [`stats_expr`] answers, one per series, named `metric_name`.
+fn aggregates(metric_name: &str, window: Window, rows: Vec<(Labels, f64)>) -> Vec<(Labels, WindowAggregate)> {
+    let mut by_series: BTreeMap<Labels, BTreeMap<String, f64>> = BTreeMap::new();
+    for (labels, value) in rows {
+        let mut map = labels.into_map();
+        let agg = map.remove(AGG_LABEL).unwrap_or_default();
+        map.insert(NAME_LABEL.to_owned(), metric_name.to_owned());
+        by_series.entry(Labels::new(map)).or_default().insert(agg, value);
+    }
+    by_series
+        .into_iter()
+        .map(|(labels, aggs)| {
+            let n = aggs.get("count").copied().unwrap_or(0.0);
+            // as Prometheus computed them: NaN and ±Inf included (the average of +Inf and
+            // -Inf is NaN); a statistic it did not answer is None
+            let stat = |k: &str| aggs.get(k).copied();
+            // PromQL's stddev is the population one; ours is the sample one (ddof=1)
+            let std_dev = stat("stddev").filter(|_| n > 1.0).map(|s| s * (n / (n - 1.0)).sqrt());
+            let agg = WindowAggregate {
+                window,
+                min: stat("min"),
+                max: stat("max"),
+                avg: stat("avg"),
+                std_dev,
+                samples: n as u64,
+            };
+            (labels, agg)
+        })
+        .collect()
+}
+
+/// The label sets of a `/api/v1/series` answer, sorted, without duplicates.
+fn label_sets(data: Value) -> PortResult<Vec<Labels>> {
+    let items: Vec<BTreeMap<String, String>> =
+        serde_json::from_value(data).map_err(|e| PortError::Other(format!("series: {e}")))?;
+    let mut series: Vec<Labels> = items.into_iter().map(Labels::new).collect();
+    series.sort();
+    series.dedup();
+    Ok(series)
+}
+
+/// The grid points `first..=last` (indexes, inclusive) of a `query_range` that was too big, cut
+/// into consecutive pieces: of [`MAX_RANGE_POINTS`] points when it has more, else in two halves.
+fn range_pieces(first: i64, last: i64) -> Vec<(i64, i64)> {
+    let points = last - first + 1;
+    let size = if points > MAX_RANGE_POINTS { MAX_RANGE_POINTS } else { (points + 1) / 2 };
+    (first..=last).step_by(size as usize).map(|a| (a, (a + size - 1).min(last))).collect()
+}
+
 impl PrometheusSource {
+    /// A client of the Prometheus at `config.url`.
+    ///
+    /// # Errors
+    /// [`PortError::Other`] when the HTTP client cannot be built.
     pub fn new(config: SourceConfig) -> PortResult<Self> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .no_proxy()
             .build()
             .map_err(|e| PortError::Other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, config, warnings: AtomicU64::new(0) })
+        Ok(Self { http, config, warnings: AtomicU64::new(0), splits: AtomicU64::new(0) })
+    }
+
+    /// How many times, since this source was made, a query was too big for Prometheus (too many
+    /// samples, a timeout, more than `query_range`'s maximum resolution) and was split into smaller
+    /// ones: the window statistics of a metric name split into batches of series, a batch bisected,
+    /// a `query_range` cut into chunks of time, a chunk halved. Each split counts once, however many
+    /// queries it makes. Never decreases (a counter, for the exporter).
+    pub fn splits(&self) -> u64 {
+        self.splits.load(Ordering::Relaxed)
     }
 
     /// One API call: its `data`, and whether the answer came with `warnings` (then it may
     /// be partial; the warnings are logged and counted).
-    async fn call(&self, path: &str, params: &[(&str, String)]) -> PortResult<(Value, bool)> {
+    async fn call(&self, path: &str, params: &[(&str, String)]) -> Result<(Value, bool), CallError> {
         let url = format!("{}/api/v1/{path}", self.config.url.trim_end_matches('/'));
+        let timed_out = || CallError::TooBig {
+            limit: Limit::Timeout,
+            error: PortError::Unavailable(format!(
+                "prometheus at {} timed out after {:?} ({path})",
+                self.config.url, self.config.timeout
+            )),
+        };
         let res = self.http.post(&url).form(params).send().await.map_err(|e| {
             if e.is_timeout() {
-                PortError::Unavailable(format!(
-                    "prometheus at {} timed out after {:?} ({path})",
-                    self.config.url, self.config.timeout
-                ))
+                timed_out()
             } else {
-                PortError::Unavailable(format!("prometheus at {} unreachable: {e}", self.config.url))
+                PortError::Unavailable(format!("prometheus at {} unreachable: {e}", self.config.url)).into()
             }
         })?;
         let status = res.status();
-        let body = res
-            .text()
-            .await
-            .map_err(|e| PortError::Unavailable(format!("prometheus {path}: reading the answer: {e}")))?;
+        let body = res.text().await.map_err(|e| {
+            if e.is_timeout() {
+                timed_out()
+            } else {
+                PortError::Unavailable(format!("prometheus {path}: reading the answer: {e}")).into()
+            }
+        })?;
         let parsed: ApiResponse = serde_json::from_str(&body).map_err(|_| {
             let snippet: String = body.chars().take(200).collect();
             let e = format!("prometheus {path}: HTTP {status} with a body that is not the Prometheus API: {snippet}");
@@ -116,15 +308,17 @@ impl PrometheusSource {
             }
         })?;
         if parsed.status != "success" {
-            let e = format!(
-                "prometheus {path}: {} error: {}",
-                parsed.error_type.unwrap_or_else(|| "unknown".into()),
-                parsed.error.unwrap_or_default()
-            );
-            return Err(if status.is_server_error() || status.as_u16() == 429 {
+            let error_type = parsed.error_type.unwrap_or_else(|| "unknown".into());
+            let message = parsed.error.unwrap_or_default();
+            let e = format!("prometheus {path}: {error_type} error: {message}");
+            let error = if status.is_server_error() || status.as_u16() == 429 {
                 PortError::Unavailable(e)
             } else {
                 PortError::Other(e)
+            };
+            return Err(match Limit::of(status.as_u16(), &error_type, &message) {
+                Some(limit) => CallError::TooBig { limit, error },
+                None => CallError::Port(error),
             });
         }
         let partial = !parsed.warnings.is_empty();
@@ -136,12 +330,22 @@ impl PrometheusSource {
         Ok((data, partial))
     }
 
-    /// `/api/v1/query` of an expression whose result is an instant vector.
+    /// `/api/v1/query` of an expression whose result is an instant vector: one `(labels, value)` per
+    /// element, as Prometheus answers it (no split).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when Prometheus is unreachable, times out or answers 5xx/429;
+    /// [`PortError::Other`] when it rejects the query or the result is not a vector.
     pub async fn query_vector(&self, expr: &str, at_ms: i64) -> PortResult<Vec<(Labels, f64)>> {
+        Ok(self.vector(expr, at_ms).await?)
+    }
+
+    /// [`PrometheusSource::query_vector`], telling a query too big apart.
+    async fn vector(&self, expr: &str, at_ms: i64) -> Result<Vec<(Labels, f64)>, CallError> {
         let (data, _) = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
         let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
         if kind != "vector" {
-            return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a vector")));
+            return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a vector")).into());
         }
         let items: Vec<VectorItem> = serde_json::from_value(data["result"].clone())
             .map_err(|e| PortError::Other(format!("query `{expr}`: {e}")))?;
@@ -149,12 +353,27 @@ impl PrometheusSource {
     }
 
     /// `/api/v1/query` of a range-vector selector: the raw samples as stored.
+    ///
+    /// # Errors
+    /// As [`PrometheusSource::query_vector`], the result having to be a matrix.
     pub async fn query_matrix(&self, expr: &str, at_ms: i64) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
         let (data, _) = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
         matrix(expr, data)
     }
 
-    /// `/api/v1/query_range`.
+    /// `/api/v1/query_range` of `expr` on the grid `start_ms, start_ms + step_ms, …` up to `end_ms`
+    /// (milliseconds since the Unix epoch; a step below 1 ms is 1 ms): per series, its samples oldest
+    /// first.
+    ///
+    /// When Prometheus finds the query too big (more than its maximum resolution of 11 000 points per
+    /// series, too many samples, a timeout), the grid is cut into consecutive chunks of at most
+    /// 10 000 points (or halved when it is not longer than that), each chunk cut again while it is too
+    /// big, and the chunks' samples concatenated in order, per series, with no sample twice.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when Prometheus is unreachable, times out or answers 5xx/429;
+    /// [`PortError::Other`] when it rejects the query or the result is not a matrix. A chunk of a single
+    /// point still too big fails the whole call with its error.
     pub async fn query_range(
         &self,
         expr: &str,
@@ -162,16 +381,190 @@ impl PrometheusSource {
         end_ms: i64,
         step_ms: i64,
     ) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
-        let params = [
-            ("query", expr.to_owned()),
-            ("start", secs(start_ms)),
-            ("end", secs(end_ms)),
-            ("step", secs(step_ms.max(1))),
-        ];
+        let step = step_ms.max(1);
+        let (limit, error) = match self.range_once(expr, start_ms, end_ms, step).await {
+            Ok(result) => return Ok(result),
+            Err(CallError::TooBig { limit, error }) => (limit, error),
+            Err(CallError::Port(e)) => return Err(e),
+        };
+        let points = if end_ms >= start_ms { (end_ms - start_ms) / step + 1 } else { 0 };
+        if points <= 1 {
+            return Err(error);
+        }
+        tracing::info!(expr, points, limit = limit.describe(), "query_range too big for one query: split by time");
+        self.splits.fetch_add(1, Ordering::Relaxed);
+        let mut todo: VecDeque<(i64, i64)> = range_pieces(0, points - 1).into();
+        let mut merged: Vec<(Labels, Vec<Sample>)> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        while let Some((first, last)) = todo.pop_front() {
+            let from = start_ms + first * step;
+            let to = if last == points - 1 { end_ms } else { start_ms + last * step };
+            match self.range_once(expr, from, to, step).await {
+                Ok(chunk) => {
+                    for (labels, samples) in chunk {
+                        let i = *index.entry(labels.clone()).or_insert_with(|| {
+                            merged.push((labels, Vec::new()));
+                            merged.len() - 1
+                        });
+                        let kept = &mut merged[i].1;
+                        for s in samples {
+                            // the edge of two chunks, should Prometheus answer it twice
+                            if kept.last().is_none_or(|k| s.ts_ms > k.ts_ms) {
+                                kept.push(s);
+                            }
+                        }
+                    }
+                }
+                Err(CallError::TooBig { limit, error }) => {
+                    if first == last {
+                        return Err(error);
+                    }
+                    tracing::debug!(
+                        expr,
+                        points = last - first + 1,
+                        limit = limit.describe(),
+                        "query_range chunk too big: split again"
+                    );
+                    self.splits.fetch_add(1, Ordering::Relaxed);
+                    for piece in range_pieces(first, last).into_iter().rev() {
+                        todo.push_front(piece);
+                    }
+                }
+                Err(CallError::Port(e)) => return Err(e),
+            }
+        }
+        Ok(merged)
+    }
+
+    /// One `/api/v1/query_range` call, no split; `step_ms` at least 1.
+    async fn range_once(
+        &self,
+        expr: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, CallError> {
+        let params =
+            [("query", expr.to_owned()), ("start", secs(start_ms)), ("end", secs(end_ms)), ("step", secs(step_ms))];
         let (data, _) = self.call("query_range", &params).await?;
-        matrix(expr, data)
+        Ok(matrix(expr, data)?)
+    }
+
+    /// The series named `name` with samples in `[start_ms, end_ms]` (`/api/v1/series`), sorted,
+    /// without duplicates.
+    async fn series_named(&self, name: &str, start_ms: i64, end_ms: i64) -> PortResult<Vec<Labels>> {
+        let params = [("match[]", name_selector(name)), ("start", secs(start_ms)), ("end", secs(end_ms))];
+        let (data, _) = self.call("series", &params).await?;
+        label_sets(data)
+    }
+
+    /// The window statistics of `metric_name` when the query of the whole name was too big (`limit`;
+    /// `error` is what that refusal reports): its series listed over the window, queried in batches of
+    /// exact selectors, [`BATCH_CONCURRENCY`] at a time; a batch still too big is bisected, down to one
+    /// series. The rows of every batch that succeeded are kept; a series too big on its own is left out
+    /// this cycle and logged.
+    ///
+    /// # Errors
+    /// `error` when no batch succeeds (nothing listed, or every series too big on its own); the error of
+    /// the listing or of a batch that fails for any reason but its size (Prometheus down: the next cycle
+    /// retries).
+    async fn window_stats_by_series(
+        &self,
+        metric_name: &str,
+        window: Window,
+        at_ms: i64,
+        limit: Limit,
+        error: PortError,
+    ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        let series = self.series_named(metric_name, at_ms - window.millis(), at_ms).await?;
+        let label_names: BTreeSet<&str> = series.iter().flat_map(|s| s.iter().map(|(k, _)| k.as_str())).collect();
+        let selectors: Vec<String> = series.iter().map(|s| exact_selector(s, &label_names)).collect();
+        let n = selectors.len();
+        let batches = n.div_ceil(MAX_BATCH_SERIES).max(2).min(n);
+        tracing::info!(
+            metric_name,
+            window = window.label(),
+            limit = limit.describe(),
+            series = n,
+            batches,
+            "window statistics too big for one query: split by series"
+        );
+        self.splits.fetch_add(1, Ordering::Relaxed);
+        // ranges of `selectors`, the next one to query last
+        let mut todo: Vec<Range<usize>> = Vec::new();
+        if n > 0 {
+            let size = n.div_ceil(batches);
+            todo.extend((0..n).step_by(size).map(|a| a..(a + size).min(n)).rev());
+        }
+        let mut running = FuturesUnordered::new();
+        let mut rows = Vec::new();
+        let mut answered = false;
+        loop {
+            while running.len() < BATCH_CONCURRENCY {
+                let Some(batch) = todo.pop() else { break };
+                let expr = stats_expr(&selectors[batch.clone()], window);
+                running.push(async move { (batch, self.vector(&expr, at_ms).await) });
+            }
+            let Some((batch, result)) = running.next().await else { break };
+            match result {
+                Ok(batch_rows) => {
+                    rows.extend(batch_rows);
+                    answered = true;
+                }
+                Err(CallError::TooBig { limit, .. }) if batch.len() > 1 => {
+                    tracing::debug!(
+                        metric_name,
+                        window = window.label(),
+                        limit = limit.describe(),
+                        series = batch.len(),
+                        "batch of window statistics too big: bisected"
+                    );
+                    self.splits.fetch_add(1, Ordering::Relaxed);
+                    let mid = batch.start + batch.len() / 2;
+                    todo.push(mid..batch.end);
+                    todo.push(batch.start..mid);
+                }
+                Err(CallError::TooBig { limit, error }) => {
+                    tracing::warn!(
+                        metric_name,
+                        window = window.label(),
+                        series = %series[batch.start],
+                        limit = limit.describe(),
+                        error = %error,
+                        "series too big on its own: left out of the window statistics this cycle"
+                    );
+                }
+                Err(CallError::Port(e)) => return Err(e),
+            }
+        }
+        if !answered {
+            return Err(error);
+        }
+        Ok(aggregates(metric_name, window, rows))
+    }
+
+    /// `samples` with a NaN sample where the series was stale between two of them (see
+    /// [`crate::staleness`]): a `query_range` of the series every `step` (its scrape
+    /// interval) over their span shows the steps without a value.
+    async fn with_staleness(&self, series: &Labels, samples: Vec<Sample>, step: i64) -> PortResult<Vec<Sample>> {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return Ok(samples) };
+        let (start, end) = (first.ts_ms, last.ts_ms);
+        if end - start < 2 * step {
+            return Ok(samples);
+        }
+        let result = self.query_range(&series.selector(), start, end, step).await?;
+        let present: Vec<i64> = result
+            .into_iter()
+            .find(|(labels, _)| labels == series)
+            .map(|(_, points)| points.into_iter().map(|p| p.ts_ms).collect())
+            .unwrap_or_default();
+        let steps: Vec<i64> = (0..).map(|k| start + k * step).take_while(|t| *t <= end).collect();
+        Ok(crate::staleness::mark_stale(samples, &steps, &present))
     }
 }
+
+/// History read before the asked window to tell a series' scrape interval (ms).
+const STALENESS_CONTEXT_MS: i64 = 5 * 60_000;
 
 fn matrix(expr: &str, data: Value) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
     let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
@@ -196,69 +589,55 @@ impl MetricSource for PrometheusSource {
         let (data, partial) = self
             .call("series", &[("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start)), ("end", secs(now))])
             .await?;
-        let items: Vec<BTreeMap<String, String>> =
-            serde_json::from_value(data).map_err(|e| PortError::Other(format!("series: {e}")))?;
-        let mut series: Vec<Labels> = items.into_iter().map(Labels::new).collect();
-        series.sort();
-        series.dedup();
-        Ok(SeriesList { series, partial })
+        Ok(SeriesList { series: label_sets(data)?, partial })
     }
 
+    /// One query of the whole name (`{__name__="m"}[12h]` under each aggregation). When it is too big
+    /// for Prometheus, the name is split by series (see `window_stats_by_series`): every series that
+    /// fits in a query gets its statistics, one too big on its own is left out this cycle.
     async fn window_stats(
         &self,
         metric_name: &str,
         window: Window,
         at_ms: i64,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
-        let sel = format!("{{__name__={}}}[{}]", quote(metric_name), window.label());
-        // one round trip: each aggregation tagged with a label of its own
-        let expr = ["min", "max", "avg", "stddev", "count"]
-            .iter()
-            .map(|agg| format!("label_replace({agg}_over_time({sel}), \"__slamon_agg\", \"{agg}\", \"\", \"\")"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let rows = self.query_vector(&expr, at_ms).await?;
-        let mut by_series: BTreeMap<Labels, BTreeMap<String, f64>> = BTreeMap::new();
-        for (labels, value) in rows {
-            let mut map = labels.into_map();
-            let agg = map.remove("__slamon_agg").unwrap_or_default();
-            map.insert(NAME_LABEL.to_owned(), metric_name.to_owned());
-            by_series.entry(Labels::new(map)).or_default().insert(agg, value);
+        let expr = stats_expr(&[name_selector(metric_name)], window);
+        match self.vector(&expr, at_ms).await {
+            Ok(rows) => Ok(aggregates(metric_name, window, rows)),
+            Err(CallError::TooBig { limit, error }) => {
+                self.window_stats_by_series(metric_name, window, at_ms, limit, error).await
+            }
+            Err(CallError::Port(e)) => Err(e),
         }
-        Ok(by_series
-            .into_iter()
-            .map(|(labels, aggs)| {
-                let n = aggs.get("count").copied().unwrap_or(0.0);
-                let finite = |k: &str| aggs.get(k).copied().filter(|v| !v.is_nan());
-                // PromQL's stddev is the population one; ours is the sample one (ddof=1)
-                let std_dev = finite("stddev").filter(|_| n > 1.0).map(|s| s * (n / (n - 1.0)).sqrt());
-                let agg = WindowAggregate {
-                    window,
-                    min: finite("min"),
-                    max: finite("max"),
-                    avg: finite("avg"),
-                    std_dev,
-                    samples: n as u64,
-                };
-                (labels, agg)
-            })
-            .collect())
     }
 
     async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
-        let span_s = ((at_ms - after_ms).max(1000) + 999) / 1000;
+        // five minutes more than asked: the samples before `after_ms` tell the scrape
+        // interval, the step at which staleness is looked for
+        let from_ms = after_ms - STALENESS_CONTEXT_MS;
+        let span_s = ((at_ms - from_ms).max(1000) + 999) / 1000;
         let expr = format!("{}[{span_s}s]", series.selector());
         let result = self.query_matrix(&expr, at_ms).await?;
         let mut samples: Vec<Sample> = result
             .into_iter()
             .filter(|(l, _)| l == series || l.get(NAME_LABEL).is_none())
             .flat_map(|(_, s)| s)
-            .filter(|s| s.ts_ms > after_ms && s.ts_ms <= at_ms)
+            .filter(|s| s.ts_ms <= at_ms)
             .collect();
         samples.sort_by_key(|s| s.ts_ms);
+        let Some(step) = crate::staleness::presence_step(&samples, 10_000) else {
+            samples.retain(|s| s.ts_ms > after_ms);
+            return Ok(samples);
+        };
+        // from the caller's last sample (at `after_ms`) on: a marker right after it counts
+        samples.retain(|s| s.ts_ms >= after_ms);
+        let mut samples = self.with_staleness(series, samples, step).await?;
+        samples.retain(|s| s.ts_ms > after_ms);
         Ok(samples)
     }
 
+    /// `query_range` of the series' selector, split by time when too big (see
+    /// [`PrometheusSource::query_range`]).
     async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
         let result = self.query_range(&series.selector(), start_ms, end_ms, step_ms).await?;
         // the selector also matches series with more labels: keep the one asked for
@@ -272,13 +651,21 @@ impl MetricSource for PrometheusSource {
     fn warnings(&self) -> u64 {
         self.warnings.load(Ordering::Relaxed)
     }
+
+    fn splits(&self) -> u64 {
+        PrometheusSource::splits(self)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
     use axum::routing::post;
     use axum::Router;
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
 
     async fn serve(router: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -404,5 +791,207 @@ mod tests {
         assert_eq!(to_ms(1700000000.123), 1_700_000_000_123);
         assert!(parse_value("NaN").is_nan());
         assert_eq!(parse_value("+Inf"), f64::INFINITY);
+    }
+
+    /// The form fields of a request to a fake Prometheus.
+    type Fields = axum::Form<Vec<(String, String)>>;
+
+    fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+        fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    fn too_many_samples() -> (StatusCode, String) {
+        let error = "query processing would load too many samples into memory in query execution";
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"status": "error", "errorType": "execution", "error": error}).to_string(),
+        )
+    }
+
+    /// The five series of `m` a fake Prometheus holds; the last one has a label the others lack.
+    fn five_series() -> Vec<Labels> {
+        (0..5)
+            .map(|i| {
+                let mut labels =
+                    vec![("__name__", "m".to_owned()), ("job", "a".to_owned()), ("instance", format!("i{i}"))];
+                if i == 4 {
+                    labels.push(("pod", "p".to_owned()));
+                }
+                labels.into_iter().collect()
+            })
+            .collect()
+    }
+
+    /// A fake Prometheus holding [`five_series`] whose `--query.max-samples` lets one window-statistics
+    /// query cover at most `max_series` of them (the query of the whole name covers all five), and
+    /// that refuses every query covering series `i{poisoned}`. Series `iK` has min K, max K+10, avg K+5,
+    /// population stddev 2 and 4 samples. Returns its URL and the `match[]`, `start`, `end` of each
+    /// `/api/v1/series` call.
+    async fn limited_prometheus(max_series: usize, poisoned: Option<usize>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listings = Arc::new(Mutex::new(Vec::new()));
+        let seen = listings.clone();
+        let router = Router::new()
+            .route(
+                "/api/v1/series",
+                post(move |axum::Form(f): Fields| {
+                    let seen = seen.clone();
+                    async move {
+                        let listing = format!("{} {} {}", field(&f, "match[]"), field(&f, "start"), field(&f, "end"));
+                        seen.lock().unwrap().push(listing);
+                        json!({"status": "success", "data": five_series()}).to_string()
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/query",
+                post(move |axum::Form(f): Fields| async move {
+                    let query = field(&f, "query");
+                    let covered: Vec<usize> = if query.contains(r#"{__name__="m"}"#) {
+                        (0..5).collect()
+                    } else {
+                        (0..5).filter(|i| query.contains(&format!("instance=\"i{i}\""))).collect()
+                    };
+                    if covered.len() > max_series || poisoned.is_some_and(|p| covered.contains(&p)) {
+                        return too_many_samples().into_response();
+                    }
+                    let series = five_series();
+                    let mut rows = Vec::new();
+                    for i in covered {
+                        let mut metric = series[i].clone().into_map();
+                        metric.remove(NAME_LABEL);
+                        for (agg, v) in [("min", i), ("max", i + 10), ("avg", i + 5), ("stddev", 2), ("count", 4)] {
+                            metric.insert(AGG_LABEL.to_owned(), agg.to_owned());
+                            rows.push(json!({"metric": metric, "value": [1.5, v.to_string()]}));
+                        }
+                    }
+                    let data = json!({"resultType": "vector", "result": rows});
+                    json!({"status": "success", "data": data}).to_string().into_response()
+                }),
+            );
+        (serve(router).await, listings)
+    }
+
+    fn assert_stats_of(rows: &[(Labels, WindowAggregate)], instances: &[usize]) {
+        let series = five_series();
+        let got: Vec<&Labels> = rows.iter().map(|(l, _)| l).collect();
+        let want: Vec<&Labels> = instances.iter().map(|i| &series[*i]).collect();
+        assert_eq!(got, want);
+        for ((_, agg), i) in rows.iter().zip(instances) {
+            let i = *i as f64;
+            assert_eq!(agg.window, Window::H12);
+            assert_eq!((agg.min, agg.max, agg.avg, agg.samples), (Some(i), Some(i + 10.0), Some(i + 5.0), 4));
+            // population std 2 over 4 samples is sample std 2 * sqrt(4/3)
+            assert!((agg.std_dev.unwrap() - 2.0 * (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        }
+    }
+
+    #[tokio::test]
+    async fn window_stats_too_big_for_one_query_are_split_by_series() {
+        let (url, listings) = limited_prometheus(2, None).await;
+        let prometheus = source(url);
+        let at = 1_700_000_000_000;
+        let rows = prometheus.window_stats("m", Window::H12, at).await.unwrap();
+        assert_stats_of(&rows, &[0, 1, 2, 3, 4]);
+        assert!(prometheus.splits() > 0);
+        assert_eq!(
+            listings.lock().unwrap().as_slice(),
+            [format!(r#"{{__name__="m"}} {} {}"#, secs(at - 12 * 3_600_000), secs(at))],
+            "the series of the name over the window, listed once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_series_too_big_on_its_own_is_left_out_and_the_others_get_their_statistics() {
+        let (url, _) = limited_prometheus(2, Some(3)).await;
+        let prometheus = source(url);
+        let rows = prometheus.window_stats("m", Window::H12, 1_700_000_000_000).await.unwrap();
+        assert_stats_of(&rows, &[0, 1, 2, 4]);
+        assert!(prometheus.splits() > 0);
+    }
+
+    #[tokio::test]
+    async fn window_stats_fail_with_the_original_error_when_no_series_fits() {
+        let (url, listings) = limited_prometheus(0, None).await;
+        let prometheus = source(url);
+        let err = prometheus.window_stats("m", Window::H12, 1_700_000_000_000).await.unwrap_err();
+        assert!(err.to_string().contains("too many samples"), "{err}");
+        assert!(!err.is_retryable());
+        assert_eq!(listings.lock().unwrap().len(), 1, "after a split was tried");
+        assert!(prometheus.splits() > 0);
+    }
+
+    /// A fake `/api/v1/query_range` with Prometheus's maximum resolution (`(end - start) / step` above
+    /// 11 000 fails) and a `--query.max-samples` that lets at most 4 000 points through. The series
+    /// `m{job="a"}` has the value t at each time t (seconds). Records the `(start, end)` of every
+    /// request, in milliseconds.
+    async fn range_with_limits(asked: Arc<Mutex<Vec<(i64, i64)>>>, fields: Vec<(String, String)>) -> Response {
+        let ms = |k: &str| to_ms(field(&fields, k).parse::<f64>().unwrap());
+        let (start, end, step) = (ms("start"), ms("end"), ms("step"));
+        asked.lock().unwrap().push((start, end));
+        if (end - start) / step > 11_000 {
+            let error = "exceeded maximum resolution of 11,000 points per timeseries. \
+                         Try decreasing the query resolution (?step=XX)";
+            let body = json!({"status": "error", "errorType": "bad_data", "error": error});
+            return (StatusCode::BAD_REQUEST, body.to_string()).into_response();
+        }
+        if (end - start) / step + 1 > 4_000 {
+            return too_many_samples().into_response();
+        }
+        let values: Vec<(f64, String)> =
+            (start..=end).step_by(step as usize).map(|t| (t as f64 / 1000.0, (t / 1000).to_string())).collect();
+        let result = json!([{"metric": {"__name__": "m", "job": "a"}, "values": values}]);
+        json!({"status": "success", "data": {"resultType": "matrix", "result": result}}).to_string().into_response()
+    }
+
+    #[tokio::test]
+    async fn a_query_range_beyond_the_maximum_resolution_is_split_into_chunks() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        let url = serve(Router::new().route(
+            "/api/v1/query_range",
+            post(move |axum::Form(fields): Fields| range_with_limits(seen.clone(), fields)),
+        ))
+        .await;
+        let prometheus = source(url);
+        let series: Labels = [("__name__", "m"), ("job", "a")].into_iter().collect();
+        let start = 1_700_000_000_000;
+        // 25 000 points one second apart; the end is not on the grid
+        let got = prometheus.range(&series, start, start + 24_999_500, 1_000).await.unwrap();
+        let want: Vec<i64> = (0..25_000).map(|i| start + i * 1_000).collect();
+        assert_eq!(got.iter().map(|s| s.ts_ms).collect::<Vec<_>>(), want, "complete, in order, no duplicates");
+        assert!(got.iter().all(|s| s.value == (s.ts_ms / 1000) as f64));
+        assert!(prometheus.splits() > 0);
+        assert_eq!(asked.lock().unwrap()[0], (start, start + 24_999_500), "the whole range is asked first");
+    }
+
+    #[test]
+    fn errors_of_a_query_too_big_are_told_apart() {
+        let samples = "query processing would load too many samples into memory in query execution";
+        assert_eq!(Limit::of(422, "execution", samples), Some(Limit::Samples));
+        assert_eq!(Limit::of(503, "timeout", "query timed out in expression evaluation"), Some(Limit::Timeout));
+        let resolution =
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution";
+        assert_eq!(Limit::of(400, "bad_data", resolution), Some(Limit::Resolution));
+        assert_eq!(Limit::of(400, "bad_data", "parse error at char 3"), None);
+        assert_eq!(Limit::of(422, "execution", "vector cannot contain metrics with the same labelset"), None);
+        assert_eq!(Limit::of(503, "unavailable", "too many samples"), None);
+    }
+
+    #[test]
+    fn selectors_of_one_series_match_no_series_with_more_labels() {
+        let names: BTreeSet<&str> = ["__name__", "job", "pod"].into_iter().collect();
+        let a: Labels = [("__name__", "m"), ("job", "a")].into_iter().collect();
+        assert_eq!(exact_selector(&a, &names), r#"m{job="a",pod=""}"#);
+        let bare: Labels = [("__name__", "m")].into_iter().collect();
+        assert_eq!(exact_selector(&bare, &names), r#"m{job="",pod=""}"#);
+        let odd: Labels = [("__name__", "a.b"), ("job", "x")].into_iter().collect();
+        assert_eq!(exact_selector(&odd, &names), r#"{__name__="a.b",job="x",pod=""}"#);
+    }
+
+    #[test]
+    fn range_pieces_are_consecutive_and_cover_the_grid() {
+        assert_eq!(range_pieces(0, 24_999), [(0, 9_999), (10_000, 19_999), (20_000, 24_999)]);
+        assert_eq!(range_pieces(10, 14), [(10, 12), (13, 14)]);
+        assert_eq!(range_pieces(3, 4), [(3, 3), (4, 4)]);
     }
 }

@@ -6,6 +6,7 @@
 mod client;
 mod demo;
 mod multi;
+mod staleness;
 
 pub use client::{PrometheusSource, SourceConfig};
 pub use demo::DemoSource;

@@ -33,6 +33,10 @@ impl MetricSource for MultiSource {
         self.sources.iter().map(|s| s.warnings()).sum()
     }
 
+    fn splits(&self) -> u64 {
+        self.sources.iter().map(|s| s.splits()).sum()
+    }
+
     async fn window_stats(
         &self,
         metric_name: &str,

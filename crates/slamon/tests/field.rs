@@ -194,7 +194,7 @@ struct Slamon {
     sla: String,
 }
 
-fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path) -> Slamon {
+fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, set_size: usize) -> Slamon {
     let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
     let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
@@ -209,6 +209,7 @@ fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path) -> Slamon {
         .env("SLAMON_ETL_PERIOD", "3s")
         .env("SLAMON_SERIES_LOOKBACK", "1h")
         .env("SLAMON_PUT_VISIBILITY_TIMEOUT", "40s")
+        .env("SLAMON_SLA_SET_SIZE", set_size.to_string())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(out)
@@ -280,7 +281,7 @@ async fn check_answers(s: &Slamon, cases: &[Case], ids: &BTreeMap<String, String
     }
     let inf = get_ok(&format!("{}/metrics/{}/values", s.query, ids["field_inf"])).await;
     let h1 = &inf["values"]["1h"];
-    assert_eq!((&h1["max"], &h1["min"]), (&json!("+Inf"), &json!("-Inf")), "{inf}");
+    assert_eq!((&h1["max"], &h1["min"], &h1["avg"]), (&json!("+Inf"), &json!("-Inf"), &json!("NaN")), "{inf}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +329,7 @@ async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
 
     let data = dir.path().join("slamon-data");
     let log = dir.path().join("slamon.log");
-    let s = start_slamon(&data, &prom_url, &log);
+    let s = start_slamon(&data, &prom_url, &log, cases.len());
     // every series listed, the two label sets that once collided with two ids
     let metrics = eventually("seven series in /metrics", Duration::from_secs(90), async || {
         get(&format!("{}/metrics?match=job=field", s.query))
@@ -352,7 +353,7 @@ async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
 
     // killed and started again on the same data dir: the same answers, and it takes a PUT
     drop(s);
-    let s = start_slamon(&data, &prom_url, &log);
+    let s = start_slamon(&data, &prom_url, &log, cases.len());
     eventually("slamon up again", Duration::from_secs(60), async || {
         get(&format!("{}/readyz", s.query)).await.filter(|(code, _)| *code == 200)
     })
@@ -364,4 +365,122 @@ async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
     assert_eq!(put.status().as_u16(), 200, "{:?}", put.text().await);
     let status = get_ok(&format!("{}/status", s.sla)).await;
     assert_eq!(status[0]["status"], "inactive", "80 is in the new range: {status}");
+}
+
+/// A scrape target of one series, `field_live{job="live"} 50`, whose scrapes fail (HTTP
+/// 500) while `failing` is set.
+async fn serve_target(failing: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use axum::http::StatusCode;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let failing = failing.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if failing {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n".to_owned())
+                } else {
+                    (StatusCode::OK, "# TYPE field_live gauge\nfield_live 50\n".to_owned())
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+/// A target that fails its scrapes for a few seconds: Prometheus writes staleness markers,
+/// which range selectors do not return, and restarts the rule's `for` there. slamon must
+/// agree with Prometheus's own `ALERTS` (pending, not firing, a minute after the series
+/// appeared), and fire when Prometheus fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_scrape_restarts_for_as_in_prometheus() {
+    let Some(prometheus) = which("prometheus") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: prometheus must be installed");
+        eprintln!("SKIPPED: prometheus not on PATH (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let target = serve_target(failing.clone()).await;
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: live\n    rules:\n      - alert: LiveViolation\n        expr: field_live < 0 or field_live > 10\n        for: 1m\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: live\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let prom_url = format!("http://127.0.0.1:{prom_port}");
+    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prom = Proc(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(prom_log)
+            .spawn()
+            .unwrap(),
+    );
+    let query = |q: &'static str| {
+        let url = format!("{prom_url}/api/v1/query");
+        async move {
+            let res = reqwest::Client::new().post(url).form(&[("query", q)]).send().await.ok()?;
+            let body: Value = res.json().await.ok()?;
+            Some(body["data"]["result"].as_array()?.clone())
+        }
+    };
+    // the first sample
+    eventually("the first scrape", Duration::from_secs(60), async || {
+        query("field_live").await.filter(|r| !r.is_empty())
+    })
+    .await;
+    let first = std::time::Instant::now();
+
+    let s = start_slamon(&dir.path().join("slamon-data"), &prom_url, &dir.path().join("slamon.log"), 1);
+    eventually("the live series in /metrics", Duration::from_secs(60), async || {
+        get(&format!("{}/metrics?name=field_live", s.query))
+            .await
+            .filter(|(code, b)| *code == 200 && b.as_array().is_some_and(|a| a.len() == 1))
+    })
+    .await;
+    let set = json!([{"name": {"__name__": "field_live", "instance": format!("127.0.0.1:{target}"), "job": "live"},
+                      "range": {"min": 0, "max": 10}, "for": 1}]);
+    let put = reqwest::Client::new().put(format!("{}/slaset", s.sla)).json(&set).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 201, "{:?}", put.text().await);
+
+    // 30 s after the first sample, the scrapes fail for 6 s
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(first.elapsed())).await;
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // 75 s after the first sample: more than the minute of `for` since the series began,
+    // less since the failed scrapes
+    tokio::time::sleep(Duration::from_secs(75).saturating_sub(first.elapsed())).await;
+    let alerts = query("ALERTS{alertname=\"LiveViolation\"}").await.unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["metric"]["alertstate"], "pending", "Prometheus restarted `for` at the stale marker");
+    let status = eventually("slamon's status from a cycle after the failure", Duration::from_secs(10), async || {
+        get(&format!("{}/status", s.sla)).await.filter(|(code, _)| *code == 200).map(|(_, b)| b)
+    })
+    .await;
+    assert_eq!(status[0]["status"], "pending", "as Prometheus: {status}");
+
+    // and when Prometheus fires, slamon fires
+    eventually("Prometheus fires", Duration::from_secs(60), async || {
+        query("ALERTS{alertname=\"LiveViolation\",alertstate=\"firing\"}").await.filter(|r| r.len() == 1)
+    })
+    .await;
+    eventually("slamon fires", Duration::from_secs(20), async || {
+        get(&format!("{}/status", s.sla)).await.filter(|(_, b)| b[0]["status"] == "firing")
+    })
+    .await;
 }
