@@ -65,43 +65,22 @@ impl Labels {
         MetricId::of(self)
     }
 
-    /// A PromQL selector that matches exactly this series, e.g. `up{job="node"}`.
+    /// A PromQL selector of this series' labels, e.g. `{__name__="up",job="node"}`: the
+    /// name is always a `__name__` matcher (a metric name can be a PromQL keyword or
+    /// number, e.g. `inf`, `bool`, `sum`) and every value a JSON-escaped string literal,
+    /// which PromQL's lexer reads for any string (`\\`, `\"`, control characters as
+    /// `\uXXXX`). It also matches series with more labels: filter the answer to this set.
     pub fn selector(&self) -> String {
-        let mut out = String::new();
-        let name = self.name();
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c == '_' || c == ':' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
-        if valid_name {
-            out.push_str(name);
-        }
-        out.push('{');
-        let mut first = true;
-        for (k, v) in &self.0 {
-            if k == NAME_LABEL && valid_name {
-                continue;
-            }
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(k);
-            out.push_str("=\"");
-            for c in v.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        out.push('}');
-        out
+        let matchers: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+        format!("{{{}}}", matchers.join(","))
     }
+}
+
+/// A PromQL string literal of `s`: JSON's escapes (a subset of PromQL's), and U+FFFD as
+/// `\ufffd`, because PromQL's lexer takes that character, valid in a label value, for an
+/// invalid UTF-8 sequence and rejects the query.
+pub fn quote(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes").replace('\u{FFFD}', "\\ufffd")
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
@@ -118,6 +97,27 @@ impl fmt::Display for Labels {
     }
 }
 
+/// The canonical form of SPEC §2: `name=value` pairs sorted by name, joined by a newline,
+/// with `\` written `\\` and a newline written `\n` in values, empty values left out.
+fn canonical(labels: &Labels) -> String {
+    let mut canonical = String::new();
+    for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
+        if !canonical.is_empty() {
+            canonical.push('\n');
+        }
+        canonical.push_str(k);
+        canonical.push('=');
+        for c in v.chars() {
+            match c {
+                '\\' => canonical.push_str("\\\\"),
+                '\n' => canonical.push_str("\\n"),
+                c => canonical.push(c),
+            }
+        }
+    }
+    canonical
+}
+
 /// The id of a series: the first 12 bytes of SHA-256 over the canonical label set,
 /// as 24 lowercase hex characters (a valid ObjectId string).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -129,21 +129,7 @@ impl MetricId {
     /// `\n` in values, and labels with an empty value left out (Prometheus drops them). Label
     /// sets without a backslash or newline keep the ids of the first release.
     pub fn of(labels: &Labels) -> Self {
-        let mut canonical = String::new();
-        for (k, v) in labels.iter().filter(|(_, v)| !v.is_empty()) {
-            if !canonical.is_empty() {
-                canonical.push('\n');
-            }
-            canonical.push_str(k);
-            canonical.push('=');
-            for c in v.chars() {
-                match c {
-                    '\\' => canonical.push_str("\\\\"),
-                    '\n' => canonical.push_str("\\n"),
-                    c => canonical.push(c),
-                }
-            }
-        }
+        let canonical = canonical(labels);
         let digest = Sha256::digest(canonical.as_bytes());
         let mut id = [0u8; 12];
         id.copy_from_slice(&digest[..12]);
@@ -231,7 +217,50 @@ mod tests {
         assert_eq!(with_empty, labels(&[("__name__", "up")]));
         let parsed: Labels = serde_json::from_str(r#"{"__name__":"up","instance":""}"#).unwrap();
         assert_eq!(parsed, with_empty);
-        assert_eq!(parsed.selector(), "up{}");
+        assert_eq!(parsed.selector(), r#"{__name__="up"}"#);
+    }
+
+    /// The label set a canonical form was made from (its inverse: the encoding is injective).
+    fn decode(canonical: &str) -> Labels {
+        canonical
+            .split('\n')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').expect("name=value");
+                let mut value = String::new();
+                let mut chars = v.chars();
+                while let Some(c) = chars.next() {
+                    value.push(match (c, c == '\\') {
+                        (_, true) => match chars.next() {
+                            Some('n') => '\n',
+                            Some(other) => other,
+                            None => panic!("a dangling escape"),
+                        },
+                        (c, false) => c,
+                    });
+                }
+                (k.to_owned(), value)
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_canonical_form_is_injective(
+            map in proptest::collection::btree_map("[a-z_]{1,6}", "(\\\\|\n|=|n|a|\\PC)*", 0..6)
+        ) {
+            let labels = Labels::new(map);
+            proptest::prop_assert_eq!(decode(&canonical(&labels)), labels);
+        }
+
+        #[test]
+        fn ids_differ_when_label_sets_differ(
+            a in proptest::collection::btree_map("[ab]", "(\\\\|\n|=|b|1)*", 0..3),
+            b in proptest::collection::btree_map("[ab]", "(\\\\|\n|=|b|1)*", 0..3),
+        ) {
+            let (a, b) = (Labels::new(a), Labels::new(b));
+            proptest::prop_assert_eq!(a.id() == b.id(), a == b);
+        }
     }
 
     #[test]
@@ -269,8 +298,10 @@ mod tests {
     #[test]
     fn selector_quotes_and_escapes() {
         let l = labels(&[("__name__", "node_fs"), ("mount", "/run \"x\"\\")]);
-        assert_eq!(l.selector(), r#"node_fs{mount="/run \"x\"\\"}"#);
-        let odd = labels(&[("__name__", "9bad")]);
-        assert_eq!(odd.selector(), r#"{__name__="9bad"}"#);
+        assert_eq!(l.selector(), r#"{__name__="node_fs",mount="/run \"x\"\\"}"#);
+        let odd = labels(&[("__name__", "9bad"), ("a", "tab\there\u{1}")]);
+        assert_eq!(odd.selector(), r#"{__name__="9bad",a="tab\there\u0001"}"#);
+        let replacement = labels(&[("__name__", "m"), ("a", "\u{FFFD}")]);
+        assert_eq!(replacement.selector(), r#"{__name__="m",a="\ufffd"}"#);
     }
 }

@@ -442,6 +442,51 @@ mod tests {
         assert_eq!(violation_runs(&e, &s, Duration::from_secs(4 * 60)).len(), 2);
     }
 
+    proptest::proptest! {
+        /// Runs are the maximal stretches of violating samples no two of which are more than
+        /// the lookback apart, whatever the values (NaN and ±Inf among them) and the gaps.
+        #[test]
+        fn runs_follow_the_gap_and_nan_rules(
+            points in proptest::collection::vec(
+                (1i64..12 * 60_000, proptest::prop_oneof![
+                    -20.0..30.0f64,
+                    proptest::strategy::Just(f64::NAN),
+                    proptest::strategy::Just(f64::INFINITY),
+                    proptest::strategy::Just(f64::NEG_INFINITY),
+                ]),
+                0..60,
+            )
+        ) {
+            let mut t = 0;
+            let samples: Vec<Sample> = points.iter().map(|(gap, v)| { t += gap; Sample::new(t, *v) }).collect();
+            let e = entry(1);
+            let runs = violation_runs(&e, &samples, LB);
+            let mut covered = vec![false; samples.len()];
+            for r in &runs {
+                for k in r.first..=r.last {
+                    proptest::prop_assert!(e.range.violated_by(samples[k].value), "only violating samples");
+                    proptest::prop_assert!(!samples[k].value.is_nan());
+                    proptest::prop_assert!(!covered[k], "in one run only");
+                    covered[k] = true;
+                    if k > r.first {
+                        proptest::prop_assert!(samples[k].at().since(samples[k - 1].at()) <= LB, "no gap beyond the lookback inside");
+                    }
+                }
+                // maximal: the samples around it do not continue it
+                if r.first > 0 {
+                    let prev = &samples[r.first - 1];
+                    proptest::prop_assert!(!e.range.violated_by(prev.value) || samples[r.first].at().since(prev.at()) > LB);
+                }
+                if let Some(next) = samples.get(r.last + 1) {
+                    proptest::prop_assert!(!e.range.violated_by(next.value) || next.at().since(samples[r.last].at()) > LB);
+                }
+            }
+            for (k, s) in samples.iter().enumerate() {
+                proptest::prop_assert_eq!(covered[k], e.range.violated_by(s.value), "every violating sample is in a run");
+            }
+        }
+    }
+
     #[test]
     fn without_a_sample_in_the_lookback_the_rule_has_no_value() {
         let e = entry(1);

@@ -275,6 +275,33 @@ mod tests {
         assert_eq!(store.undecodable_documents(), 2, "each skip is counted");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Every `f64` a sample can hold reads back as written (NaN as a NaN).
+        #[test]
+        fn every_number_round_trips(values in proptest::collection::vec(proptest::num::f64::ANY, 1..20)) {
+            let (_dir, store) = store().unwrap();
+            let labels: slamon_domain::Labels = [("__name__", "x")].into_iter().collect();
+            let samples: Vec<slamon_domain::Sample> =
+                values.iter().enumerate().map(|(i, v)| slamon_domain::Sample::new(i as i64, *v)).collect();
+            let view = slamon_domain::SlaSamplesView {
+                id: labels.id(),
+                labels,
+                samples,
+                applied: slamon_domain::Position::new(0, 1),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let read = runtime.block_on(async {
+                store.write(vec![Document::SlaSamples(view.clone())]).await.unwrap();
+                store.sla_samples(&view.id).await.unwrap().unwrap()
+            });
+            for (a, b) in view.samples.iter().zip(&read.samples) {
+                proptest::prop_assert!(a.value.to_bits() == b.value.to_bits() || (a.value.is_nan() && b.value.is_nan()), "{} read as {}", a.value, b.value);
+            }
+            proptest::prop_assert_eq!(read.samples.len(), view.samples.len());
+        }
+    }
+
     #[tokio::test]
     async fn a_finished_rebuild_leaves_no_file_behind() {
         let (dir, store) = store().unwrap();

@@ -155,10 +155,7 @@ fn to_ms(ts: f64) -> i64 {
     (ts * 1000.0).round() as i64
 }
 
-/// The PromQL string literal of a value.
-fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
-}
+use slamon_domain::labels::quote;
 
 /// The selector of every series named `name`, e.g. `{__name__="up"}`.
 fn name_selector(name: &str) -> String {
@@ -981,9 +978,9 @@ mod tests {
     fn selectors_of_one_series_match_no_series_with_more_labels() {
         let names: BTreeSet<&str> = ["__name__", "job", "pod"].into_iter().collect();
         let a: Labels = [("__name__", "m"), ("job", "a")].into_iter().collect();
-        assert_eq!(exact_selector(&a, &names), r#"m{job="a",pod=""}"#);
+        assert_eq!(exact_selector(&a, &names), r#"{__name__="m",job="a",pod=""}"#);
         let bare: Labels = [("__name__", "m")].into_iter().collect();
-        assert_eq!(exact_selector(&bare, &names), r#"m{job="",pod=""}"#);
+        assert_eq!(exact_selector(&bare, &names), r#"{__name__="m",job="",pod=""}"#);
         let odd: Labels = [("__name__", "a.b"), ("job", "x")].into_iter().collect();
         assert_eq!(exact_selector(&odd, &names), r#"{__name__="a.b",job="x",pod=""}"#);
     }

@@ -484,3 +484,54 @@ async fn a_failed_scrape_restarts_for_as_in_prometheus() {
     })
     .await;
 }
+
+/// Every selector slamon sends parses in Prometheus, whatever the metric name and label
+/// values (quotes, backslashes, newlines, control characters, PromQL keywords and numbers
+/// as names, any Unicode): 300 generated label sets, each asked of a real Prometheus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_label_value_makes_a_selector_prometheus_parses() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let Some(prometheus) = which("prometheus") else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: prometheus must be installed");
+        eprintln!("SKIPPED: prometheus not on PATH (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("prometheus.yml"), "scrape_configs: []\n").unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _prom = Proc(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("prometheus ready", Duration::from_secs(60), async || {
+        reqwest::get(format!("{url}/-/ready")).await.ok().filter(|r| r.status().is_success())
+    })
+    .await;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let names = proptest::prop_oneof![
+        proptest::strategy::Just("inf".to_owned()),
+        proptest::strategy::Just("bool".to_owned()),
+        proptest::strategy::Just("sum".to_owned()),
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,8}",
+        "\\PC{1,8}",
+    ];
+    let values = "(\\\\|\"|\\n|\\r|\\t|\\x00|\\x7f|'|`|\\{|\\}|=|~|\\PC){1,12}";
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        let name = names.new_tree(&mut runner).unwrap().current();
+        let value = values.new_tree(&mut runner).unwrap().current();
+        let labels: slamon_domain::Labels = [("__name__", name.as_str()), ("a", value.as_str())].into_iter().collect();
+        let selector = labels.selector();
+        let res = http.post(format!("{url}/api/v1/query")).form(&[("query", &selector)]).send().await.unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert!(status.is_success(), "{selector:?} for {labels}: {status} {body}");
+    }
+}
