@@ -197,6 +197,52 @@ fn stats_expr(selectors: &[String], window: Window) -> String {
         .join(" or ")
 }
 
+/// [`stats_expr`] of the sub-window `[span_ms - 1 ms] offset offset_ms` of every series named
+/// `metric_name`: the samples in `(at − offset − span, at − offset]` (1 ms less at the old end,
+/// so that consecutive sub-windows never share a sample).
+fn stats_expr_part(metric_name: &str, span_ms: i64, offset_ms: i64) -> String {
+    let sel = name_selector(metric_name);
+    // PromQL refuses `offset 0ms`
+    let offset = if offset_ms > 0 { format!(" offset {offset_ms}ms") } else { String::new() };
+    AGGREGATIONS
+        .iter()
+        .map(|agg| {
+            format!(
+                "label_replace({agg}_over_time({sel}[{}ms]{offset}), \"{AGG_LABEL}\", \"{agg}\", \"\", \"\")",
+                span_ms - 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// Count, min, max, mean and population variance of one series in one sub-window.
+#[derive(Debug, Clone, Copy)]
+struct PartStats {
+    n: f64,
+    min: f64,
+    max: f64,
+    mean: f64,
+    /// The sum of squared deviations from the mean (`n · σ²`).
+    m2: f64,
+}
+
+impl PartStats {
+    /// The two parts as one (Chan, Golub & LeVeque's pairwise update of the mean and the
+    /// sum of squared deviations).
+    fn merge(self, o: PartStats) -> PartStats {
+        let n = self.n + o.n;
+        let delta = o.mean - self.mean;
+        PartStats {
+            n,
+            min: self.min.min(o.min),
+            max: self.max.max(o.max),
+            mean: self.mean + delta * o.n / n,
+            m2: self.m2 + o.m2 + delta * delta * self.n * o.n / n,
+        }
+    }
+}
+
 /// The window aggregates of the rows of [`stats_expr`] answers, one per series, named `metric_name`.
 fn aggregates(metric_name: &str, window: Window, rows: Vec<(Labels, f64)>) -> Vec<(Labels, WindowAggregate)> {
     let mut by_series: BTreeMap<Labels, BTreeMap<String, f64>> = BTreeMap::new();
@@ -455,6 +501,56 @@ impl PrometheusSource {
         label_sets(data)
     }
 
+    /// The window statistics of `metric_name` from `parts` consecutive sub-windows of
+    /// `window`, one query each, combined exactly: counts add, min and max of the parts, the
+    /// mean weighted by the counts, the variance from the parts' sums of squared deviations
+    /// ([`PartStats::merge`]). Counted as one split.
+    async fn window_stats_by_time(
+        &self,
+        metric_name: &str,
+        window: Window,
+        at_ms: i64,
+        parts: i64,
+    ) -> Result<Vec<(Labels, WindowAggregate)>, CallError> {
+        tracing::info!(
+            metric_name,
+            window = window.label(),
+            parts,
+            "window statistics too big for one query: split in time"
+        );
+        self.splits.fetch_add(1, Ordering::Relaxed);
+        let span_ms = window.millis() / parts;
+        let mut merged: BTreeMap<Labels, PartStats> = BTreeMap::new();
+        for part in 0..parts {
+            let rows = self.vector(&stats_expr_part(metric_name, span_ms, part * span_ms), at_ms).await?;
+            for (labels, agg) in aggregates(metric_name, window, rows) {
+                let n = agg.samples as f64;
+                let (Some(min), Some(max), Some(mean)) = (agg.min, agg.max, agg.avg) else { continue };
+                if n == 0.0 {
+                    continue;
+                }
+                // back from the sample std of `aggregates` to the sum of squared deviations
+                let m2 = agg.std_dev.map_or(0.0, |s| s * s * (n - 1.0));
+                let stats = PartStats { n, min, max, mean, m2 };
+                merged.entry(labels).and_modify(|m| *m = m.merge(stats)).or_insert(stats);
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, p)| {
+                let agg = WindowAggregate {
+                    window,
+                    min: Some(p.min),
+                    max: Some(p.max),
+                    avg: Some(p.mean),
+                    std_dev: (p.n > 1.0).then(|| (p.m2 / (p.n - 1.0)).sqrt()),
+                    samples: p.n as u64,
+                };
+                (labels, agg)
+            })
+            .collect())
+    }
+
     /// The window statistics of `metric_name` when the query of the whole name was too big (`limit`;
     /// `error` is what that refusal reports): its series listed over the window, queried in batches of
     /// exact selectors, [`BATCH_CONCURRENCY`] at a time; a batch still too big is bisected, down to one
@@ -602,6 +698,15 @@ impl MetricSource for PrometheusSource {
         match self.vector(&expr, at_ms).await {
             Ok(rows) => Ok(aggregates(metric_name, window, rows)),
             Err(CallError::TooBig { limit, error }) => {
+                // Prometheus limits the samples one series loads at once: shorter
+                // sub-windows combined give the same statistics; else fewer series at once
+                for parts in [4, 12] {
+                    match self.window_stats_by_time(metric_name, window, at_ms, parts).await {
+                        Ok(rows) => return Ok(rows),
+                        Err(CallError::TooBig { .. }) => continue,
+                        Err(CallError::Port(e)) => return Err(e),
+                    }
+                }
                 self.window_stats_by_series(metric_name, window, at_ms, limit, error).await
             }
             Err(CallError::Port(e)) => Err(e),
@@ -880,6 +985,30 @@ mod tests {
             // population std 2 over 4 samples is sample std 2 * sqrt(4/3)
             assert!((agg.std_dev.unwrap() - 2.0 * (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn sub_windows_partition_the_window_and_merge_exactly() {
+        assert!(!stats_expr_part("m", 3_600_000, 0).contains("offset"), "PromQL refuses offset 0");
+        assert!(stats_expr_part("m", 3_600_000, 7_200_000)
+            .contains(r#"min_over_time({__name__="m"}[3599999ms] offset 7200000ms)"#));
+        // numpy: x = [1, 2, 3, 4, 10, 20]; mean 6.666…, sum of squared deviations 263.333…
+        let part = |v: &[f64]| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let m2 = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+            PartStats {
+                n,
+                min: v.iter().copied().fold(f64::INFINITY, f64::min),
+                max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                mean,
+                m2,
+            }
+        };
+        let merged = part(&[1.0, 2.0, 3.0]).merge(part(&[4.0])).merge(part(&[10.0, 20.0]));
+        assert_eq!((merged.n, merged.min, merged.max), (6.0, 1.0, 20.0));
+        assert!((merged.mean - 40.0 / 6.0).abs() < 1e-12);
+        assert!((merged.m2 - 263.333_333_333_333_3).abs() < 1e-9, "{}", merged.m2);
     }
 
     #[tokio::test]

@@ -11,7 +11,10 @@
 //! - a gap longer than the lookback ends a run, a shorter one does not;
 //! - a step-then-flat series (its ADF statistic is −∞);
 //! - an SLA entry naming a label with an empty value;
-//! - two label sets whose ids once collided (`{a="1",b="2"}` and `{a="1\nb=2"}`).
+//! - two label sets whose ids once collided (`{a="1",b="2"}` and `{a="1\nb=2"}`);
+//! - a failed scrape (a staleness marker) in a live scrape, beside Prometheus's `ALERTS`;
+//! - a metric name too big for one query under `--query.max-samples`;
+//! - any label value in a selector, parsed by Prometheus.
 //!
 //! Needs `prometheus` and `promtool` on PATH. Without them the test is skipped locally
 //! and fails in CI (`CI=true`).
@@ -192,6 +195,7 @@ struct Slamon {
     _proc: Proc,
     query: String,
     sla: String,
+    exporter: String,
 }
 
 fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, set_size: usize) -> Slamon {
@@ -215,7 +219,12 @@ fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, set_size: usi
         .stderr(out)
         .spawn()
         .unwrap();
-    Slamon { _proc: Proc(child), query: format!("http://127.0.0.1:{q}"), sla: format!("http://127.0.0.1:{s}") }
+    Slamon {
+        _proc: Proc(child),
+        query: format!("http://127.0.0.1:{q}"),
+        sla: format!("http://127.0.0.1:{s}"),
+        exporter: format!("http://127.0.0.1:{e}"),
+    }
 }
 
 /// Status and body of a GET; the body as JSON (`null` when it is not).
@@ -534,4 +543,106 @@ async fn any_label_value_makes_a_selector_prometheus_parses() {
         let body = res.text().await.unwrap();
         assert!(status.is_success(), "{selector:?} for {labels}: {status} {body}");
     }
+}
+
+/// A metric name whose 12 h window is more than `--query.max-samples` lets one query load
+/// for one series (Prometheus answers 422) while its 1 h and 3 h windows fit: slamon
+/// computes the 12 h statistics from shorter sub-windows, and every series gets them,
+/// equal to an independent computation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_too_big_for_one_query_gets_statistics_for_every_series() {
+    let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: prometheus and promtool must be installed");
+        eprintln!("SKIPPED: prometheus/promtool not on PATH (apt-get install prometheus)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let end_ms = (now_ms / 60_000 - 1) * 60_000;
+    // 10 series of 13 h of one-minute samples: 720 samples of each in a 12 h window
+    let mut om = String::from("# TYPE field_big gauge\n");
+    for k in (0..13 * 60).rev() {
+        let ts = end_ms - k * 60_000;
+        for i in 0..10 {
+            om += &format!("field_big{{i=\"{i}\",job=\"big\"}} {} {}\n", i * 1000 + k % 7, ts / 1000);
+        }
+    }
+    om += "# EOF\n";
+    std::fs::write(dir.path().join("big.om"), om).unwrap();
+    let tsdb = dir.path().join("tsdb");
+    let out = Command::new(&promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(dir.path().join("big.om"))
+        .arg(&tsdb)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(dir.path().join("prometheus.yml"), "scrape_configs: []\n").unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _prom = Proc(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg("--storage.tsdb.retention.time=30d")
+            .arg("--query.max-samples=500")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("prometheus ready", Duration::from_secs(60), async || {
+        reqwest::get(format!("{url}/-/ready")).await.ok().filter(|r| r.status().is_success())
+    })
+    .await;
+    // the fault itself: the whole name's 12 h window is refused
+    let res = reqwest::Client::new()
+        .post(format!("{url}/api/v1/query"))
+        .form(&[("query", "min_over_time({__name__=\"field_big\"}[12h])")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 422, "{:?}", res.text().await);
+
+    let s = start_slamon(&dir.path().join("slamon-data"), &url, &dir.path().join("slamon.log"), 5);
+    let metrics = eventually("ten series in /metrics", Duration::from_secs(90), async || {
+        get(&format!("{}/metrics?name=field_big", s.query))
+            .await
+            .filter(|(code, b)| *code == 200 && b.as_array().is_some_and(|a| a.len() == 10))
+            .map(|(_, b)| b)
+    })
+    .await;
+    for m in metrics.as_array().unwrap() {
+        let values = eventually("12 h statistics", Duration::from_secs(60), async || {
+            get(&format!("{}/metrics/{}/values", s.query, m["id"].as_str().unwrap()))
+                .await
+                .filter(|(code, b)| *code == 200 && b["values"]["12h"]["samples"].as_u64().is_some_and(|n| n > 700))
+                .map(|(_, b)| b)
+        })
+        .await;
+        let i: i64 = m["name"]["i"].as_str().unwrap().parse().unwrap();
+        // the samples of the window, as written above
+        let at = slamon_domain::parse_rfc3339_ms(values["computed_at"].as_str().unwrap()).unwrap();
+        let window: Vec<f64> = (0..13 * 60)
+            .filter(|k| (at - 12 * 3_600_000..=at).contains(&(end_ms - k * 60_000)))
+            .map(|k| (i * 1000 + k % 7) as f64)
+            .collect();
+        let n = window.len() as f64;
+        let mean = window.iter().sum::<f64>() / n;
+        let std = (window.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let got = &values["values"]["12h"];
+        assert_eq!(got["samples"], json!(window.len()), "{values}");
+        assert_eq!(got["min"], json!((i * 1000) as f64), "{values}");
+        assert_eq!(got["max"], json!((i * 1000 + 6) as f64), "{values}");
+        assert!((got["avg"].as_f64().unwrap() - mean).abs() < 1e-9 * mean.abs().max(1.0), "{values} vs {mean}");
+        assert!((got["std_dev"].as_f64().unwrap() - std).abs() < 1e-6, "{values} vs {std}");
+    }
+    let exported = reqwest::get(format!("{}/metrics", s.exporter)).await.unwrap().text().await.unwrap();
+    let splits: f64 = exported
+        .lines()
+        .find_map(|l| l.strip_prefix("etl_source_query_splits_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(splits >= 1.0, "the splits are counted: {exported}");
 }
