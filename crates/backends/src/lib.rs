@@ -265,6 +265,12 @@ impl Backends {
                 let store = slamon_mongo::MongoStore::connect(&config)
                     .await
                     .map_err(|source| Error::Open { what: "mongodb client", source })?;
+                match store.check_server().await {
+                    Ok(wire) => tracing::info!(wire_version = wire, "MongoDB server supported"),
+                    // an old server is refused at start, not retried forever
+                    Err(source @ PortError::Other(_)) => return Err(Error::Open { what: "mongodb server", source }),
+                    Err(e) => tracing::warn!(error = %e, "cannot ask the MongoDB server its version now"),
+                }
                 if let Err(e) = store.ensure_indexes().await {
                     tracing::warn!(error = %e, "cannot create the MongoDB indexes now; the store retries on every call");
                 }

@@ -6,7 +6,7 @@
 //! selection and socket timeouts, so a database that is down is an `Unavailable` error
 //! within seconds, never a hang.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, oid::ObjectId, Bson, Document as BsonDocument};
-use mongodb::options::{ClientOptions, ReplaceOneModel};
+use mongodb::event::command::CommandEvent;
+use mongodb::event::EventHandler;
+use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use slamon_domain::{
     Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, Rebuild,
@@ -104,16 +106,46 @@ fn from_bson(collection: Collection, mut doc: BsonDocument) -> PortResult<Docume
 impl MongoStore {
     /// Connects (lazily: an unreachable server fails the first call, not this one) and
     /// creates the indexes the queries need when the server is reachable.
+    ///
+    /// # Errors
+    /// [`PortError::Other`] when the URI is not a MongoDB connection string.
     pub async fn connect(config: &MongoConfig) -> PortResult<Self> {
+        Self::connect_with(config, None).await
+    }
+
+    /// [`MongoStore::connect`], telling `monitor` every command the driver sends (tests).
+    async fn connect_with(config: &MongoConfig, monitor: Option<EventHandler<CommandEvent>>) -> PortResult<Self> {
         let mut options = ClientOptions::parse(&config.uri)
             .await
             .map_err(|e| PortError::Other(format!("invalid MongoDB URI: {e}")))?;
         options.server_selection_timeout = Some(config.timeout);
         options.connect_timeout = Some(config.timeout);
         options.app_name = Some("slamon".into());
+        options.command_event_handler = monitor;
         let client = Client::with_options(options).map_err(unavailable)?;
         let db = client.database(&config.database);
         Ok(Self { client, db, prefix: String::new(), undecodable: Arc::default() })
+    }
+
+    /// Checks that the server is a MongoDB slamon supports (6.0 or later: wire version
+    /// [`MIN_WIRE_VERSION`] or more) and returns its wire version.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the server cannot be reached; [`PortError::Other`]
+    /// when it is older than MongoDB 6.0, saying so.
+    pub async fn check_server(&self) -> PortResult<i64> {
+        let hello = self.db.run_command(doc! {"hello": 1}).await.map_err(unavailable)?;
+        let wire = match hello.get("maxWireVersion") {
+            Some(Bson::Int32(v)) => i64::from(*v),
+            Some(Bson::Int64(v)) => *v,
+            _ => return Err(PortError::Other("the MongoDB server did not tell its wire version".into())),
+        };
+        if wire < MIN_WIRE_VERSION {
+            return Err(PortError::Other(format!(
+                "the MongoDB server speaks wire version {wire}, older than MongoDB 6.0 (wire version {MIN_WIRE_VERSION}); slamon supports MongoDB 6.0, 7.0 and 8.0"
+            )));
+        }
+        Ok(wire)
     }
 
     /// Creates the indexes (idempotent).
@@ -161,6 +193,31 @@ impl MongoStore {
                 .map_err(unavailable)?;
         }
         self.ensure_indexes().await
+    }
+}
+
+/// MongoDB 6.0's wire version: the oldest server slamon supports.
+pub const MIN_WIRE_VERSION: i64 = 17;
+/// The largest `update` command slamon sends (MongoDB takes 16 MiB per command document).
+const MAX_COMMAND_BYTES: usize = 8 << 20;
+
+impl MongoStore {
+    /// One ordered `update` command of `updates` (upserts) on collection `name`.
+    async fn update(&self, name: &str, updates: Vec<BsonDocument>) -> PortResult<()> {
+        let reply = self
+            .db
+            .run_command(doc! {"update": name, "updates": updates, "ordered": true})
+            .await
+            .map_err(|e| PortError::Unavailable(format!("mongodb update of {name}: {e}")))?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            if let Some(first) = errors.first() {
+                return Err(PortError::Invalid(format!("mongodb update of {name}: {first}")));
+            }
+        }
+        if let Ok(concern) = reply.get_document("writeConcernError") {
+            return Err(PortError::Unavailable(format!("mongodb update of {name}: {concern}")));
+        }
+        Ok(())
     }
 }
 
@@ -276,28 +333,36 @@ impl ReadModelStore for MongoStore {
         self.undecodable.load(Ordering::Relaxed)
     }
 
+    /// Upserts with one `update` command per collection (many statements, ordered), which
+    /// every MongoDB since 2.6 has: the `bulkWrite` command exists only from 8.0. Commands
+    /// stay under [`MAX_COMMAND_BYTES`].
     async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
-        if docs.is_empty() {
-            return Ok(());
-        }
-        let mut models = Vec::with_capacity(docs.len());
+        let mut by_collection: BTreeMap<Collection, Vec<BsonDocument>> = BTreeMap::new();
         for d in &docs {
             let key = d.key();
-            let namespace = self.raw(key.collection()).namespace();
-            models.push(
-                ReplaceOneModel::builder()
-                    .namespace(namespace)
-                    .filter(doc! {"_id": doc_id(&key)?})
-                    .replacement(to_bson(d)?)
-                    .upsert(true)
-                    .build(),
-            );
+            by_collection.entry(key.collection()).or_default().push(doc! {
+                "q": {"_id": doc_id(&key)?},
+                "u": to_bson(d)?,
+                "upsert": true,
+            });
         }
-        self.client
-            .bulk_write(models)
-            .ordered(true)
-            .await
-            .map_err(|e| PortError::Unavailable(format!("mongodb bulk write: {e}")))?;
+        for (collection, updates) in by_collection {
+            let name = self.raw(collection).name().to_owned();
+            let mut batch: Vec<BsonDocument> = Vec::new();
+            let mut bytes = 0;
+            for update in updates {
+                let size = mongodb::bson::to_vec(&update).map_err(invalid)?.len();
+                if !batch.is_empty() && bytes + size > MAX_COMMAND_BYTES {
+                    self.update(&name, std::mem::take(&mut batch)).await?;
+                    bytes = 0;
+                }
+                bytes += size;
+                batch.push(update);
+            }
+            if !batch.is_empty() {
+                self.update(&name, batch).await?;
+            }
+        }
         Ok(())
     }
 }
@@ -324,6 +389,74 @@ mod tests {
             }
             Err(e) => panic!("CI=true: MongoDB must be running at {uri} (scripts/services.sh start): {e}"),
         }
+    }
+
+    /// Every command MongoDB 6.0 has that the adapter may send: the oldest server slamon
+    /// supports (<https://www.mongodb.com/docs/v6.0/reference/command/>).
+    const MONGODB_6_COMMANDS: &[&str] = &[
+        "hello",
+        "isMaster",
+        "ismaster",
+        "ping",
+        "buildInfo",
+        "find",
+        "getMore",
+        "killCursors",
+        "insert",
+        "update",
+        "delete",
+        "aggregate",
+        "count",
+        "createIndexes",
+        "listIndexes",
+        "dropIndexes",
+        "create",
+        "drop",
+        "dropDatabase",
+        "listCollections",
+        "renameCollection",
+        "endSessions",
+    ];
+
+    /// The store suite, every command the driver sends recorded: each one exists in
+    /// MongoDB 6.0 (the `bulkWrite` command of 8.0 does not).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_command_sent_exists_in_mongodb_6() {
+        let Some(plain) = store().await else { return };
+        let sent = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let record = sent.clone();
+        let monitor = EventHandler::callback(move |event: CommandEvent| {
+            if let CommandEvent::Started(started) = event {
+                record.lock().unwrap().insert(started.command_name);
+            }
+        });
+        plain.drop_database().await.unwrap();
+        // each promise on a database of its own, every command recorded
+        let fresh = || async {
+            let config = MongoConfig {
+                uri: std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into()),
+                database: format!("slamon_test_{}", uuid::Uuid::now_v7().simple()),
+                timeout: Duration::from_secs(3),
+            };
+            let store = MongoStore::connect_with(&config, Some(monitor.clone())).await.unwrap();
+            assert!(store.check_server().await.unwrap() >= MIN_WIRE_VERSION);
+            store.ensure_indexes().await.unwrap();
+            store
+        };
+        use slamon_domain::suite::store as promise;
+        let stores = [fresh().await, fresh().await, fresh().await, fresh().await, fresh().await];
+        promise::round_trips_every_collection(&stores[0]).await;
+        promise::loads_a_batch_in_key_order(&stores[1]).await;
+        promise::lists_metrics_sorted_filtered_and_paged(&stores[2]).await;
+        promise::a_swapped_rebuild_replaces_the_live_models(&stores[3]).await;
+        promise::a_discarded_rebuild_changes_nothing(&stores[4]).await;
+        for store in &stores {
+            store.drop_database().await.unwrap();
+        }
+        let sent = sent.lock().unwrap().clone();
+        assert!(sent.contains("update"), "writes are update commands: {sent:?}");
+        let unknown: Vec<&String> = sent.iter().filter(|c| !MONGODB_6_COMMANDS.contains(&c.as_str())).collect();
+        assert!(unknown.is_empty(), "commands MongoDB 6.0 does not have: {unknown:?} (all sent: {sent:?})");
     }
 
     mod suite {
