@@ -13,9 +13,30 @@ use slamon_domain::{EventEnvelope, EventLog, Position};
 use crate::schemas::{self, SchemaFile};
 use crate::{v1, Error, Result};
 
-fn registry_error(e: SRCError) -> Error {
-    Error::Registry { message: e.to_string(), retriable: e.retriable }
+/// The HTTP status of a registry answer that `schema_registry_converter` reported, if any.
+fn http_status(e: &SRCError) -> Option<u16> {
+    let text = e.to_string();
+    let at = text.find("failed with status ")? + "failed with status ".len();
+    text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
+
+/// A registry error, retriable unless the registry gave an answer that will not change:
+/// `schema_registry_converter` takes every status but 502 and 503 (500, 504, 429, …) for
+/// permanent. `permanent` lists the statuses that are (404 when decoding: the schema id
+/// does not exist; 409 and 422 when registering: the schema is refused); transport
+/// errors and timeouts keep the converter's verdict (retriable).
+fn registry_error(e: SRCError, permanent: &[u16]) -> Error {
+    let retriable = match http_status(&e) {
+        Some(status) => !permanent.contains(&status),
+        None => e.retriable,
+    };
+    Error::Registry { message: e.to_string(), retriable }
+}
+
+/// Statuses that mean a schema id will never be found.
+const DECODE_PERMANENT: &[u16] = &[404];
+/// Statuses that mean a schema will never be accepted.
+const ENCODE_PERMANENT: &[u16] = &[409, 422];
 
 /// Encodes and decodes events in the Confluent wire format for one topic.
 pub struct EventCodec {
@@ -31,7 +52,7 @@ impl EventCodec {
                 .set_timeout(Duration::from_secs(5))
                 .no_proxy()
                 .build()
-                .map_err(registry_error)
+                .map_err(|e| registry_error(e, &[]))
         };
         Ok(Self {
             topic: topic.to_owned(),
@@ -61,7 +82,14 @@ impl EventCodec {
         let file = schemas::latest(env.event.event_type())
             .ok_or_else(|| Error::UnknownRecord(env.event.event_type().to_owned()))?;
         let value = v1::to_avro(env)?;
-        self.encoder.encode_value(value, &self.strategy(file)).await.map_err(registry_error)
+        self.encoder.encode_value(value, &self.strategy(file)).await.map_err(|e| {
+            let e = registry_error(e, ENCODE_PERMANENT);
+            if e.is_retryable() {
+                // the converter caches errors: the next try must ask the registry again
+                self.encoder.remove_errors_from_cache();
+            }
+            e
+        })
     }
 
     /// Decodes a framed record written with any registered version of a known record.
@@ -70,8 +98,13 @@ impl EventCodec {
             return Err(Error::Decode("not in the Confluent wire format (magic byte 0 and a schema id)".into()));
         }
         let result = self.decoder.decode(Some(bytes)).await.map_err(|e| {
-            // a schema the registry does not have will never decode; a network error might
-            Error::Registry { message: e.to_string(), retriable: e.retriable }
+            // a schema the registry does not have will never decode; an outage will pass
+            let e = registry_error(e, DECODE_PERMANENT);
+            if e.is_retryable() {
+                // the converter caches errors: the next try must ask the registry again
+                self.decoder.remove_errors_from_cache();
+            }
+            e
         })?;
         let name = result.name.ok_or_else(|| Error::Decode("the writer schema is not a named record".into()))?;
         if name.namespace() != Some(schemas::NAMESPACE) {
@@ -92,7 +125,7 @@ impl EventCodec {
                 self.encoder
                     .get_schema_and_id(&self.subject(file.event_type), self.strategy(file))
                     .await
-                    .map_err(registry_error)?;
+                    .map_err(|e| registry_error(e, ENCODE_PERMANENT))?;
             }
         }
         Ok(())
