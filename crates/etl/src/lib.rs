@@ -27,7 +27,7 @@ use reqwest::Url;
 use slamon_backends::{duration, http_url, Backends};
 use slamon_domain::{
     now_ms, Event, EventEnvelope, Labels, MetricAggregatesComputed, MetricId, MetricRemoved, MetricSource, PortError,
-    SeriesList, SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
+    Sample, SeriesList, SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
 };
 use slamon_events::Publisher;
 use slamon_prometheus::{DemoSource, MultiSource, PrometheusSource, SourceConfig};
@@ -139,6 +139,10 @@ impl SourceSettings {
         })
     }
 }
+
+/// The most samples one `SlaSamplesObserved` carries: about 300 kB of Avro, well under
+/// Kafka's default 1 MB record limit.
+pub const MAX_SAMPLES_PER_EVENT: usize = 20_000;
 
 /// Settings of the ETL (alone or in `slamon up`).
 #[derive(Debug, Clone, clap::Args)]
@@ -645,11 +649,20 @@ impl Etl {
                     if let Some(last) = samples.last() {
                         cursors.push((e.id(), last.ts_ms));
                     }
-                    events.push(self.envelope(Event::SlaSamplesObserved(SlaSamplesObserved {
-                        labels: e.labels.clone(),
-                        window_start_ms: window_start,
-                        samples,
-                    })));
+                    // bounded events (a 1 s scrape with a long `for` is megabytes): the
+                    // projection merges them by timestamp
+                    let chunks: Vec<Vec<Sample>> = if samples.is_empty() {
+                        vec![Vec::new()]
+                    } else {
+                        samples.chunks(MAX_SAMPLES_PER_EVENT).map(<[Sample]>::to_vec).collect()
+                    };
+                    for samples in chunks {
+                        events.push(self.envelope(Event::SlaSamplesObserved(SlaSamplesObserved {
+                            labels: e.labels.clone(),
+                            window_start_ms: window_start,
+                            samples,
+                        })));
+                    }
                 }
                 Err(err) => {
                     self.metrics.source_failures.inc();
@@ -707,6 +720,13 @@ impl Etl {
                         }
                         break;
                     }
+                    Err(e) if !e.is_retryable() => {
+                        // one event can never be appended (too large, refused by the
+                        // registry): append the others one by one, drop it and go on
+                        tracing::warn!(error = %e, events = chunk.len(), "append refused for good: appending one by one");
+                        self.publish_each(chunk, cancel).await?;
+                        break;
+                    }
                     Err(e) => {
                         self.metrics.publish_retries.inc();
                         tracing::warn!(error = %e, events = chunk.len(), ?backoff, "append failed, retrying");
@@ -715,6 +735,38 @@ impl Etl {
                                 tracing::error!(events = chunk.len(), "shutting down with events that could not be appended");
                                 return Err(EtlError::ShutdownBeforeAppend(chunk.len()));
                             }
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `events` one at a time (retrying outages like [`Etl::publish`]); an event
+    /// that can never be appended is logged, counted (`etl_events_dropped_total`) and
+    /// dropped. An event appended twice is harmless: the projection is idempotent.
+    async fn publish_each(&self, events: &[EventEnvelope], cancel: &CancellationToken) -> Result<(), EtlError> {
+        for event in events {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match self.publisher.publish(std::slice::from_ref(event)).await {
+                    Ok(_) => {
+                        self.metrics.events.with_label_values(&[event.event.event_type()]).inc();
+                        break;
+                    }
+                    Err(e) if !e.is_retryable() => {
+                        self.metrics.events_dropped.with_label_values(&[event.event.event_type()]).inc();
+                        tracing::error!(error = %e, event_type = event.event.event_type(), key = %event.event.key(), "event dropped: it can never be appended");
+                        break;
+                    }
+                    Err(e) => {
+                        self.metrics.publish_retries.inc();
+                        tracing::warn!(error = %e, ?backoff, "append failed, retrying");
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Err(EtlError::ShutdownBeforeAppend(1)),
                             _ = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(10));

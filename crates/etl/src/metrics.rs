@@ -21,6 +21,8 @@ pub struct EtlMetrics {
     /// Series lists that may have been partial: no series was removed in those cycles.
     pub partial_series_lists: IntCounter,
     pub events: IntCounterVec,
+    /// Events that could never be appended (too large, refused), by type.
+    pub events_dropped: IntCounterVec,
     pub cycle_seconds: Histogram,
     pub series: IntGauge,
 }
@@ -40,6 +42,14 @@ impl EtlMetrics {
         let events =
             IntCounterVec::new(Opts::new("etl_events_produced_total", "events appended to the log"), &["event_type"])?;
         registry.register(Box::new(events.clone()))?;
+        let events_dropped = IntCounterVec::new(
+            Opts::new(
+                "etl_events_dropped_total",
+                "events that could never be appended (too large, refused by the registry)",
+            ),
+            &["event_type"],
+        )?;
+        registry.register(Box::new(events_dropped.clone()))?;
         let cycle_seconds = Histogram::with_opts(
             HistogramOpts::new("etl_cycle_duration_seconds", "duration of one statistics cycle")
                 .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
@@ -76,6 +86,7 @@ impl EtlMetrics {
                 "series lists with warnings: no series was removed in those cycles",
             )?,
             events,
+            events_dropped,
             cycle_seconds,
             series,
         })

@@ -41,6 +41,30 @@ async fn harness(sla_up: bool) -> Harness {
 }
 
 async fn harness_with(sla_up: bool, source: Arc<dyn MetricSource>, config: EtlConfig) -> Harness {
+    harness_limited(sla_up, source, config, usize::MAX).await
+}
+
+/// An event log that refuses, for good, every record over `max` bytes (Kafka's
+/// `message.max.bytes`).
+struct LimitedLog {
+    inner: Arc<EmbeddedLog>,
+    max: usize,
+}
+
+#[async_trait::async_trait]
+impl EventLog for LimitedLog {
+    async fn append(&self, topic: &str, records: Vec<(String, Vec<u8>)>) -> PortResult<Vec<Position>> {
+        if let Some((_, big)) = records.iter().find(|(_, v)| v.len() > self.max) {
+            return Err(PortError::Invalid(format!("record of {} bytes over the limit of {}", big.len(), self.max)));
+        }
+        self.inner.append(topic, records).await
+    }
+    async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>> {
+        self.inner.consumer(group, topic).await
+    }
+}
+
+async fn harness_limited(sla_up: bool, source: Arc<dyn MetricSource>, config: EtlConfig, max_record: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,7 +91,7 @@ async fn harness_with(sla_up: bool, source: Arc<dyn MetricSource>, config: EtlCo
     let registry = prometheus::Registry::new();
     let etl = Etl::new(
         source,
-        Publisher::new(codec.clone(), log.clone()),
+        Publisher::new(codec.clone(), Arc::new(LimitedLog { inner: log.clone(), max: max_record })),
         SlaClient::new(&grpc_url).unwrap(),
         config,
         EtlMetrics::new(&registry).unwrap(),
@@ -293,6 +317,8 @@ struct ChurningSource {
     stopped_at: Mutex<i64>,
     /// The list comes with a warning (a partial answer).
     partial: Mutex<bool>,
+    /// The scrape interval of its samples, in ms.
+    step_ms: i64,
 }
 
 fn series(name: &str) -> Labels {
@@ -312,8 +338,8 @@ impl MetricSource for ChurningSource {
     }
     async fn raw_samples(&self, _: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
         let last = at_ms.min(*self.stopped_at.lock().unwrap());
-        let first = (after_ms / 60_000 + 1) * 60_000;
-        Ok((first..=last).step_by(60_000).map(|t| Sample::new(t, 50.0)).collect())
+        let first = (after_ms / self.step_ms + 1) * self.step_ms;
+        Ok((first..=last).step_by(self.step_ms as usize).map(|t| Sample::new(t, 50.0)).collect())
     }
     async fn range(&self, _: &Labels, _: i64, _: i64, _: i64) -> PortResult<Vec<Sample>> {
         Ok(Vec::new())
@@ -346,6 +372,7 @@ async fn a_series_that_stopped_gets_no_statistics_and_keeps_its_sla_history() {
         listed: Mutex::new(vec![series("a")]),
         stopped_at: Mutex::new(i64::MAX),
         partial: Mutex::new(false),
+        step_ms: 60_000,
     });
     let clock = || CHURN_NOW.load(std::sync::atomic::Ordering::SeqCst);
     let config = EtlConfig { removed_after: Duration::from_secs(15 * 60), clock, ..EtlConfig::default() };
@@ -395,6 +422,7 @@ async fn a_partial_series_list_is_used_but_removes_nothing() {
         listed: Mutex::new(vec![series("a"), series("b")]),
         stopped_at: Mutex::new(i64::MAX),
         partial: Mutex::new(false),
+        step_ms: 60_000,
     });
     static NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(AT_MS);
     let tick = || NOW.fetch_add(60_000, std::sync::atomic::Ordering::SeqCst);
@@ -413,5 +441,58 @@ async fn a_partial_series_list_is_used_but_removes_nothing() {
     *source.partial.lock().unwrap() = false;
     let complete = h.etl.cycle(&h.cancel).await.unwrap();
     assert_eq!(complete.removed, 1, "{complete:?}");
+    h.cancel.cancel();
+}
+
+fn one_second_source() -> Arc<ChurningSource> {
+    Arc::new(ChurningSource {
+        listed: Mutex::new(vec![series("a")]),
+        stopped_at: Mutex::new(i64::MAX),
+        partial: Mutex::new(false),
+        step_ms: 1000,
+    })
+}
+
+fn long_for_entry() -> WireEntry {
+    // a 1-second scrape with for: 1440 — 36 h of samples, about 1.8 MB in one event
+    WireEntry {
+        metric_id: series("a").id().to_string(),
+        metric: series("a").into_map().into_iter().collect(),
+        min: 0.0,
+        max: 10.0,
+        for_minutes: 1440,
+    }
+}
+
+#[tokio::test]
+async fn a_long_window_of_fast_samples_is_split_into_events_under_the_record_limit() {
+    let config = EtlConfig { clock: || AT_MS, ..EtlConfig::default() };
+    let mut h = harness_limited(true, one_second_source(), config, 1_000_000).await;
+    h.sla.0.lock().unwrap().push(long_for_entry());
+    let report = h.etl.cycle(&h.cancel).await.unwrap();
+    assert!(report.samples > 129_000, "{report:?}");
+    let events = read_all(&h, "split").await;
+    let chunks: Vec<usize> = events
+        .iter()
+        .filter_map(|e| if let Event::SlaSamplesObserved(s) = &e.event { Some(s.samples.len()) } else { None })
+        .collect();
+    assert!(chunks.len() > 1 && chunks.iter().all(|n| *n <= MAX_SAMPLES_PER_EVENT), "{chunks:?}");
+    assert_eq!(chunks.iter().sum::<usize>(), report.samples);
+    assert_eq!(projected_samples(&h, "split-p", &series("a")).await.len(), report.samples, "the projection joins them");
+    h.cancel.cancel();
+}
+
+#[tokio::test]
+async fn an_event_that_can_never_be_appended_is_dropped_and_counted_not_retried_forever() {
+    let config = EtlConfig { clock: || AT_MS, ..EtlConfig::default() };
+    // a log whose limit even one chunk of samples exceeds
+    let mut h = harness_limited(true, one_second_source(), config, 100_000).await;
+    h.sla.0.lock().unwrap().push(long_for_entry());
+    let cycle = tokio::time::timeout(Duration::from_secs(60), h.etl.cycle(&h.cancel)).await;
+    cycle.expect("the cycle ends").unwrap();
+    let text = render(&h.registry);
+    assert!(text.contains("etl_events_dropped_total{event_type=\"SlaSamplesObserved\"}"), "{text}");
+    let events = read_all(&h, "dropped").await;
+    assert!(events.iter().any(|e| matches!(e.event, Event::MetricAggregatesComputed(_))), "the rest is appended");
     h.cancel.cancel();
 }

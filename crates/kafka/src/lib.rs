@@ -35,6 +35,25 @@ fn unavailable(e: KafkaError) -> PortError {
     PortError::Unavailable(format!("kafka: {e}"))
 }
 
+/// The largest record the producer sends (Kafka's default `message.max.bytes`).
+pub const MAX_RECORD_BYTES: usize = 1_000_000;
+
+/// A failed delivery: permanent when the record itself is refused (too large, invalid),
+/// retriable otherwise (a broker down, a timeout).
+fn delivery_error(e: KafkaError) -> PortError {
+    use RDKafkaErrorCode as Code;
+    match e.rdkafka_error_code() {
+        Some(
+            Code::MessageSizeTooLarge
+            | Code::InvalidMessageSize
+            | Code::InvalidMessage
+            | Code::InvalidRecord
+            | Code::InvalidRequiredAcks,
+        ) => PortError::Invalid(format!("kafka refused the record: {e}")),
+        _ => unavailable(e),
+    }
+}
+
 /// The Kafka event log: a shared idempotent producer; consumers on demand.
 #[derive(Clone)]
 pub struct KafkaLog {
@@ -52,6 +71,9 @@ impl KafkaLog {
             .set("message.timeout.ms", config.timeout.as_millis().to_string())
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
+            // Kafka's default record limit, stated: a larger record fails for good (the
+            // ETL bounds its events below it)
+            .set("message.max.bytes", MAX_RECORD_BYTES.to_string())
             .create()
             .map_err(|e| PortError::Other(format!("kafka producer: {e}")))?;
         Ok(Self { config, producer })
@@ -123,7 +145,7 @@ impl EventLog for KafkaLog {
         for d in futures::future::join_all(deliveries).await {
             match d {
                 Ok(delivery) => positions.push(Position::new(delivery.partition, delivery.offset)),
-                Err((e, _)) => return Err(unavailable(e)),
+                Err((e, _)) => return Err(delivery_error(e)),
             }
         }
         Ok(positions)
@@ -298,6 +320,15 @@ mod tests {
     mod suite {
         use super::*;
         slamon_domain::event_log_suite!(|topic: String| async move { log(&topic).await.map(|log| ((), log)) });
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_record_over_the_limit_is_refused_for_good() {
+        let topic = format!("slamon-test-{}", uuid::Uuid::now_v7().simple());
+        let Some(log) = log(&topic).await else { return };
+        let err = log.append(&topic, vec![("k".into(), vec![7u8; MAX_RECORD_BYTES + 1])]).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert_eq!(log.append(&topic, vec![("k".into(), vec![7u8; 1000])]).await.unwrap().len(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread")]
