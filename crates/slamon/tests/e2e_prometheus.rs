@@ -283,8 +283,15 @@ async fn scenario(backend: &[(String, String)]) {
     let (_, got_set) = get(&format!("{}/slaset", s.sla)).await.unwrap();
     assert_eq!(got_set.as_array().unwrap().len(), 5, "read-your-writes: {got_set}");
 
-    let status = eventually("the firing SLA to fire", Duration::from_secs(90), async || {
-        get(&format!("{}/status", s.sla)).await.filter(|(_, b)| b[0]["status"] == "firing").map(|(_, b)| b)
+    // the samples of the five SLA metrics travel on different partitions: wait until
+    // every one is projected (none absent) and the firing one fires
+    let status = eventually("the firing SLA to fire, every SLA with samples", Duration::from_secs(90), async || {
+        get(&format!("{}/status", s.sla))
+            .await
+            .filter(|(_, b)| {
+                b[0]["status"] == "firing" && b.as_array().is_some_and(|a| a.iter().all(|x| x["status"] != "absent"))
+            })
+            .map(|(_, b)| b)
     })
     .await;
     let states: Vec<&str> = status.as_array().unwrap().iter().map(|x| x["status"].as_str().unwrap()).collect();
