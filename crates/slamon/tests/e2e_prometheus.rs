@@ -76,51 +76,6 @@ fn write_openmetrics(path: &Path, t0_ms: i64) {
     writeln!(f, "# EOF").unwrap();
 }
 
-struct Slamon {
-    proc: Proc,
-    query: String,
-    sla: String,
-    grpc: String,
-    exporter: String,
-}
-
-fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, backend: &[(String, String)]) -> Slamon {
-    let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
-        .arg("up")
-        .env("PROMETHEUS_URL", prometheus_url)
-        .env("SLAMON_DATA_DIR", data_dir)
-        .env("SLAMON_QUERY_API_LISTEN", format!("127.0.0.1:{q}"))
-        .env("SLAMON_SLA_MANAGER_LISTEN", format!("127.0.0.1:{s}"))
-        .env("SLAMON_GRPC_LISTEN", format!("127.0.0.1:{g}"))
-        .env("SLAMON_EXPORTER_LISTEN", format!("127.0.0.1:{e}"))
-        .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{r}"))
-        .env("SLAMON_ETL_PERIOD", "3s")
-        .env("SLAMON_ABSENT_AFTER", "2h")
-        .env("SLAMON_SERIES_LOOKBACK", "2h")
-        .env("SLAMON_PUT_VISIBILITY_TIMEOUT", "40s")
-        .envs(backend.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    Slamon {
-        proc: Proc(child),
-        query: format!("http://127.0.0.1:{q}"),
-        sla: format!("http://127.0.0.1:{s}"),
-        grpc: format!("http://127.0.0.1:{g}"),
-        exporter: format!("http://127.0.0.1:{e}"),
-    }
-}
-
-async fn get(url: &str) -> Option<(u16, Value)> {
-    let res = reqwest::get(url).await.ok()?;
-    let status = res.status().as_u16();
-    Some((status, res.json().await.unwrap_or(Value::Null)))
-}
-
 /// Min, max, mean, sample std and count of the samples in the window ending at `at_ms`.
 fn expected_window(
     value: &dyn Fn(i64) -> f64,
@@ -207,26 +162,9 @@ async fn scenario(backend: &[(String, String)]) {
         .output()
         .unwrap();
     assert!(status.status.success(), "promtool: {}", String::from_utf8_lossy(&status.stderr));
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").unwrap();
-    let prom_port = free_port();
-    let prom_url = format!("http://127.0.0.1:{prom_port}");
-    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg("--storage.tsdb.retention.time=30d")
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(prom_log)
-            .spawn()
-            .unwrap(),
-    );
-    eventually("prometheus ready", Duration::from_secs(60), async || {
-        reqwest::get(format!("{prom_url}/-/ready")).await.ok().filter(|r| r.status().is_success())
-    })
-    .await;
+    let config = "global:\n  scrape_interval: 1m\nscrape_configs: []\n";
+    let retention = ["--storage.tsdb.retention.time=30d"];
+    let (prom_url, _prom) = start_prometheus(&prometheus, dir.path(), config, &tsdb, &retention).await;
 
     let data = dir.path().join("slamon-data");
     let log = dir.path().join("slamon.log");

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -191,47 +191,9 @@ fn write_openmetrics(path: &Path, cases: &[Case], end_ms: i64) {
     writeln!(f, "# EOF").unwrap();
 }
 
-struct Slamon {
-    _proc: Proc,
-    query: String,
-    sla: String,
-    exporter: String,
-}
-
-fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, set_size: usize) -> Slamon {
-    let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
-        .arg("up")
-        .env("PROMETHEUS_URL", prometheus_url)
-        .env("SLAMON_DATA_DIR", data_dir)
-        .env("SLAMON_QUERY_API_LISTEN", format!("127.0.0.1:{q}"))
-        .env("SLAMON_SLA_MANAGER_LISTEN", format!("127.0.0.1:{s}"))
-        .env("SLAMON_GRPC_LISTEN", format!("127.0.0.1:{g}"))
-        .env("SLAMON_EXPORTER_LISTEN", format!("127.0.0.1:{e}"))
-        .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{r}"))
-        .env("SLAMON_ETL_PERIOD", "3s")
-        .env("SLAMON_SERIES_LOOKBACK", "1h")
-        .env("SLAMON_PUT_VISIBILITY_TIMEOUT", "40s")
-        .env("SLAMON_SLA_SET_SIZE", set_size.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    Slamon {
-        _proc: Proc(child),
-        query: format!("http://127.0.0.1:{q}"),
-        sla: format!("http://127.0.0.1:{s}"),
-        exporter: format!("http://127.0.0.1:{e}"),
-    }
-}
-
-/// Status and body of a GET; the body as JSON (`null` when it is not).
-async fn get(url: &str) -> Option<(u16, Value)> {
-    let res = reqwest::get(url).await.ok()?;
-    let status = res.status().as_u16();
-    Some((status, res.json().await.unwrap_or(Value::Null)))
+/// The setting of the SLA set's size.
+fn set_size(n: usize) -> Vec<(String, String)> {
+    vec![("SLAMON_SLA_SET_SIZE".to_owned(), n.to_string())]
 }
 
 /// A GET that must not fail on the server's side.
@@ -295,14 +257,10 @@ async fn check_answers(s: &Slamon, cases: &[Case], ids: &BTreeMap<String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
-    let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true: prometheus and promtool must be installed (scripts/services.sh install)"
-        );
-        eprintln!("SKIPPED: prometheus/promtool not on PATH (apt-get install prometheus)");
+    if !tools(&["prometheus", "promtool"]) {
         return;
-    };
+    }
+    let (prometheus, promtool) = (which("prometheus").unwrap(), which("promtool").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     promtool_oracle(&promtool, dir.path(), &cases);
@@ -316,29 +274,13 @@ async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
     let out = Command::new(&promtool).args(["tsdb", "create-blocks-from", "openmetrics"]).arg(&om).arg(&tsdb).output();
     let out = out.unwrap();
     assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(dir.path().join("prometheus.yml"), "global:\n  scrape_interval: 1m\nscrape_configs: []\n").unwrap();
-    let prom_port = free_port();
-    let prom_url = format!("http://127.0.0.1:{prom_port}");
-    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg("--storage.tsdb.retention.time=30d")
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(prom_log)
-            .spawn()
-            .unwrap(),
-    );
-    eventually("prometheus ready", Duration::from_secs(60), async || {
-        reqwest::get(format!("{prom_url}/-/ready")).await.ok().filter(|r| r.status().is_success())
-    })
-    .await;
+    let config = "global:\n  scrape_interval: 1m\nscrape_configs: []\n";
+    let retention = ["--storage.tsdb.retention.time=30d"];
+    let (prom_url, _prom) = start_prometheus(&prometheus, dir.path(), config, &tsdb, &retention).await;
 
     let data = dir.path().join("slamon-data");
     let log = dir.path().join("slamon.log");
-    let s = start_slamon(&data, &prom_url, &log, cases.len());
+    let s = start_slamon(&data, &prom_url, &log, &set_size(cases.len()));
     // every series listed, the two label sets that once collided with two ids
     let metrics = eventually("seven series in /metrics", Duration::from_secs(90), async || {
         get(&format!("{}/metrics?match=job=field", s.query))
@@ -362,7 +304,7 @@ async fn field_cases_agree_with_prometheus_and_survive_a_restart() {
 
     // killed and started again on the same data dir: the same answers, and it takes a PUT
     drop(s);
-    let s = start_slamon(&data, &prom_url, &log, cases.len());
+    let s = start_slamon(&data, &prom_url, &log, &set_size(cases.len()));
     eventually("slamon up again", Duration::from_secs(60), async || {
         get(&format!("{}/readyz", s.query)).await.filter(|(code, _)| *code == 200)
     })
@@ -405,11 +347,10 @@ async fn serve_target(failing: std::sync::Arc<std::sync::atomic::AtomicBool>) ->
 /// appeared), and fire when Prometheus fires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_scrape_restarts_for_as_in_prometheus() {
-    let Some(prometheus) = which("prometheus") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: prometheus must be installed");
-        eprintln!("SKIPPED: prometheus not on PATH (apt-get install prometheus)");
+    if !tools(&["prometheus"]) {
         return;
-    };
+    }
+    let prometheus = which("prometheus").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let target = serve_target(failing.clone()).await;
@@ -425,19 +366,8 @@ async fn a_failed_scrape_restarts_for_as_in_prometheus() {
         ),
     )
     .unwrap();
-    let prom_port = free_port();
-    let prom_url = format!("http://127.0.0.1:{prom_port}");
-    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(prom_log)
-            .spawn()
-            .unwrap(),
-    );
+    let config = std::fs::read_to_string(dir.path().join("prometheus.yml")).unwrap();
+    let (prom_url, _prom) = start_prometheus(&prometheus, dir.path(), &config, &dir.path().join("tsdb"), &[]).await;
     let query = |q: &'static str| {
         let url = format!("{prom_url}/api/v1/query");
         async move {
@@ -453,7 +383,7 @@ async fn a_failed_scrape_restarts_for_as_in_prometheus() {
     .await;
     let first = std::time::Instant::now();
 
-    let s = start_slamon(&dir.path().join("slamon-data"), &prom_url, &dir.path().join("slamon.log"), 1);
+    let s = start_slamon(&dir.path().join("slamon-data"), &prom_url, &dir.path().join("slamon.log"), &set_size(1));
     eventually("the live series in /metrics", Duration::from_secs(60), async || {
         get(&format!("{}/metrics?name=field_live", s.query))
             .await
@@ -500,29 +430,13 @@ async fn a_failed_scrape_restarts_for_as_in_prometheus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_label_value_makes_a_selector_prometheus_parses() {
     use proptest::strategy::{Strategy, ValueTree};
-    let Some(prometheus) = which("prometheus") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: prometheus must be installed");
-        eprintln!("SKIPPED: prometheus not on PATH (apt-get install prometheus)");
+    if !tools(&["prometheus"]) {
         return;
-    };
+    }
+    let prometheus = which("prometheus").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("prometheus.yml"), "scrape_configs: []\n").unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _prom = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("prometheus ready", Duration::from_secs(60), async || {
-        reqwest::get(format!("{url}/-/ready")).await.ok().filter(|r| r.status().is_success())
-    })
-    .await;
+    let (url, _prom) =
+        start_prometheus(&prometheus, dir.path(), "scrape_configs: []\n", &dir.path().join("tsdb"), &[]).await;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let names = proptest::prop_oneof![
         proptest::strategy::Just("inf".to_owned()),
@@ -551,11 +465,10 @@ async fn any_label_value_makes_a_selector_prometheus_parses() {
 /// equal to an independent computation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_too_big_for_one_query_gets_statistics_for_every_series() {
-    let (Some(prometheus), Some(promtool)) = (which("prometheus"), which("promtool")) else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: prometheus and promtool must be installed");
-        eprintln!("SKIPPED: prometheus/promtool not on PATH (apt-get install prometheus)");
+    if !tools(&["prometheus", "promtool"]) {
         return;
-    };
+    }
+    let (prometheus, promtool) = (which("prometheus").unwrap(), which("promtool").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let end_ms = (now_ms / 60_000 - 1) * 60_000;
@@ -577,25 +490,8 @@ async fn a_name_too_big_for_one_query_gets_statistics_for_every_series() {
         .output()
         .unwrap();
     assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(dir.path().join("prometheus.yml"), "scrape_configs: []\n").unwrap();
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _prom = Proc(
-        Command::new(&prometheus)
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg("--storage.tsdb.retention.time=30d")
-            .arg("--query.max-samples=500")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("prometheus ready", Duration::from_secs(60), async || {
-        reqwest::get(format!("{url}/-/ready")).await.ok().filter(|r| r.status().is_success())
-    })
-    .await;
+    let args = ["--storage.tsdb.retention.time=30d", "--query.max-samples=500"];
+    let (url, _prom) = start_prometheus(&prometheus, dir.path(), "scrape_configs: []\n", &tsdb, &args).await;
     // the fault itself: the whole name's 12 h window is refused
     let res = reqwest::Client::new()
         .post(format!("{url}/api/v1/query"))
@@ -605,7 +501,7 @@ async fn a_name_too_big_for_one_query_gets_statistics_for_every_series() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 422, "{:?}", res.text().await);
 
-    let s = start_slamon(&dir.path().join("slamon-data"), &url, &dir.path().join("slamon.log"), 5);
+    let s = start_slamon(&dir.path().join("slamon-data"), &url, &dir.path().join("slamon.log"), &set_size(5));
     let metrics = eventually("ten series in /metrics", Duration::from_secs(90), async || {
         get(&format!("{}/metrics?name=field_big", s.query))
             .await

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -181,4 +181,78 @@ pub fn documented_vars() -> Vec<String> {
             (!l.starts_with('#') && l.contains('=')).then(|| l.split('=').next().unwrap().trim().to_owned())
         })
         .collect()
+}
+
+/// A `slamon up` of a test, its URLs.
+pub struct Slamon {
+    pub proc: Proc,
+    pub query: String,
+    pub sla: String,
+    pub grpc: String,
+    pub exporter: String,
+}
+
+/// `slamon up` against `prometheus_url` on free ports, logging to `log`, with a 3 s ETL
+/// period and `extra` settings (a backend, a set size) on top.
+pub fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, extra: &[(String, String)]) -> Slamon {
+    let (q, s, g, e, r) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
+        .arg("up")
+        .env("PROMETHEUS_URL", prometheus_url)
+        .env("SLAMON_DATA_DIR", data_dir)
+        .env("SLAMON_QUERY_API_LISTEN", format!("127.0.0.1:{q}"))
+        .env("SLAMON_SLA_MANAGER_LISTEN", format!("127.0.0.1:{s}"))
+        .env("SLAMON_GRPC_LISTEN", format!("127.0.0.1:{g}"))
+        .env("SLAMON_EXPORTER_LISTEN", format!("127.0.0.1:{e}"))
+        .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{r}"))
+        .env("SLAMON_ETL_PERIOD", "3s")
+        .env("SLAMON_ABSENT_AFTER", "2h")
+        .env("SLAMON_SERIES_LOOKBACK", "2h")
+        .env("SLAMON_PUT_VISIBILITY_TIMEOUT", "40s")
+        .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Slamon {
+        proc: Proc(child),
+        query: format!("http://127.0.0.1:{q}"),
+        sla: format!("http://127.0.0.1:{s}"),
+        grpc: format!("http://127.0.0.1:{g}"),
+        exporter: format!("http://127.0.0.1:{e}"),
+    }
+}
+
+/// Status and JSON body of a GET (`null` when the body is not JSON); `None` when nothing answers.
+pub async fn get(url: &str) -> Option<(u16, Value)> {
+    let res = reqwest::get(url).await.ok()?;
+    let status = res.status().as_u16();
+    Some((status, res.json().await.unwrap_or(Value::Null)))
+}
+
+/// Debian's `prometheus` on a free port with `config` (YAML text) and the TSDB at `tsdb`,
+/// plus `args`; ready when this returns. Its URL, and the process.
+pub async fn start_prometheus(bin: &Path, dir: &Path, config: &str, tsdb: &Path, args: &[&str]) -> (String, Proc) {
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let proc = Proc(
+        Command::new(bin)
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    eventually("prometheus ready", Duration::from_secs(60), async || {
+        reqwest::get(format!("{url}/-/ready")).await.ok().filter(|r| r.status().is_success())
+    })
+    .await;
+    (url, proc)
 }
