@@ -45,7 +45,13 @@ pub struct MongoStore {
     prefix: String,
     /// Documents that could not be decoded (skipped).
     undecodable: Arc<AtomicU64>,
+    /// The longest a store call may take ([`OPERATION_TIMEOUT_FACTOR`] × the timeout).
+    operation_timeout: Duration,
 }
+
+/// A store call may take this many times [`MongoConfig::timeout`] (a bulk write of a large
+/// batch is slower than the server selection the timeout bounds).
+pub const OPERATION_TIMEOUT_FACTOR: u32 = 10;
 
 /// The documents of `collection` with these ids.
 async fn find_ids(collection: MongoCollection<BsonDocument>, ids: Vec<Bson>) -> PortResult<Vec<BsonDocument>> {
@@ -124,7 +130,8 @@ impl MongoStore {
         options.command_event_handler = monitor;
         let client = Client::with_options(options).map_err(unavailable)?;
         let db = client.database(&config.database);
-        Ok(Self { client, db, prefix: String::new(), undecodable: Arc::default() })
+        let operation_timeout = config.timeout * OPERATION_TIMEOUT_FACTOR;
+        Ok(Self { client, db, prefix: String::new(), undecodable: Arc::default(), operation_timeout })
     }
 
     /// Checks that the server is a MongoDB slamon supports (6.0 or later: wire version
@@ -261,9 +268,8 @@ impl MongoStore {
     }
 }
 
-#[async_trait]
-impl ReadModelStore for MongoStore {
-    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+impl MongoStore {
+    async fn metrics_now(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
         let mut query = doc! {"removed": false};
         if let Some(name) = &filter.name {
             query.insert(format!("labels.{NAME_LABEL}"), name.clone());
@@ -295,13 +301,13 @@ impl ReadModelStore for MongoStore {
     }
 
     /// Every document of a collection, in `_id` order.
-    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+    async fn all_now(&self, collection: Collection) -> PortResult<Vec<Document>> {
         let cursor = self.raw(collection).find(doc! {}).sort(doc! {"_id": 1}).await.map_err(unavailable)?;
         let docs: Vec<BsonDocument> = cursor.try_collect().await.map_err(unavailable)?;
         Ok(docs.into_iter().filter_map(|d| self.decode(collection, d)).collect())
     }
 
-    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+    async fn load_now(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
         let mut out = vec![None; keys.len()];
         for collection in Collection::ALL {
             let mut wanted: HashMap<String, usize> = HashMap::new();
@@ -329,14 +335,10 @@ impl ReadModelStore for MongoStore {
         Ok(out)
     }
 
-    fn undecodable_documents(&self) -> u64 {
-        self.undecodable.load(Ordering::Relaxed)
-    }
-
     /// Upserts with one `update` command per collection (many statements, ordered), which
     /// every MongoDB since 2.6 has: the `bulkWrite` command exists only from 8.0. Commands
     /// stay under [`MAX_COMMAND_BYTES`].
-    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+    async fn write_now(&self, docs: Vec<Document>) -> PortResult<()> {
         let mut by_collection: BTreeMap<Collection, Vec<BsonDocument>> = BTreeMap::new();
         for d in &docs {
             let key = d.key();
@@ -365,8 +367,43 @@ impl ReadModelStore for MongoStore {
         }
         Ok(())
     }
+
+    /// `call`, failed as [`PortError::Unavailable`] when it takes longer than the
+    /// operation deadline: a connection that a network drops without a reset would
+    /// otherwise hold a write for as long as TCP keeps it (about 15 minutes).
+    async fn bounded<T>(&self, what: &str, call: impl std::future::Future<Output = PortResult<T>>) -> PortResult<T> {
+        match tokio::time::timeout(self.operation_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(PortError::Unavailable(format!(
+                "mongodb {what}: no answer within {:?} (the connection is dropped and retried)",
+                self.operation_timeout
+            ))),
+        }
+    }
 }
 
+#[async_trait]
+impl ReadModelStore for MongoStore {
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        self.bounded("list", self.metrics_now(filter)).await
+    }
+
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        self.bounded("load", self.load_now(keys)).await
+    }
+
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+        self.bounded("write", self.write_now(docs)).await
+    }
+
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+        self.bounded("read", self.all_now(collection)).await
+    }
+
+    fn undecodable_documents(&self) -> u64 {
+        self.undecodable.load(Ordering::Relaxed)
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +501,79 @@ mod tests {
         slamon_domain::read_model_store_suite!(store().await.map(|s| ((), s)), |store: MongoStore| async move {
             store.drop_database().await.unwrap()
         });
+    }
+
+    /// A TCP proxy to `upstream` that forwards until `blackhole` is set, then holds every
+    /// connection open and passes nothing (a network that drops packets without a reset).
+    async fn blackhole_proxy(upstream: String, blackhole: Arc<std::sync::atomic::AtomicBool>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (upstream, blackhole) = (upstream.clone(), blackhole.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let pipe = |mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf| {
+                        let blackhole = blackhole.clone();
+                        async move {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let mut buf = vec![0u8; 64 * 1024];
+                            loop {
+                                let Ok(n) = from.read(&mut buf).await else { return };
+                                if n == 0 {
+                                    return;
+                                }
+                                while blackhole.load(Ordering::SeqCst) {
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                }
+                                if to.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::join!(pipe(cr, sw), pipe(sr, cw));
+                });
+            }
+        });
+        format!("mongodb://{addr}/?directConnection=true")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_blackholed_connection_fails_the_call_within_the_deadline() {
+        let Some(reachable) = store().await else { return };
+        reachable.drop_database().await.unwrap();
+        let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+        let upstream = uri.trim_start_matches("mongodb://").split(['/', '?']).next().unwrap().to_owned();
+        let blackhole = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let config = MongoConfig {
+            uri: blackhole_proxy(upstream, blackhole.clone()).await,
+            database: format!("slamon_test_{}", uuid::Uuid::now_v7().simple()),
+            timeout: Duration::from_millis(300),
+        };
+        let store = MongoStore::connect(&config).await.unwrap();
+        let labels: slamon_domain::Labels = [("__name__", "up")].into_iter().collect();
+        let doc = Document::SlaSamples(slamon_domain::SlaSamplesView {
+            id: labels.id(),
+            labels,
+            samples: vec![],
+            applied: slamon_domain::Position::new(0, 1),
+        });
+        store.write(vec![doc.clone()]).await.expect("through the proxy");
+        blackhole.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(30), store.write(vec![doc])).await;
+        let err = outcome.expect("the call ends on its own").unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "the deadline (3 s), not the driver: {:?}",
+            started.elapsed()
+        );
+        blackhole.store(false, Ordering::SeqCst);
+        let _ = store.drop_database().await;
     }
 
     #[tokio::test]
