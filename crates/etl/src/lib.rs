@@ -708,73 +708,59 @@ impl Etl {
     }
 
     /// Appends events in batches; a failed append is retried with backoff until it
-    /// succeeds. Only a shutdown stops the retries, and then it says what it dropped.
+    /// succeeds. Only a shutdown stops the retries, and then it says what it dropped. A
+    /// batch refused for good (an event too large, refused by the registry) is appended
+    /// one event at a time: the event that can never be appended is logged, counted
+    /// (`etl_events_dropped_total`) and dropped. An event appended twice is harmless: the
+    /// projection is idempotent.
     async fn publish(&self, events: Vec<EventEnvelope>, cancel: &CancellationToken) -> Result<(), EtlError> {
         for chunk in events.chunks(self.config.publish_batch.max(1)) {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                match self.publisher.publish(chunk).await {
-                    Ok(_) => {
-                        for e in chunk {
-                            self.metrics.events.with_label_values(&[e.event.event_type()]).inc();
-                        }
-                        break;
-                    }
-                    Err(e) if !e.is_retryable() => {
-                        // one event can never be appended (too large, refused by the
-                        // registry): append the others one by one, drop it and go on
-                        tracing::warn!(error = %e, events = chunk.len(), "append refused for good: appending one by one");
-                        self.publish_each(chunk, cancel).await?;
-                        break;
-                    }
-                    Err(e) => {
-                        self.metrics.publish_retries.inc();
-                        tracing::warn!(error = %e, events = chunk.len(), ?backoff, "append failed, retrying");
-                        tokio::select! {
-                            _ = cancel.cancelled() => {
-                                tracing::error!(events = chunk.len(), "shutting down with events that could not be appended");
-                                return Err(EtlError::ShutdownBeforeAppend(chunk.len()));
-                            }
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                    }
+            let Err(e) = self.append(chunk, cancel).await? else { continue };
+            tracing::warn!(error = %e, events = chunk.len(), "append refused for good: appending one by one");
+            for event in chunk {
+                if let Err(e) = self.append(std::slice::from_ref(event), cancel).await? {
+                    self.metrics.events_dropped.with_label_values(&[event.event.event_type()]).inc();
+                    tracing::error!(error = %e, event_type = event.event.event_type(), key = %event.event.key(), "event dropped: it can never be appended");
                 }
             }
         }
         Ok(())
     }
 
-    /// Appends `events` one at a time (retrying outages like [`Etl::publish`]); an event
-    /// that can never be appended is logged, counted (`etl_events_dropped_total`) and
-    /// dropped. An event appended twice is harmless: the projection is idempotent.
-    async fn publish_each(&self, events: &[EventEnvelope], cancel: &CancellationToken) -> Result<(), EtlError> {
-        for event in events {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                match self.publisher.publish(std::slice::from_ref(event)).await {
-                    Ok(_) => {
-                        self.metrics.events.with_label_values(&[event.event.event_type()]).inc();
-                        break;
+    /// Appends `events`, retrying with backoff while the failure may pass; the inner
+    /// error is one that never will. Counts what was appended.
+    ///
+    /// # Errors
+    /// [`EtlError::ShutdownBeforeAppend`] when `cancel` comes while retrying.
+    async fn append(
+        &self,
+        events: &[EventEnvelope],
+        cancel: &CancellationToken,
+    ) -> Result<Result<(), slamon_events::Error>, EtlError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.publisher.publish(events).await {
+                Ok(_) => {
+                    for e in events {
+                        self.metrics.events.with_label_values(&[e.event.event_type()]).inc();
                     }
-                    Err(e) if !e.is_retryable() => {
-                        self.metrics.events_dropped.with_label_values(&[event.event.event_type()]).inc();
-                        tracing::error!(error = %e, event_type = event.event.event_type(), key = %event.event.key(), "event dropped: it can never be appended");
-                        break;
-                    }
-                    Err(e) => {
-                        self.metrics.publish_retries.inc();
-                        tracing::warn!(error = %e, ?backoff, "append failed, retrying");
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Err(EtlError::ShutdownBeforeAppend(1)),
-                            _ = tokio::time::sleep(backoff) => {}
+                    return Ok(Ok(()));
+                }
+                Err(e) if !e.is_retryable() => return Ok(Err(e)),
+                Err(e) => {
+                    self.metrics.publish_retries.inc();
+                    tracing::warn!(error = %e, events = events.len(), ?backoff, "append failed, retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => {
+                            tracing::error!(events = events.len(), "shutting down with events that could not be appended");
+                            return Err(EtlError::ShutdownBeforeAppend(events.len()));
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        _ = tokio::time::sleep(backoff) => {}
                     }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        Ok(())
     }
 }
 
