@@ -180,40 +180,32 @@ fn exact_selector(series: &Labels, label_names: &BTreeSet<&str>) -> String {
 }
 
 /// One query of the window statistics of the series `selectors` match: per aggregation, the
-/// `or` of `<agg>_over_time(<selector>[<window>])`, tagged with [`AGG_LABEL`] (one round trip);
-/// the aggregations joined with `or`.
-fn stats_expr(selectors: &[String], window: Window) -> String {
+/// `or` of `<agg>_over_time(<selector><range>)`, tagged with [`AGG_LABEL`] (one round trip);
+/// the aggregations joined with `or`. `range` is the range and any offset, e.g. `[12h]`.
+fn stats_expr_over(selectors: &[String], range: &str) -> String {
     AGGREGATIONS
         .iter()
         .map(|agg| {
-            let per_selector = selectors
-                .iter()
-                .map(|sel| format!("{agg}_over_time({sel}[{}])", window.label()))
-                .collect::<Vec<_>>()
-                .join(" or ");
+            let per_selector =
+                selectors.iter().map(|sel| format!("{agg}_over_time({sel}{range})")).collect::<Vec<_>>().join(" or ");
             format!("label_replace({per_selector}, \"{AGG_LABEL}\", \"{agg}\", \"\", \"\")")
         })
         .collect::<Vec<_>>()
         .join(" or ")
 }
 
-/// [`stats_expr`] of the sub-window `[span_ms - 1 ms] offset offset_ms` of every series named
-/// `metric_name`: the samples in `(at − offset − span, at − offset]` (1 ms less at the old end,
-/// so that consecutive sub-windows never share a sample).
+/// [`stats_expr_over`] the whole window.
+fn stats_expr(selectors: &[String], window: Window) -> String {
+    stats_expr_over(selectors, &format!("[{}]", window.label()))
+}
+
+/// [`stats_expr_over`] the sub-window `[span_ms - 1 ms] offset offset_ms` of every series
+/// named `metric_name`: the samples in `(at − offset − span, at − offset]` (1 ms less at the
+/// old end, so that consecutive sub-windows never share a sample).
 fn stats_expr_part(metric_name: &str, span_ms: i64, offset_ms: i64) -> String {
-    let sel = name_selector(metric_name);
     // PromQL refuses `offset 0ms`
     let offset = if offset_ms > 0 { format!(" offset {offset_ms}ms") } else { String::new() };
-    AGGREGATIONS
-        .iter()
-        .map(|agg| {
-            format!(
-                "label_replace({agg}_over_time({sel}[{}ms]{offset}), \"{AGG_LABEL}\", \"{agg}\", \"\", \"\")",
-                span_ms - 1
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" or ")
+    stats_expr_over(&[name_selector(metric_name)], &format!("[{}ms]{offset}", span_ms - 1))
 }
 
 /// Count, min, max, mean and population variance of one series in one sub-window.
