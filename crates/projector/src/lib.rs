@@ -77,9 +77,12 @@ impl App {
         let admin = match config.admin_listen {
             Some(addr) => {
                 let listener = slamon_backends::bind(addr, "projector admin endpoint").await?;
-                // ready when the read models answer: the projector can write
-                let router = slamon_web::exporter(backends.metrics().clone())
-                    .merge(slamon_web::health_routes(store, settings.db_timeout));
+                // ready when the read models answer and the projector commits
+                let router = slamon_web::exporter(backends.metrics().clone()).merge(health_routes(
+                    store,
+                    settings.db_timeout,
+                    projector.health(),
+                ));
                 Some((listener, router))
             }
             None => None,
@@ -106,6 +109,81 @@ impl App {
     }
 }
 
+/// Whether the projector keeps up, shared with its `/readyz`: when it last committed a
+/// batch or found nothing waiting, and since when (and why) its batches fail.
+#[derive(Debug, Clone)]
+pub struct ProjectorHealth {
+    inner: Arc<std::sync::Mutex<HealthState>>,
+    /// Records wait and none was committed for this long: not ready.
+    unready_after: Duration,
+}
+
+#[derive(Debug)]
+struct HealthState {
+    progressed: std::time::Instant,
+    failing: Option<String>,
+}
+
+impl ProjectorHealth {
+    /// A projector that has just started; not ready once it fails to commit for
+    /// `unready_after` while records wait.
+    pub fn new(unready_after: Duration) -> Self {
+        let state = HealthState { progressed: std::time::Instant::now(), failing: None };
+        Self { inner: Arc::new(std::sync::Mutex::new(state)), unready_after }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A batch was committed, or nothing waits.
+    fn progressed(&self) {
+        let mut state = self.state();
+        state.progressed = std::time::Instant::now();
+        state.failing = None;
+    }
+
+    /// A batch could not be written or committed.
+    fn failed(&self, error: &PortError) {
+        self.state().failing = Some(error.to_string());
+    }
+
+    /// Seconds since the last commit, or since nothing waited (0 while caught up).
+    pub fn commit_age(&self) -> Duration {
+        self.state().progressed.elapsed()
+    }
+
+    /// `Err(why)` when batches have failed for longer than `unready_after`: the projector
+    /// cannot write, and what it should project waits.
+    pub fn check(&self) -> Result<(), String> {
+        let state = self.state();
+        match &state.failing {
+            Some(error) if state.progressed.elapsed() >= self.unready_after => Err(format!(
+                "the projector has committed nothing for {}s while records wait: {error}",
+                state.progressed.elapsed().as_secs()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `/readyz` of the projector's admin endpoint: the read models answer within
+/// `db_timeout` and the projector commits ([`ProjectorHealth::check`]); otherwise 503
+/// with the reason.
+pub fn health_routes(store: Arc<dyn ReadModelStore>, db_timeout: Duration, health: ProjectorHealth) -> axum::Router {
+    slamon_web::livez().route(
+        "/readyz",
+        axum::routing::get(move || {
+            let (store, health) = (store.clone(), health.clone());
+            async move {
+                slamon_web::db(db_timeout, store.sla_set()).await?;
+                health.check().map_err(slamon_web::ApiError::Unavailable)?;
+                Ok::<_, slamon_web::ApiError>("ready")
+            }
+        }),
+    )
+}
+
 /// How the projector works (batches, waits, backoff, cache, watchdog).
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -124,6 +202,8 @@ pub struct ProjectorConfig {
     /// stuck (a coordinator that never completes a rejoin, seen with a restarted broker),
     /// and the projector replaces its consumer (see [`Projector::resubscribing`]).
     pub stall_after: Duration,
+    /// Batches fail this long while records wait: `/readyz` says not ready.
+    pub unready_after: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -136,6 +216,7 @@ impl Default for ProjectorConfig {
             cache_capacity: CACHE_CAPACITY,
             lag_refresh: Duration::from_secs(5),
             stall_after: Duration::from_secs(60),
+            unready_after: Duration::from_secs(60),
         }
     }
 }
@@ -159,6 +240,7 @@ pub struct Projector {
     /// When records last arrived, and when the group could last be measured.
     received: std::time::Instant,
     measured: std::time::Instant,
+    health: ProjectorHealth,
 }
 
 impl Projector {
@@ -172,6 +254,7 @@ impl Projector {
     ) -> Self {
         let cache_epoch = consumer.assignment_epoch();
         let cache = DocCache::new(config.cache_capacity);
+        let health = ProjectorHealth::new(config.unready_after);
         Self {
             consumer,
             store,
@@ -187,7 +270,13 @@ impl Projector {
             committed: None,
             received: std::time::Instant::now(),
             measured: std::time::Instant::now(),
+            health,
         }
+    }
+
+    /// Its health, for `/readyz`.
+    pub fn health(&self) -> ProjectorHealth {
+        self.health.clone()
     }
 
     /// Lets the projector replace its consumer with a new member of `group` on `topic`
@@ -215,6 +304,8 @@ impl Projector {
                 }
             };
             if records.is_empty() {
+                self.health.progressed();
+                self.metrics.commit_age.set(0.0);
                 self.update_lag().await;
                 continue;
             }
@@ -225,11 +316,15 @@ impl Projector {
             loop {
                 match self.process(&records).await {
                     Ok(outcome) => {
+                        self.health.progressed();
+                        self.metrics.commit_age.set(0.0);
                         backoff = self.config.backoff_min;
                         tracing::debug!(?outcome, "batch projected");
                         break;
                     }
                     Err(e) => {
+                        self.health.failed(&e);
+                        self.metrics.commit_age.set(self.health.commit_age().as_secs_f64());
                         self.metrics.retries.inc();
                         tracing::warn!(error = %e, records = records.len(), "cannot project batch, retrying with backoff");
                         if cancel.is_cancelled() {

@@ -1,6 +1,6 @@
 //! The projector's metrics.
 
-use prometheus::{IntCounter, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct ProjectorMetrics {
@@ -11,6 +11,8 @@ pub struct ProjectorMetrics {
     pub retries: IntCounter,
     pub resubscribed: IntCounter,
     pub lag: IntGauge,
+    /// Seconds since the last committed batch while records wait (0 when caught up).
+    pub commit_age: Gauge,
 }
 
 impl ProjectorMetrics {
@@ -23,6 +25,11 @@ impl ProjectorMetrics {
         };
         let lag = IntGauge::with_opts(Opts::new("projector_lag_records", "records after the committed positions"))?;
         registry.register(Box::new(lag.clone()))?;
+        let commit_age = Gauge::with_opts(Opts::new(
+            "projector_commit_age_seconds",
+            "seconds since the projector last committed a batch while records wait (0 when caught up)",
+        ))?;
+        registry.register(Box::new(commit_age.clone()))?;
         Ok(Self {
             consumed: counter("projector_records_consumed_total", "records read from the event log")?,
             applied: counter("projector_events_applied_total", "events applied to the read models")?,
@@ -37,6 +44,7 @@ impl ProjectorMetrics {
                 "consumers replaced because the group committed nothing while records waited",
             )?,
             lag,
+            commit_age,
         })
     }
 

@@ -350,3 +350,89 @@ async fn a_stuck_group_gets_a_new_consumer_that_resumes() {
     // the new member resumed from the committed positions: the same models as one pass
     assert_eq!(stored(&e.store).await, projected(&events(3), |i| Position::new(0, i as i64)));
 }
+
+/// A store whose writes fail while `down` is set.
+struct Failing {
+    inner: Arc<EmbeddedStore>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for Failing {
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        self.inner.metrics(filter).await
+    }
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        self.inner.load(keys).await
+    }
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PortError::Unavailable("store down".into()));
+        }
+        self.inner.write(docs).await
+    }
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+        self.inner.all(collection).await
+    }
+}
+
+#[tokio::test]
+async fn a_projector_that_cannot_write_says_so_on_readyz_and_in_its_commit_age() {
+    let e = env().await;
+    let store = Arc::new(Failing { inner: e.store.clone(), down: true.into() });
+    let registry = prometheus::Registry::new();
+    let config = ProjectorConfig {
+        unready_after: Duration::from_millis(400),
+        backoff_max: Duration::from_millis(100),
+        ..ProjectorConfig::default()
+    };
+    let consumer = e.log.consumer("g", TOPIC).await.unwrap();
+    let p = Projector::new(
+        consumer,
+        store.clone(),
+        e.codec.clone(),
+        e.log.clone(),
+        config,
+        ProjectorMetrics::new(&registry).unwrap(),
+    );
+    let health = p.health();
+    let readyz = slamon_projector::health_routes(store.clone(), Duration::from_secs(1), health.clone());
+    let status = |router: axum::Router| async move {
+        use tower::ServiceExt;
+        let request = axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let cancel = CancellationToken::new();
+    let handle = tokio::spawn(p.run(cancel.clone()));
+    // caught up with nothing to do: ready
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(status(readyz.clone()).await.0, 200);
+
+    Publisher::new(e.codec.clone(), e.log.clone()).publish(&events(5)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (code, body) = status(readyz.clone()).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("committed nothing") && body.contains("store down"), "{body}");
+    let age = registry
+        .gather()
+        .into_iter()
+        .find(|f| f.name() == "projector_commit_age_seconds")
+        .map(|f| f.get_metric()[0].get_gauge().get_value())
+        .unwrap();
+    assert!(age >= 0.4, "commit age {age}");
+
+    // the store is back: the batch is written, ready again
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(readyz.clone()).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored(&e.store).await.len(), projected(&events(5), |i| Position::new(0, i as i64)).len());
+    cancel.cancel();
+    handle.await.unwrap();
+    e.cancel.cancel();
+}
