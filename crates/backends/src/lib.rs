@@ -35,6 +35,9 @@ pub enum Error {
     /// slamon's own Schema Registry cannot be opened.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// A secret file cannot be read.
+    #[error("cannot read {what} from {path}: {source}")]
+    Secret { what: &'static str, path: PathBuf, source: std::io::Error },
     /// A listen address is taken or not ours.
     #[error("cannot listen on {addr} for the {what}: {source}")]
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
@@ -122,9 +125,34 @@ pub struct Settings {
     /// MongoDB database of the read models.
     #[arg(long, env = "MONGODB_DATABASE", default_value = "slamon")]
     pub mongodb_database: String,
+    /// MongoDB user, authenticated with the password in `MONGODB_PASSWORD_FILE` against the
+    /// URI's `authSource` (`admin` when it names none); unset: the URI's own credentials.
+    #[arg(long, env = "MONGODB_USERNAME", requires = "mongodb_password_file")]
+    pub mongodb_username: Option<String>,
+    /// File holding that user's password (a trailing newline is ignored): a Kubernetes
+    /// Secret mounted as a file, so the password is written once and in no URI.
+    #[arg(long, env = "MONGODB_PASSWORD_FILE", requires = "mongodb_username")]
+    pub mongodb_password_file: Option<PathBuf>,
 }
 
 impl Settings {
+    /// The MongoDB user and the password read from its file, when a user is set.
+    ///
+    /// # Errors
+    /// [`Error::Secret`] when the file cannot be read.
+    fn mongodb_credential(&self) -> Result<Option<slamon_mongo::MongoCredential>> {
+        let (Some(username), Some(path)) = (&self.mongodb_username, &self.mongodb_password_file) else {
+            return Ok(None);
+        };
+        let password = std::fs::read_to_string(path).map_err(|source| Error::Secret {
+            what: "the MongoDB password",
+            path: path.clone(),
+            source,
+        })?;
+        let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+        Ok(Some(slamon_mongo::MongoCredential { username: username.clone(), password: password.to_owned() }))
+    }
+
     fn kafka(&self) -> slamon_kafka::KafkaConfig {
         slamon_kafka::KafkaConfig {
             bootstrap_servers: self.kafka_bootstrap_servers.clone(),
@@ -261,6 +289,7 @@ impl Backends {
                     uri: self.settings.mongodb_uri.clone(),
                     database: self.settings.mongodb_database.clone(),
                     timeout: self.settings.db_timeout,
+                    credential: self.settings.mongodb_credential()?,
                 };
                 let store = slamon_mongo::MongoStore::connect(&config)
                     .await
@@ -387,10 +416,42 @@ pub fn open_registry(dir: &Path) -> Result<Arc<Registry>> {
 
 /// Binds a listener: a port in use is a clear error before anything runs.
 ///
+/// `[::]:PORT` listens dual-stack (IPv6 and IPv4, `IPV6_V6ONLY` off whatever the host's
+/// `net.ipv6.bindv6only` says), so probes reach it on IPv6-only and IPv4-only networks;
+/// on a host without IPv6 it falls back to `0.0.0.0:PORT` and says so.
+///
 /// # Errors
 /// [`Error::Bind`].
 pub async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
+    let bound = match listen(addr) {
+        Err(e) if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED && !refused_by_port(&e) => {
+            let v4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            tracing::warn!(%addr, error = %e, fallback = %v4, what, "no IPv6 here: listening on IPv4 only");
+            listen(v4)
+        }
+        r => r,
+    };
+    bound.map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// A port taken or privileged: the same on IPv4, no reason to fall back.
+fn refused_by_port(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied)
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    // as std and tokio do on Unix: a restarted service need not wait out TIME_WAIT
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// The URL a local client uses to reach a listener (0.0.0.0 → 127.0.0.1).
@@ -400,4 +461,26 @@ pub fn local_url(addr: SocketAddr) -> Url {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     Url::parse(&format!("http://{addr}")).expect("a socket address makes a URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_unspecified_ipv6_address_listens_on_both_families() {
+        let listener = bind("[::]:0".parse().unwrap(), "test").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let port = local.port();
+        let accept = tokio::spawn(async move {
+            for _ in 0..2 {
+                let _ = listener.accept().await;
+            }
+        });
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("IPv4 reaches [::]");
+        if local.is_ipv6() {
+            tokio::net::TcpStream::connect(("::1", port)).await.expect("IPv6 reaches [::]");
+        }
+        accept.abort();
+    }
 }

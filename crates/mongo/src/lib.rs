@@ -35,6 +35,23 @@ pub struct MongoConfig {
     pub database: String,
     /// Bound of server selection, connection and each operation.
     pub timeout: Duration,
+    /// A user and password given apart from the URI (a password kept in a file, so it is
+    /// written once and never in a connection string); none: the URI's own, if any.
+    pub credential: Option<MongoCredential>,
+}
+
+/// A MongoDB user and its password, authenticated against the URI's `authSource`
+/// (`admin` when the URI names none).
+#[derive(Clone)]
+pub struct MongoCredential {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for MongoCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoCredential").field("username", &self.username).field("password", &"<redacted>").finish()
+    }
 }
 
 #[derive(Clone)]
@@ -109,6 +126,46 @@ fn from_bson(collection: Collection, mut doc: BsonDocument) -> PortResult<Docume
     })
 }
 
+/// The driver's options for `config`: its timeouts, and [`MongoConfig::credential`] in
+/// place of the URI's user and password (keeping the URI's `authSource`, else `admin`).
+///
+/// # Errors
+/// [`PortError::Other`] when the URI is not a MongoDB connection string.
+async fn client_options(config: &MongoConfig) -> PortResult<ClientOptions> {
+    let mut options =
+        ClientOptions::parse(&config.uri).await.map_err(|e| PortError::Other(format!("invalid MongoDB URI: {e}")))?;
+    options.server_selection_timeout = Some(config.timeout);
+    options.connect_timeout = Some(config.timeout);
+    options.app_name = Some("slamon".into());
+    if let Some(given) = &config.credential {
+        // the driver keeps a URI's authSource only beside a user in the URI
+        let source = options
+            .credential
+            .take()
+            .and_then(|c| c.source)
+            .or_else(|| uri_option(&config.uri, "authSource"))
+            .unwrap_or_else(|| "admin".into());
+        options.credential = Some(
+            mongodb::options::Credential::builder()
+                .username(given.username.clone())
+                .password(given.password.clone())
+                .source(source)
+                .build(),
+        );
+    }
+    Ok(options)
+}
+
+/// The value of option `name` (case-insensitive, as MongoDB reads them) in a
+/// connection string's query.
+fn uri_option(uri: &str, name: &str) -> Option<String> {
+    let (_, query) = uri.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        key.eq_ignore_ascii_case(name).then(|| value.to_owned())
+    })
+}
+
 impl MongoStore {
     /// Connects (lazily: an unreachable server fails the first call, not this one) and
     /// creates the indexes the queries need when the server is reachable.
@@ -121,12 +178,7 @@ impl MongoStore {
 
     /// [`MongoStore::connect`], telling `monitor` every command the driver sends (tests).
     async fn connect_with(config: &MongoConfig, monitor: Option<EventHandler<CommandEvent>>) -> PortResult<Self> {
-        let mut options = ClientOptions::parse(&config.uri)
-            .await
-            .map_err(|e| PortError::Other(format!("invalid MongoDB URI: {e}")))?;
-        options.server_selection_timeout = Some(config.timeout);
-        options.connect_timeout = Some(config.timeout);
-        options.app_name = Some("slamon".into());
+        let mut options = client_options(config).await?;
         options.command_event_handler = monitor;
         let client = Client::with_options(options).map_err(unavailable)?;
         let db = client.database(&config.database);
@@ -408,6 +460,32 @@ impl ReadModelStore for MongoStore {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_credential_given_apart_replaces_the_uris_and_keeps_its_auth_source() {
+        let config = |uri: &str, credential: Option<MongoCredential>| MongoConfig {
+            uri: uri.into(),
+            database: "x".into(),
+            timeout: Duration::from_secs(1),
+            credential,
+        };
+        let given = MongoCredential { username: "slamon".into(), password: "p@ss:word/".into() };
+        let options = client_options(&config("mongodb://m:27017/?authSource=ops", Some(given.clone()))).await.unwrap();
+        let c = options.credential.unwrap();
+        assert_eq!((c.username.as_deref(), c.password.as_deref()), (Some("slamon"), Some("p@ss:word/")));
+        assert_eq!(c.source.as_deref(), Some("ops"));
+        let c = client_options(&config("mongodb://old:old@m:27017", Some(given.clone())))
+            .await
+            .unwrap()
+            .credential
+            .unwrap();
+        assert_eq!((c.username.as_deref(), c.source.as_deref()), (Some("slamon"), Some("admin")));
+        // none given: the URI's own
+        let c = client_options(&config("mongodb://u:p@m:27017", None)).await.unwrap().credential.unwrap();
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert!(client_options(&config("mongodb://m:27017", None)).await.unwrap().credential.is_none());
+        assert!(!format!("{given:?}").contains("p@ss"), "the password is redacted");
+    }
+
     /// MongoDB (or SecantusDB) at `MONGODB_URI`, default `mongodb://127.0.0.1:27017`.
     /// Without one the test is skipped locally and fails in CI.
     async fn store() -> Option<MongoStore> {
@@ -416,6 +494,7 @@ mod tests {
             uri: uri.clone(),
             database: format!("slamon_test_{}", uuid::Uuid::now_v7().simple()),
             timeout: Duration::from_secs(3),
+            credential: None,
         };
         let store = MongoStore::connect(&config).await.expect("client");
         match store.ensure_indexes().await {
@@ -474,6 +553,7 @@ mod tests {
                 uri: std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into()),
                 database: format!("slamon_test_{}", uuid::Uuid::now_v7().simple()),
                 timeout: Duration::from_secs(3),
+                credential: None,
             };
             let store = MongoStore::connect_with(&config, Some(monitor.clone())).await.unwrap();
             assert!(store.check_server().await.unwrap() >= MIN_WIRE_VERSION);
@@ -552,6 +632,7 @@ mod tests {
             uri: blackhole_proxy(upstream, blackhole.clone()).await,
             database: format!("slamon_test_{}", uuid::Uuid::now_v7().simple()),
             timeout: Duration::from_millis(300),
+            credential: None,
         };
         let store = MongoStore::connect(&config).await.unwrap();
         let labels: slamon_domain::Labels = [("__name__", "up")].into_iter().collect();
@@ -582,6 +663,7 @@ mod tests {
             uri: "mongodb://127.0.0.1:9".into(),
             database: "x".into(),
             timeout: Duration::from_millis(500),
+            credential: None,
         };
         let store = MongoStore::connect(&config).await.unwrap();
         let started = std::time::Instant::now();

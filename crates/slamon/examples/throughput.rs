@@ -47,6 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         uri: std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into()),
         database: format!("bench_{run}"),
         timeout: Duration::from_secs(30),
+        credential: None,
     })
     .await?;
     mongo.ensure_indexes().await?;

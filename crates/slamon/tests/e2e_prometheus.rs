@@ -436,6 +436,7 @@ async fn replay_rebuilds_what_the_projector_built(
         uri,
         database,
         timeout: Duration::from_secs(5),
+        credential: None,
     })
     .await
     .unwrap();
