@@ -35,6 +35,9 @@ pub enum Error {
     /// slamon's own Schema Registry cannot be opened.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// Settings that do not fit together.
+    #[error("{0}")]
+    Settings(String),
     /// A secret file cannot be read.
     #[error("cannot read {what} from {path}: {source}")]
     Secret { what: &'static str, path: PathBuf, source: std::io::Error },
@@ -127,11 +130,11 @@ pub struct Settings {
     pub mongodb_database: String,
     /// MongoDB user, authenticated with the password in `MONGODB_PASSWORD_FILE` against the
     /// URI's `authSource` (`admin` when it names none); unset: the URI's own credentials.
-    #[arg(long, env = "MONGODB_USERNAME", requires = "mongodb_password_file")]
+    #[arg(long, env = "MONGODB_USERNAME")]
     pub mongodb_username: Option<String>,
     /// File holding that user's password (a trailing newline is ignored): a Kubernetes
     /// Secret mounted as a file, so the password is written once and in no URI.
-    #[arg(long, env = "MONGODB_PASSWORD_FILE", requires = "mongodb_username")]
+    #[arg(long, env = "MONGODB_PASSWORD_FILE")]
     pub mongodb_password_file: Option<PathBuf>,
 }
 
@@ -141,16 +144,25 @@ impl Settings {
     /// # Errors
     /// [`Error::Secret`] when the file cannot be read.
     fn mongodb_credential(&self) -> Result<Option<slamon_mongo::MongoCredential>> {
-        let (Some(username), Some(path)) = (&self.mongodb_username, &self.mongodb_password_file) else {
-            return Ok(None);
+        let username = self.mongodb_username.as_deref().filter(|u| !u.is_empty());
+        let path = self.mongodb_password_file.as_deref().filter(|p| !p.as_os_str().is_empty());
+        let (username, path) = match (username, path) {
+            (None, None) => return Ok(None),
+            (Some(username), Some(path)) => (username, path),
+            (Some(_), None) => {
+                return Err(Error::Settings("MONGODB_USERNAME is set but MONGODB_PASSWORD_FILE is not".into()))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Settings("MONGODB_PASSWORD_FILE is set but MONGODB_USERNAME is not".into()))
+            }
         };
         let password = std::fs::read_to_string(path).map_err(|source| Error::Secret {
             what: "the MongoDB password",
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
         let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
-        Ok(Some(slamon_mongo::MongoCredential { username: username.clone(), password: password.to_owned() }))
+        Ok(Some(slamon_mongo::MongoCredential { username: username.to_owned(), password: password.to_owned() }))
     }
 
     fn kafka(&self) -> slamon_kafka::KafkaConfig {

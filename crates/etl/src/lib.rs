@@ -173,7 +173,7 @@ pub struct Config {
     #[arg(long, env = "SLAMON_ACF_LAGS", default_value_t = 40)]
     pub acf_lags: usize,
     /// Address of the ETL exporter (`/metrics`).
-    #[arg(long, env = "SLAMON_EXPORTER_LISTEN", default_value = "0.0.0.0:8008")]
+    #[arg(long, env = "SLAMON_EXPORTER_LISTEN", default_value = "[::]:8008")]
     pub exporter_listen: SocketAddr,
     /// gRPC endpoint of the SLA manager (in `slamon up`: its own).
     #[arg(long, env = "SLAMON_SLA_MANAGER_GRPC_URL", default_value = "http://127.0.0.1:50052", value_parser = http_url)]

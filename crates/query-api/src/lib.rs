@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 #[command(next_help_heading = "Query API")]
 pub struct Config {
     /// Address of the query API.
-    #[arg(long, env = "SLAMON_QUERY_API_LISTEN", default_value = "0.0.0.0:5000")]
+    #[arg(long, env = "SLAMON_QUERY_API_LISTEN", default_value = "[::]:5000")]
     pub query_api_listen: SocketAddr,
 }
 

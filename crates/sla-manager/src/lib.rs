@@ -26,10 +26,10 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 #[command(next_help_heading = "SLA manager")]
 pub struct Config {
     /// Address of the SLA manager's REST API.
-    #[arg(long, env = "SLAMON_SLA_MANAGER_LISTEN", default_value = "0.0.0.0:5001")]
+    #[arg(long, env = "SLAMON_SLA_MANAGER_LISTEN", default_value = "[::]:5001")]
     pub sla_manager_listen: SocketAddr,
     /// Address of the SLA manager's gRPC API.
-    #[arg(long, env = "SLAMON_GRPC_LISTEN", default_value = "0.0.0.0:50052")]
+    #[arg(long, env = "SLAMON_GRPC_LISTEN", default_value = "[::]:50052")]
     pub grpc_listen: SocketAddr,
     /// Number of entries an SLA set must have.
     #[arg(long, env = "SLAMON_SLA_SET_SIZE", default_value_t = 5)]

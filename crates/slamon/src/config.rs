@@ -93,7 +93,7 @@ pub struct ProjectorCmd {
     #[command(flatten)]
     pub projector: slamon_projector::Config,
     /// Address of the projector's admin endpoint (`/metrics`, `/livez`, `/readyz`).
-    #[arg(long, env = "SLAMON_PROJECTOR_ADMIN_LISTEN", default_value = "0.0.0.0:8010")]
+    #[arg(long, env = "SLAMON_PROJECTOR_ADMIN_LISTEN", default_value = "[::]:8010")]
     pub admin_listen: SocketAddr,
 }
 
@@ -136,9 +136,21 @@ pub struct InitCmd {
     /// Replication factor of the topics (3 in Kubernetes).
     #[arg(long, env = "SLAMON_TOPIC_REPLICATION", default_value_t = 1)]
     pub replication: i32,
-    /// `min.insync.replicas` of the topics (2 in Kubernetes; unset: the broker's default).
-    #[arg(long, env = "SLAMON_TOPIC_MIN_INSYNC_REPLICAS")]
-    pub min_insync_replicas: Option<u32>,
+    /// `min.insync.replicas` of the topics (2 in Kubernetes; unset or empty: the broker's
+    /// default).
+    #[arg(long, env = "SLAMON_TOPIC_MIN_INSYNC_REPLICAS", value_parser = unset_or_count, default_value = "")]
+    pub min_insync_replicas: UnsetOr,
+}
+
+/// A count that may be left unset; an empty value, as `.env` files write one, is unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnsetOr(pub Option<u32>);
+
+fn unset_or_count(s: &str) -> Result<UnsetOr, String> {
+    match s.trim() {
+        "" => Ok(UnsetOr(None)),
+        n => n.parse().map(|n| UnsetOr(Some(n))).map_err(|e| format!("not a count: {e}")),
+    }
 }
 
 #[derive(Debug, Args)]

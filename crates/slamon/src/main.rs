@@ -138,7 +138,7 @@ async fn replay(a: ReplayCmd, cancel: CancellationToken) -> Result<()> {
 
 async fn init(a: InitCmd) -> Result<()> {
     let backends = Backends::open(a.storage, a.registry.schema_registry_url);
-    backends.ensure_topics(a.partitions, a.replication, a.min_insync_replicas).await?;
+    backends.ensure_topics(a.partitions, a.replication, a.min_insync_replicas.0).await?;
     backends.log()?;
     let codec = backends.codec()?;
     let url = backends.registry_url().as_str().trim_end_matches('/');
