@@ -2,12 +2,18 @@
 //! - compose.yaml passes `docker-compose config` and the compose JSON schema, has every
 //!   service SPEC §11 names on SPEC's ports, health checks everywhere, `init` before what
 //!   needs the topic, and runs real subcommands with variables the binary reads;
-//! - kubernetes/ renders with `kubectl kustomize`, passes `kubernetes-validate --strict`,
-//!   and holds 3 KRaft brokers, the topic at 4 partitions × RF 3 with min ISR 2, probes
-//!   and resources everywhere, the NodePorts; `kubectl apply -f kubernetes -R` applies the
-//!   same objects;
+//!   health checks that fit a small host (no JVM or mongosh under a short timeout), the
+//!   demo node-exporter with the host mounts its documentation asks for, dual-stack
+//!   listeners;
+//! - kubernetes/ renders with `kubectl kustomize` (the README's steps: `kubectl apply -k`,
+//!   the image the README builds, or the registry image `kustomize edit set image` names),
+//!   passes `kubernetes-validate --strict`, and holds 3 KRaft brokers, the topic at 4
+//!   partitions × RF 3 with min ISR 2, probes (TCP liveness and a startup probe for
+//!   MongoDB) and resources everywhere, the NodePorts, one MongoDB password, and pods that
+//!   meet the "restricted" Pod Security Standard;
 //! - the Dockerfile is multi-stage, non-root, with a HEALTHCHECK the binary answers;
-//! - `.env.example` documents every variable the binary and compose.yaml read.
+//! - `.env.example` documents every variable the binary and compose.yaml read, with the
+//!   defaults compose uses.
 //!
 //! Needs docker-compose (Debian), check-jsonschema and kubernetes-validate (PyPI), kubectl;
 //! skipped locally without them, failing in CI (`scripts/services.sh install` brings them).
@@ -49,7 +55,26 @@ fn all_binary_vars() -> BTreeSet<String> {
 /// Read by the tracing subscriber, not by an option.
 const LOGGING: &str = "RUST_LOG";
 /// Read by an option that has no default on purpose (unset is meaningful).
-const OPTIONAL: [&str; 3] = ["SLAMON_KAFKA_INSTANCE_ID", "SLAMON_DEMO", "SLAMON_TOPIC_MIN_INSYNC_REPLICAS"];
+const OPTIONAL: [&str; 5] = [
+    "SLAMON_KAFKA_INSTANCE_ID",
+    "SLAMON_DEMO",
+    "SLAMON_TOPIC_MIN_INSYNC_REPLICAS",
+    "MONGODB_USERNAME",
+    "MONGODB_PASSWORD_FILE",
+];
+
+/// Seconds of a compose duration (`5s`, `1m30s`) or a Kubernetes probe field.
+fn seconds(v: &Value) -> u64 {
+    if let Some(n) = v.as_u64() {
+        return n;
+    }
+    humantime::parse_duration(v.as_str().unwrap_or_else(|| panic!("not a duration: {v}"))).unwrap().as_secs()
+}
+
+/// A health check or probe command that starts a heavy runtime (a JVM tool, mongosh).
+fn is_heavy(command: &[String]) -> bool {
+    command.iter().any(|c| c.contains("mongosh") || c.contains("/opt/kafka/bin/") || c.contains("kafka-"))
+}
 
 #[test]
 fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
@@ -114,9 +139,28 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
             let off = svc["healthcheck"]["disable"] == true || strings(&svc["healthcheck"]["test"]) == ["NONE"];
             assert!(off, "init: {}", svc["healthcheck"]);
         } else {
-            assert!(!strings(&svc["healthcheck"]["test"]).is_empty(), "{name} has no health check");
+            let test = strings(&svc["healthcheck"]["test"]);
+            assert!(!test.is_empty(), "{name} has no health check");
+            // a runtime that takes seconds to start gets the time to answer
+            if is_heavy(&test) {
+                assert!(seconds(&svc["healthcheck"]["timeout"]) >= 15, "{name}: {test:?} under a short timeout");
+            }
         }
     }
+    // Kafka: a TCP connect (a JVM tool under 5 s marked a slow broker unhealthy for good)
+    let kafka_check = strings(&services["kafka"]["healthcheck"]["test"]);
+    assert!(kafka_check.iter().any(|c| c.contains("/dev/tcp/127.0.0.1/9092")), "{kafka_check:?}");
+    assert!(seconds(&services["kafka"]["healthcheck"]["start_period"]) >= 30);
+
+    // the demo node-exporter sees the host: its root file system and process namespace
+    let node = &services["node-exporter"];
+    assert!(strings(&node["command"]).contains(&"--path.rootfs=/host".to_owned()), "{}", node["command"]);
+    assert_eq!(node["pid"], "host");
+    let host_root = node["volumes"].as_array().unwrap().iter().any(|v| {
+        v["source"] == "/" && v["target"] == "/host" && v["read_only"] == true
+            || v.as_str().is_some_and(|v| v.starts_with("/:/host:ro"))
+    });
+    assert!(host_root, "node-exporter: {}", node["volumes"]);
     // init first, for everything that needs the topic
     assert_eq!(strings(&services["init"]["command"]), ["init"]);
     for name in ["etl", "projector", "sla-manager"] {
@@ -163,6 +207,10 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
                 port_of(services["sla-manager"]["environment"]["SLAMON_GRPC_LISTEN"].as_str().unwrap())
             );
         }
+        // every listener is dual-stack
+        for (var, v) in env.iter().filter(|(k, _)| k.ends_with("_LISTEN")) {
+            assert!(v.as_str().unwrap().starts_with("[::]:"), "{name}: {var}={v} is not dual-stack");
+        }
         // the health check probes this service's own listener
         if name != "init" {
             let test = strings(&svc["healthcheck"]["test"]);
@@ -202,9 +250,24 @@ fn every_variable_is_documented_in_env_example() {
         assert!(documented.contains(&var), ".env.example does not document {var}");
     }
     let compose = std::fs::read_to_string(root().join("compose.yaml")).unwrap();
+    // copied to `.env`, the file changes nothing: each value is compose's default (or
+    // empty, which `${VAR:-default}` also reads as the default)
+    let values: BTreeMap<String, String> = std::fs::read_to_string(root().join(".env.example"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect();
     for part in compose.split("${").skip(1) {
         let var: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         assert!(documented.contains(&var), ".env.example does not document {var} (compose.yaml)");
+        let rest = &part[var.len()..];
+        let default = rest.strip_prefix(":-").map(|r| &r[..r.find('}').unwrap()]);
+        let value = values[&var].as_str();
+        assert!(
+            value.is_empty() || Some(value) == default,
+            ".env.example sets {var}={value}, but compose's default is {default:?}: copying it to .env changes compose"
+        );
     }
 }
 
@@ -254,8 +317,7 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
     if !tools(&["kubectl", "kubernetes-validate"]) {
         return;
     }
-    let root = root();
-    let rendered = output(Command::new("kubectl").args(["kustomize", "kubernetes"]).current_dir(&root));
+    let rendered = render_kubernetes(None);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rendered.yaml");
     std::fs::write(&file, &rendered).unwrap();
@@ -265,28 +327,6 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
     let get = |kind: &str, name: &str| -> &Value {
         by_name.get(&(kind.to_owned(), name.to_owned())).unwrap_or_else(|| panic!("no {kind} {name}"))
     };
-
-    // `kubectl apply -f kubernetes -R` applies exactly these objects: it reads *.yaml,
-    // *.yml and *.json (the `Kustomization` file has none of those extensions)
-    let mut applied = BTreeSet::new();
-    let mut stack = vec![root.join("kubernetes")];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
-                for doc in yaml_documents(&std::fs::read_to_string(&path).unwrap()) {
-                    assert!(doc["apiVersion"].is_string(), "{}: not a Kubernetes object", path.display());
-                    if doc["kind"] != "Namespace" {
-                        assert_eq!(doc["metadata"]["namespace"], "slamon", "{}: {:?}", path.display(), kind_name(&doc));
-                    }
-                    applied.insert(kind_name(&doc));
-                }
-            }
-        }
-    }
-    assert_eq!(applied, by_name.keys().cloned().collect::<BTreeSet<_>>());
 
     // Kafka: 3 brokers in KRaft mode, 3 voters, replication 3 and min ISR 2 by default
     let kafka = get("StatefulSet", "kafka");
@@ -334,7 +374,6 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
 
     // probes and resources on every workload; slamon containers run real commands and
     // probe the port they listen on
-    let secret = &get("Secret", "slamon-secrets")["stringData"];
     for doc in docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet") {
         let (kind, name) = kind_name(doc);
         let pod = &doc["spec"]["template"]["spec"];
@@ -361,9 +400,9 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
             if args[0] == "init" {
                 continue;
             }
-            // the MongoDB credentials come from the Secret
-            assert!(c["env"].to_string().contains("slamon-secrets"), "{name}: MONGODB_URI not from the Secret");
-            assert!(host_of(secret["MONGODB_URI"].as_str().unwrap()).starts_with("mongodb-0.mongodb"));
+            // the MongoDB password: the Secret's one value, read from a file
+            assert_eq!(env_value(c, "MONGODB_PASSWORD_FILE"), Some(MONGODB_PASSWORD_FILE), "{name}");
+            assert!(mounts_password(pod, c), "{name}: the password file is not the Secret's");
             for probe in ["readinessProbe", "livenessProbe"] {
                 let port_name = c[probe]["httpGet"]["port"].as_str().unwrap();
                 let number = c["ports"].as_array().unwrap().iter().find(|p| p["name"] == port_name).unwrap()
@@ -399,4 +438,160 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
     assert!(config["SLAMON_PROJECTOR_GROUP"].is_string());
     let c = &projector["spec"]["template"]["spec"]["containers"][0];
     assert!(env_value(c, "SLAMON_PROJECTOR_GROUP").is_none(), "one group for every replica");
+
+    // one MongoDB password: the generated Secret holds nothing else, the root user and the
+    // slamon pods read it from the same file, the user from one ConfigMap key, and no
+    // credential is written in any object
+    let secrets: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Secret").collect();
+    assert_eq!(secrets.len(), 1, "one Secret");
+    assert!(secrets[0]["metadata"]["name"].as_str().unwrap().starts_with("slamon-mongodb"));
+    assert_eq!(secrets[0]["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["password"]);
+    let mongo_pod = &mongo["spec"]["template"]["spec"];
+    let mongod = &mongo_pod["containers"][0];
+    assert_eq!(env_value(mongod, "MONGO_INITDB_ROOT_PASSWORD_FILE"), Some(MONGODB_PASSWORD_FILE));
+    assert!(mounts_password(mongo_pod, mongod));
+    let user = mongod["env"].as_array().unwrap().iter().find(|e| e["name"] == "MONGO_INITDB_ROOT_USERNAME").unwrap();
+    assert_eq!(user["valueFrom"]["configMapKeyRef"]["key"], "MONGODB_USERNAME");
+    assert!(config["MONGODB_USERNAME"].is_string());
+    let uri = config["MONGODB_URI"].as_str().unwrap();
+    assert!(host_of(uri).starts_with("mongodb-0.mongodb") && !uri.contains('@'), "{uri}");
+    assert!(!rendered.contains("change-me") && !rendered.contains("MONGO_INITDB_ROOT_PASSWORD:"));
+
+    // MongoDB: a started mongod is not restarted because mongosh is slow to start
+    assert_eq!(mongod["livenessProbe"]["tcpSocket"]["port"], "mongodb", "{}", mongod["livenessProbe"]);
+    assert!(mongod["startupProbe"]["tcpSocket"].is_object(), "no startup probe");
+    let startup = &mongod["startupProbe"];
+    assert!(seconds(&startup["periodSeconds"]) * seconds(&startup["failureThreshold"]) >= 300);
+    for doc in docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet") {
+        for c in doc["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
+            for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                let command = strings(&c[probe]["exec"]["command"]);
+                if is_heavy(&command) {
+                    assert_ne!(probe, "livenessProbe", "{}: a heavy liveness probe", c["name"]);
+                    assert!(seconds(&c[probe]["timeoutSeconds"]) >= 15, "{}: {probe} {command:?}", c["name"]);
+                }
+            }
+        }
+    }
+
+    // the "restricted" Pod Security Standard, enforced on the namespace and met by every pod
+    let ns = get("Namespace", "slamon");
+    assert_eq!(ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted");
+    for doc in docs.iter().filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet") {
+        let (kind, name) = kind_name(doc);
+        let pod = &doc["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{kind} {name}");
+        assert_ne!(pod["securityContext"]["runAsUser"], 0, "{kind} {name}");
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{kind} {name}");
+        assert!(pod["hostNetwork"].is_null() && pod["hostPID"].is_null(), "{kind} {name}");
+        for v in pod["volumes"].as_array().into_iter().flatten() {
+            assert!(v["hostPath"].is_null(), "{kind} {name}: a hostPath volume");
+        }
+        for c in pod_containers(pod) {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{kind} {name}/{}", c["name"]);
+            assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"], "{kind} {name}/{}", c["name"]);
+            assert!(sc["capabilities"]["add"].is_null(), "{kind} {name}/{}", c["name"]);
+            assert!(sc["privileged"] != true && sc["runAsUser"] != 0, "{kind} {name}/{}", c["name"]);
+        }
+        // slamon's listeners are dual-stack (probes come from the node, maybe over IPv6)
+        for c in pod_containers(pod).into_iter().filter(|c| is_slamon_image(&c["image"])) {
+            for e in
+                c["env"].as_array().into_iter().flatten().filter(|e| e["name"].as_str().unwrap().ends_with("_LISTEN"))
+            {
+                assert!(e["value"].as_str().unwrap().starts_with("[::]:"), "{name}: {e}");
+            }
+        }
+    }
+}
+
+/// Where the slamon pods and MongoDB read the password.
+const MONGODB_PASSWORD_FILE: &str = "/run/secrets/mongodb/password";
+
+/// The container mounts the generated Secret's `password` at [`MONGODB_PASSWORD_FILE`].
+fn mounts_password(pod: &Value, container: &Value) -> bool {
+    let (dir, file) = MONGODB_PASSWORD_FILE.rsplit_once('/').unwrap();
+    container["volumeMounts"].as_array().into_iter().flatten().filter(|m| m["mountPath"] == dir).any(|m| {
+        pod["volumes"].as_array().into_iter().flatten().filter(|v| v["name"] == m["name"]).any(|v| {
+            v["secret"]["secretName"].as_str().is_some_and(|n| n.starts_with("slamon-mongodb-"))
+                && v["secret"]["items"]
+                    .as_array()
+                    .is_some_and(|i| i.iter().any(|i| i["key"] == "password" && i["path"] == file))
+        })
+    })
+}
+
+/// `kubectl kustomize` of a copy of kubernetes/ as a user has it after the README's
+/// steps: the MongoDB password written, and `image` (`kustomize edit set image
+/// slamon=IMAGE`) when given.
+fn render_kubernetes(image: Option<(&str, &str)>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("kubernetes");
+    std::fs::create_dir_all(copy.join("secrets")).unwrap();
+    for entry in std::fs::read_dir(root().join("kubernetes")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(copy.join("secrets/mongodb-password"), "s3cret-from-the-user\n").unwrap();
+    if let Some((name, tag)) = image {
+        // what `kustomize edit set image slamon=NAME:TAG` writes
+        let file = copy.join("kustomization.yaml");
+        let mut k: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let images = k["images"].as_sequence_mut().unwrap();
+        let entry = images.iter_mut().find(|i| i["name"] == "slamon").expect("an images entry for slamon");
+        entry["newName"] = name.into();
+        entry["newTag"] = tag.into();
+        std::fs::write(&file, serde_yaml_ng::to_string(&k).unwrap()).unwrap();
+    }
+    let rendered = output(Command::new("kubectl").args(["kustomize"]).arg(&copy));
+    assert!(!rendered.contains("s3cret-from-the-user"), "the password in clear text");
+    rendered
+}
+
+/// The images of slamon's containers in a rendering.
+fn slamon_images(rendered: &str) -> BTreeSet<String> {
+    let docs = yaml_documents(rendered);
+    docs.iter()
+        .filter(|d| d["kind"] == "Deployment" || d["kind"] == "StatefulSet")
+        .flat_map(|d| {
+            pod_containers(&d["spec"]["template"]["spec"]).into_iter().map(|c| c["image"].clone()).collect::<Vec<_>>()
+        })
+        .filter(is_slamon_image)
+        .map(|i| i.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_readmes_kubernetes_steps_deploy_the_image_they_build() {
+    if !tools(&["kubectl"]) {
+        return;
+    }
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Deployment: Kubernetes").expect("a Kubernetes section")..];
+    let steps = &section[section.find("```sh").unwrap()..];
+    let steps = &steps[..steps[5..].find("```").unwrap() + 5];
+    // `kubectl apply -k` (kubectl reads kustomization.yaml); `-f` would skip it
+    assert!(steps.contains("kubectl apply -k kubernetes"), "{steps}");
+    assert!(!steps.contains("kubectl apply -f"), "{steps}");
+    assert!(steps.contains("secrets/mongodb-password"), "the steps write MongoDB's password: {steps}");
+    let word_after = |marker: &str| -> String {
+        let at = steps.find(marker).unwrap_or_else(|| panic!("no `{marker}` in {steps}")) + marker.len();
+        let word = steps[at..].split_whitespace().next().unwrap();
+        word.trim_end_matches([')', ';']).to_owned()
+    };
+    // as is, the manifests run the image the README builds and kind loads
+    let built = word_after("docker build -t ");
+    assert_eq!(word_after("kind load docker-image "), built);
+    assert_eq!(slamon_images(&render_kubernetes(None)), BTreeSet::from([built.clone()]));
+    // pushed to a registry, `kustomize edit set image` points every container at it
+    let set = word_after("kustomize edit set image slamon=");
+    let pushed = word_after("docker push ");
+    assert_eq!(set, pushed);
+    let (name, tag) = pushed.rsplit_once(':').unwrap();
+    let real = format!("registry.example.com/team/slamon:{tag}");
+    let rendered = render_kubernetes(Some(("registry.example.com/team/slamon", tag)));
+    assert!(name.ends_with("/slamon"), "{pushed}");
+    assert_eq!(slamon_images(&rendered), BTreeSet::from([real]));
 }
