@@ -31,7 +31,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 slamon \
- && useradd --system --uid 10001 --gid slamon --home-dir /var/lib/slamon --create-home slamon
+ && useradd --system --uid 10001 --gid slamon --home-dir /var/lib/slamon --create-home slamon \
+ && install -d -o 10001 -g 10001 -m 0700 /run/slamon
 COPY --from=builder /out/slamon /usr/local/bin/slamon
 # the replay tool is `slamon replay`; `replay` is kept as a name of its own for scripts
 RUN printf '#!/bin/sh\nexec /usr/local/bin/slamon replay "$@"\n' >/usr/local/bin/replay \

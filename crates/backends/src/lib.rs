@@ -35,6 +35,9 @@ pub enum Error {
     /// slamon's own Schema Registry cannot be opened.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// A token file cannot be used.
+    #[error("{0}")]
+    Auth(#[from] slamon_web::auth::TokenFileError),
     /// Settings that do not fit together.
     #[error("{0}")]
     Settings(String),
@@ -123,7 +126,7 @@ pub struct Settings {
     #[arg(long, env = "SLAMON_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,
     /// MongoDB connection string (with `--store mongodb`).
-    #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017", hide_env_values = true)]
     pub mongodb_uri: String,
     /// MongoDB database of the read models.
     #[arg(long, env = "MONGODB_DATABASE", default_value = "slamon")]
@@ -181,6 +184,69 @@ pub struct RegistrySettings {
     /// URL of the Confluent-compatible Schema Registry.
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081", value_parser = http_url)]
     pub schema_registry_url: Url,
+}
+
+/// Who may use the APIs: bearer-token files (see [`slamon_web::auth`]).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "API access")]
+pub struct AuthSettings {
+    /// File of the tokens that may change the SLA set (one per line; read again when it
+    /// changes). Unset: writes need no token, and the SLA manager's REST API listens on
+    /// loopback only unless --allow-unauthenticated-writes.
+    #[arg(long, env = "SLAMON_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+    /// File of the tokens that may read (REST and gRPC); a write token reads too. Unset:
+    /// reads need no token.
+    #[arg(long, env = "SLAMON_READ_TOKEN_FILE")]
+    pub read_token_file: Option<PathBuf>,
+    /// Serve the SLA manager's REST API on a non-loopback address without a write token
+    /// (anyone who reaches it can replace the SLA set).
+    #[arg(long, env = "SLAMON_ALLOW_UNAUTHENTICATED_WRITES")]
+    pub allow_unauthenticated_writes: bool,
+}
+
+impl AuthSettings {
+    /// The token files, read.
+    ///
+    /// # Errors
+    /// [`Error::Auth`] when a file cannot be read or holds no token.
+    pub fn access(&self) -> Result<slamon_web::auth::Access> {
+        let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+        let (write, read) = (path(&self.api_token_file), path(&self.read_token_file));
+        Ok(slamon_web::auth::Access::from_files(write.as_deref(), read.as_deref())?)
+    }
+}
+
+/// The address the SLA manager's REST API (the one that writes) listens on: `wanted`
+/// when writes need a token or are allowed without one, otherwise the loopback address
+/// of the same port, said in the log.
+pub fn write_api_address(
+    wanted: SocketAddr,
+    access: &slamon_web::auth::Access,
+    allow_unauthenticated: bool,
+) -> SocketAddr {
+    if access.protects_writes() || wanted.ip().is_loopback() {
+        return wanted;
+    }
+    if allow_unauthenticated {
+        tracing::warn!(
+            %wanted,
+            "the SLA manager serves writes without a token on a non-loopback address: anyone who reaches it can replace the SLA set"
+        );
+        return wanted;
+    }
+    let loopback = match wanted {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        SocketAddr::V6(_) if wanted.ip().is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    let local = SocketAddr::new(loopback, wanted.port());
+    tracing::warn!(
+        %wanted,
+        listening = %local,
+        "no API token (SLAMON_API_TOKEN_FILE): the SLA manager's REST API listens on loopback only; set a token file to serve others, or SLAMON_ALLOW_UNAUTHENTICATED_WRITES=true"
+    );
+    local
 }
 
 /// The read-model store, as the services and replay see it.
@@ -478,6 +544,25 @@ pub fn local_url(addr: SocketAddr) -> Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_write_token_the_write_api_moves_to_loopback_unless_allowed() {
+        let dir = std::env::temp_dir().join(format!("slamon-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens");
+        std::fs::write(&file, "t\n").unwrap();
+        let protected = slamon_web::auth::Access::from_files(Some(&file), None).unwrap();
+        let open = slamon_web::auth::Access::open();
+        let addr = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        assert_eq!(write_api_address(addr("[::]:5001"), &open, false), addr("127.0.0.1:5001"));
+        assert_eq!(write_api_address(addr("0.0.0.0:5001"), &open, false), addr("127.0.0.1:5001"));
+        assert_eq!(write_api_address(addr("10.1.2.3:5001"), &open, false), addr("127.0.0.1:5001"));
+        assert_eq!(write_api_address(addr("[fd00::1]:5001"), &open, false), addr("[::1]:5001"));
+        assert_eq!(write_api_address(addr("127.0.0.1:5001"), &open, false), addr("127.0.0.1:5001"));
+        assert_eq!(write_api_address(addr("[::]:5001"), &open, true), addr("[::]:5001"));
+        assert_eq!(write_api_address(addr("[::]:5001"), &protected, false), addr("[::]:5001"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[tokio::test]
     async fn the_unspecified_ipv6_address_listens_on_both_families() {

@@ -13,26 +13,37 @@ use tonic::transport::{Channel, Endpoint};
 pub struct SlaClient {
     client: SlaServiceClient<Channel>,
     endpoint: String,
+    /// `Bearer <token>` sent with every call, when the SLA manager wants one.
+    authorization: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 impl SlaClient {
     /// A client of the SLA manager at `endpoint` (e.g. `http://127.0.0.1:50052`),
-    /// connected lazily.
+    /// connected lazily, sending `token` as a bearer token when given.
     ///
     /// # Errors
-    /// [`EtlError::SlaEndpoint`] when `endpoint` is not a usable URI.
-    pub fn new(endpoint: &str) -> Result<Self, EtlError> {
+    /// [`EtlError::SlaEndpoint`] when `endpoint` is not a usable URI or the token cannot
+    /// be sent in a header.
+    pub fn new(endpoint: &str, token: Option<&str>) -> Result<Self, EtlError> {
+        let authorization = token
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .map_err(|_| EtlError::SlaEndpoint("the SLA manager token is not a valid header value".into()))?;
         let channel = Endpoint::from_shared(endpoint.to_owned())
             .map_err(|e| EtlError::SlaEndpoint(format!("invalid SLA manager endpoint `{endpoint}`: {e}")))?
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect_lazy();
-        Ok(Self { client: SlaServiceClient::new(channel), endpoint: endpoint.to_owned() })
+        Ok(Self { client: SlaServiceClient::new(channel), endpoint: endpoint.to_owned(), authorization })
     }
 
     /// The current SLA set (empty when none is defined).
     pub async fn fetch(&self) -> Result<Vec<SlaEntry>, tonic::Status> {
-        let reply = self.client.clone().get_sla_set(GetSlaSetRequest {}).await?.into_inner();
+        let mut request = tonic::Request::new(GetSlaSetRequest {});
+        if let Some(value) = &self.authorization {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        let reply = self.client.clone().get_sla_set(request).await?.into_inner();
         Ok(reply
             .entries
             .into_iter()

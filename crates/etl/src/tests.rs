@@ -92,7 +92,7 @@ async fn harness_limited(sla_up: bool, source: Arc<dyn MetricSource>, config: Et
     let etl = Etl::new(
         source,
         Publisher::new(codec.clone(), Arc::new(LimitedLog { inner: log.clone(), max: max_record })),
-        SlaClient::new(&grpc_url).unwrap(),
+        SlaClient::new(&grpc_url, None).unwrap(),
         config,
         EtlMetrics::new(&registry).unwrap(),
     );

@@ -24,6 +24,9 @@ pub struct Config {
     /// Address of the query API.
     #[arg(long, env = "SLAMON_QUERY_API_LISTEN", default_value = "[::]:5000")]
     pub query_api_listen: SocketAddr,
+    /// Who may read ([`slamon_backends::AuthSettings`], given by the command).
+    #[arg(skip)]
+    pub access: slamon_web::auth::Access,
 }
 
 /// The query API, bound and ready to serve.
@@ -40,7 +43,9 @@ impl App {
     pub async fn build(config: &Config, backends: &Backends) -> slamon_backends::Result<App> {
         let state = AppState { store: backends.store().await?, db_timeout: backends.settings().db_timeout };
         let listener = slamon_backends::bind(config.query_api_listen, "query API").await?;
-        Ok(App { listener, router: router(state) })
+        let router =
+            router(state).layer(axum::middleware::from_fn_with_state(config.access.clone(), slamon_web::auth::require));
+        Ok(App { listener, router })
     }
 
     /// Serves until `cancel`, then drains open requests for a bounded grace.

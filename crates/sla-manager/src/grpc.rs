@@ -82,9 +82,26 @@ impl SlaServiceV2 for SlaGrpc {
 }
 
 /// Serves the gRPC services on `listener` until `cancel`.
+/// The interceptor of the SLA services: every call reads, so it needs a read (or write)
+/// token in the `authorization` metadata when read tokens are configured; health and
+/// reflection stay open, like `/livez` and `/readyz`.
+fn reader(
+    access: slamon_web::auth::Access,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |request: tonic::Request<()>| {
+        let token = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+        access.check_token(slamon_web::auth::Operation::Read, token.filter(|t| !t.is_empty()))?;
+        Ok(request)
+    }
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: SlaGrpc,
+    access: slamon_web::auth::Access,
     cancel: CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let addr = listener.local_addr()?;
@@ -99,8 +116,8 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(SlaServiceServer::new(service.clone()))
-        .add_service(SlaServiceV2Server::new(service))
+        .add_service(SlaServiceServer::with_interceptor(service.clone(), reader(access.clone())))
+        .add_service(SlaServiceV2Server::with_interceptor(service, reader(access)))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             cancel.cancelled_owned(),

@@ -45,6 +45,12 @@ pub struct Config {
     /// How long a PUT /slaset waits for the read model to show the new set.
     #[arg(long, env = "SLAMON_PUT_VISIBILITY_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub put_visibility_timeout: Duration,
+    /// Who may write and read ([`slamon_backends::AuthSettings`], given by the command).
+    #[arg(skip)]
+    pub access: slamon_web::auth::Access,
+    /// Serve writes without a token on a non-loopback address.
+    #[arg(skip)]
+    pub allow_unauthenticated_writes: bool,
 }
 
 /// The SLA manager, bound and ready to serve REST and gRPC.
@@ -71,8 +77,14 @@ impl App {
             max_body_bytes: MAX_BODY_BYTES,
             producer: Backends::producer("sla-manager"),
             put_lock: Arc::default(),
+            access: config.access.clone(),
         };
-        let rest = slamon_backends::bind(config.sla_manager_listen, "SLA manager").await?;
+        let listen = slamon_backends::write_api_address(
+            config.sla_manager_listen,
+            &config.access,
+            config.allow_unauthenticated_writes,
+        );
+        let rest = slamon_backends::bind(listen, "SLA manager").await?;
         let grpc = slamon_backends::bind(config.grpc_listen, "SLA manager gRPC").await?;
         Ok(App { rest, grpc, state })
     }
@@ -89,8 +101,9 @@ impl App {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
         let mut tasks = Tasks::new(cancel);
         let service = grpc::SlaGrpc { store: self.state.store.clone(), db_timeout: self.state.db_timeout };
+        let access = self.state.access.clone();
         let grpc_cancel = tasks.cancel();
-        tasks.spawn("sla-manager-grpc", grpc::serve(self.grpc, service, grpc_cancel));
+        tasks.spawn("sla-manager-grpc", grpc::serve(self.grpc, service, access, grpc_cancel));
         tasks.spawn_http("sla-manager", self.rest, router(self.state));
         tasks.wait().await
     }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub producer: String,
     /// PUTs are serialised so versions stay monotonic.
     pub put_lock: Arc<Mutex<()>>,
+    /// Who may write (PUT) and read.
+    pub access: slamon_web::auth::Access,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/future-violations", get(get_future))
         .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
         .with_state(state)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
-use slamon_backends::{duration, http_url, RegistrySettings, Settings};
+use slamon_backends::{duration, http_url, AuthSettings, RegistrySettings, Settings};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,9 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Everything in one process: embedded event log and read models, schema registry,
     /// projector, ETL, query API, SLA manager (REST and gRPC) and exporter.
-    Up(UpCmd),
+    Up(Box<UpCmd>),
     /// The ETL alone (statistics and SLA samples → events).
-    Etl(EtlCmd),
+    Etl(Box<EtlCmd>),
     /// The projector alone (events → read models).
     Projector(ProjectorCmd),
     /// The query API alone (port 5000).
@@ -55,6 +55,9 @@ pub enum Command {
     /// Exits 0 when a health endpoint answers 2xx in time, 1 otherwise: the container
     /// image's HEALTHCHECK (the runtime image has no curl).
     Healthcheck(HealthcheckCmd),
+    /// Writes a new random API token (256 bits, hex) to FILE, readable by its owner
+    /// only, unless FILE already holds a token; prints the file's path, never the token.
+    Token(TokenCmd),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +72,8 @@ pub struct UpCmd {
     pub query: slamon_query_api::Config,
     #[command(flatten)]
     pub sla: slamon_sla_manager::Config,
+    #[command(flatten)]
+    pub auth: AuthSettings,
     /// Address of the embedded Schema Registry.
     #[arg(long, env = "SLAMON_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
     pub registry_listen: SocketAddr,
@@ -103,6 +108,8 @@ pub struct QueryCmd {
     pub storage: Settings,
     #[command(flatten)]
     pub query: slamon_query_api::Config,
+    #[command(flatten)]
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +120,8 @@ pub struct SlaCmd {
     pub registry: RegistrySettings,
     #[command(flatten)]
     pub sla: slamon_sla_manager::Config,
+    #[command(flatten)]
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +173,12 @@ pub struct ReplayCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct TokenCmd {
+    /// The token file to create (e.g. the value of SLAMON_API_TOKEN_FILE).
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct HealthcheckCmd {
     /// The endpoint to probe: `/readyz` of the query API or SLA manager, `/livez` of the
     /// projector's admin port, `/metrics` of the ETL exporter.
@@ -187,7 +202,7 @@ pub fn parse() -> Cli {
             let mut errors = env_errors(&args, &first);
             errors.insert(0, first);
             eprintln!("slamon cannot start: {} bad setting(s)", errors.len());
-            for error in errors {
+            for error in errors.iter().map(|e| hide_secret_values(e)) {
                 let lines = error.lines().filter(|l| !l.is_empty() && !l.starts_with("For more information"));
                 eprintln!("{}", lines.collect::<Vec<_>>().join("\n"));
             }
@@ -196,6 +211,35 @@ pub fn parse() -> Cli {
         }
         Err(e) => e.exit(),
     }
+}
+
+/// `error` with the values of the settings whose values are hidden (URLs that may hold
+/// a password, header values) replaced by `<hidden>`, from the environment or the
+/// command line: an error message never shows a credential.
+fn hide_secret_values(error: &str) -> String {
+    let mut root = Cli::command();
+    root.build();
+    let mut hidden: Vec<String> = Vec::new();
+    let mut commands = vec![&root];
+    while let Some(c) = commands.pop() {
+        for arg in c.get_arguments().filter(|a| a.is_hide_env_values_set()) {
+            hidden.extend(arg.get_env().and_then(std::env::var_os).map(|v| v.to_string_lossy().into_owned()));
+            if let Some(long) = arg.get_long() {
+                let words: Vec<String> = std::env::args().collect();
+                let flag = format!("--{long}");
+                for (i, w) in words.iter().enumerate() {
+                    if w == &flag {
+                        hidden.extend(words.get(i + 1).cloned());
+                    } else if let Some(v) = w.strip_prefix(&format!("{flag}=")) {
+                        hidden.push(v.to_owned());
+                    }
+                }
+            }
+        }
+        commands.extend(c.get_subcommands());
+    }
+    hidden.retain(|v| !v.is_empty());
+    hidden.iter().fold(error.to_owned(), |e, v| e.replace(v.as_str(), "<hidden>"))
 }
 
 /// The errors of every setting of the chosen subcommand that comes from an environment
@@ -222,7 +266,8 @@ fn env_errors(args: &[OsString], reported: &str) -> Vec<String> {
         if let Err(e) = probe.try_get_matches_from(["slamon"]) {
             let reason = e.to_string();
             let reason = reason.lines().next().unwrap_or_default().trim_start_matches("error: ");
-            errors.push(format!("error: {} ({}): {reason}", var.to_string_lossy(), value.to_string_lossy()));
+            let shown = if arg.is_hide_env_values_set() { "value hidden".into() } else { value.to_string_lossy() };
+            errors.push(format!("error: {} ({shown}): {reason}", var.to_string_lossy()));
         }
     }
     errors

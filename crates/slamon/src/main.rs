@@ -52,7 +52,7 @@ async fn run(command: Command) -> Result<()> {
     let cancel = shutdown_token();
     let mut tasks = Tasks::new(cancel.clone());
     match command {
-        Command::Up(args) => return up(args, tasks).await,
+        Command::Up(args) => return up(*args, tasks).await,
         Command::Etl(a) => {
             let backends = Backends::open(a.storage, a.registry.schema_registry_url);
             tasks.spawn("etl", slamon_etl::App::build(&a.etl, &backends).await?.run(cancel));
@@ -62,12 +62,15 @@ async fn run(command: Command) -> Result<()> {
             let backends = Backends::open(a.storage, a.registry.schema_registry_url);
             tasks.spawn("projector", slamon_projector::App::build(&a.projector, &backends).await?.run(cancel));
         }
-        Command::QueryApi(a) => {
+        Command::QueryApi(mut a) => {
+            a.query.access = a.auth.access()?;
             // the query API reads only the read models: no registry is asked
             let backends = Backends::open(a.storage, local_url(([127, 0, 0, 1], 8081).into()));
             tasks.spawn("query-api", slamon_query_api::App::build(&a.query, &backends).await?.run(cancel));
         }
-        Command::SlaManager(a) => {
+        Command::SlaManager(mut a) => {
+            a.sla.access = a.auth.access()?;
+            a.sla.allow_unauthenticated_writes = a.auth.allow_unauthenticated_writes;
             let backends = Backends::open(a.storage, a.registry.schema_registry_url);
             tasks.spawn("sla-manager", slamon_sla_manager::App::build(&a.sla, &backends).await?.run(cancel));
         }
@@ -79,6 +82,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Replay(a) => return replay(a, cancel).await,
         Command::Init(a) => return init(a).await,
         Command::Healthcheck(a) => return healthcheck(a).await,
+        Command::Token(a) => return token(&a.file),
     }
     Ok(tasks.wait().await?)
 }
@@ -87,6 +91,13 @@ async fn up(mut a: UpCmd, mut tasks: Tasks) -> Result<()> {
     // one process is the group's only member: static membership lets it take its
     // partitions back at once after a crash
     a.storage.kafka_instance_id.get_or_insert_with(|| "slamon-up".to_owned());
+    let access = a.auth.access()?;
+    (a.query.access, a.sla.access) = (access.clone(), access);
+    a.sla.allow_unauthenticated_writes = a.auth.allow_unauthenticated_writes;
+    // the ETL asks the SLA manager of this process with this process's own token
+    if a.etl.sla_manager_token_file.is_none() {
+        a.etl.sla_manager_token_file = a.auth.read_token_file.clone().or(a.auth.api_token_file.clone());
+    }
     let registry = slamon_backends::open_registry(&a.storage.data_dir)?;
     let registry_listener = bind(a.registry_listen, "schema registry").await?;
     let data_dir = a.storage.data_dir.clone();
@@ -133,6 +144,30 @@ async fn replay(a: ReplayCmd, cancel: CancellationToken) -> Result<()> {
             std::process::exit(1);
         }
     }
+    Ok(())
+}
+
+/// `slamon token FILE`: a new random token in FILE (mode 0600) unless it holds one.
+#[allow(clippy::print_stdout)]
+fn token(file: &std::path::Path) -> Result<()> {
+    if slamon_web::auth::first_token(file).is_ok() {
+        println!("{} already holds a token; kept", file.display());
+        return Ok(());
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(file).with_context(|| format!("creating {}", file.display()))?;
+    std::io::Write::write_all(&mut f, format!("{token}\n").as_bytes())
+        .with_context(|| format!("writing {}", file.display()))?;
+    println!("wrote a new API token to {}", file.display());
     Ok(())
 }
 

@@ -64,6 +64,8 @@ impl Drop for Stack {
 impl Stack {
     fn map(&self, value: &str) -> String {
         let mut v = value.replace("0.0.0.0:", "127.0.0.1:");
+        // the volume of the generated token: a folder here
+        v = v.replace("/run/slamon", &self.dir.path().join("run-slamon").display().to_string());
         for (from, to) in &self.addresses {
             v = v.replace(from, to);
         }
@@ -94,7 +96,7 @@ impl Stack {
         let running = if service["image"].as_str().is_some_and(|i| i.starts_with("slamon")) {
             let env = self.env(service, name);
             let command: Vec<String> =
-                service["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+                service["command"].as_array().unwrap().iter().map(|a| self.map(a.as_str().unwrap())).collect();
             let child = Command::new(env!("CARGO_BIN_EXE_slamon"))
                 .args(&command)
                 .env_clear()
@@ -297,7 +299,7 @@ async fn the_compose_services_answer_on_loopback() {
         }
         stack.start(&name, svc);
     }
-    for name in services.keys().filter(|n| *n != "init").cloned().collect::<Vec<_>>() {
+    for name in services.keys().filter(|n| *n != "init" && *n != "token").cloned().collect::<Vec<_>>() {
         stack.wait(&name, "service_healthy");
     }
 
@@ -317,7 +319,17 @@ async fn the_compose_services_answer_on_loopback() {
     // an SLA set on 5001: created, visible, evaluated by the ETL through gRPC (50052)
     let set: Vec<Value> =
         picked.iter().map(|m| json!({"name": m["name"], "range": {"min": -1e300, "max": 1e300}, "for": 1})).collect();
-    let put = reqwest::Client::new().put("http://127.0.0.1:5001/slaset").json(&set).send().await.unwrap();
+    // writes need the token the `token` service generated
+    let refused = reqwest::Client::new().put("http://127.0.0.1:5001/slaset").json(&set).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401, "{:?}", refused.text().await);
+    let token = std::fs::read_to_string(stack.dir.path().join("run-slamon/api-token")).unwrap();
+    let put = reqwest::Client::new()
+        .put("http://127.0.0.1:5001/slaset")
+        .bearer_auth(token.trim())
+        .json(&set)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(put.status().as_u16(), 201, "{:?}", put.text().await);
     let current = get("http://127.0.0.1:5001/slaset").await.unwrap();
     assert_eq!(current.as_array().unwrap().len(), 5, "{current}");

@@ -4,6 +4,8 @@
 //! available` within seconds, never hangs), named tasks, and serving with a graceful,
 //! bounded shutdown.
 
+pub mod auth;
+
 use std::future::Future;
 use std::time::Duration;
 

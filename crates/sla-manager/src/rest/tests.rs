@@ -90,6 +90,7 @@ async fn harness(broken_log: bool) -> Harness {
         max_body_bytes: 1 << 20,
         producer: "test".into(),
         put_lock: Arc::default(),
+        access: slamon_web::auth::Access::open(),
     };
     Harness { app: router(state), store, cancel, _dir: dir }
 }

@@ -149,7 +149,8 @@ pub fn env_of(subcommand: &str) -> BTreeMap<String, bool> {
     let mut vars = BTreeMap::new();
     for b in blocks {
         if let Some(at) = b.find("[env: ") {
-            let name = b[at + 6..].split('=').next().unwrap().to_owned();
+            // `[env: NAME=value]`, or `[env: NAME]` when its value is hidden
+            let name = b[at + 6..].split(['=', ']']).next().unwrap().to_owned();
             vars.insert(name, b.contains("[default: "));
         }
     }
@@ -157,8 +158,8 @@ pub fn env_of(subcommand: &str) -> BTreeMap<String, bool> {
 }
 
 /// Every subcommand of the binary.
-pub const SUBCOMMANDS: [&str; 9] =
-    ["up", "etl", "projector", "query-api", "sla-manager", "registry", "init", "replay", "healthcheck"];
+pub const SUBCOMMANDS: [&str; 10] =
+    ["up", "etl", "projector", "query-api", "sla-manager", "registry", "init", "replay", "healthcheck", "token"];
 
 /// `slamon ARGS --help` succeeds: ARGS name a real subcommand with options it accepts.
 pub fn assert_real_command(args: &[String]) {
