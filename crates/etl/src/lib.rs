@@ -17,6 +17,7 @@ pub use sla_client::SlaClient;
 pub use slamon_web::{exporter, render};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ use slamon_domain::{
     Sample, SeriesList, SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
 };
 use slamon_events::Publisher;
-use slamon_prometheus::{DemoSource, MultiSource, PrometheusSource, SourceConfig};
+use slamon_prometheus::{Credentials, DemoSource, MultiSource, PrometheusSource, SourceConfig, TlsFiles};
 use slamon_web::{TaskFailed, Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +92,7 @@ pub struct SourceSettings {
     #[arg(long, env = "SLAMON_DEMO")]
     pub demo: bool,
     /// Base URL of the Prometheus to monitor (the source), e.g. `http://prometheus:9090`.
-    #[arg(long, env = "PROMETHEUS_URL", value_parser = optional_url)]
+    #[arg(long, env = "PROMETHEUS_URL", value_parser = optional_url, hide_env_values = true)]
     pub prometheus_url: Option<OptionalUrl>,
     /// Timeout of one request to Prometheus.
     #[arg(long, env = "SLAMON_PROMETHEUS_TIMEOUT", default_value = "30s", value_parser = duration)]
@@ -99,31 +100,163 @@ pub struct SourceSettings {
     /// A series is present when it has a sample in this lookback.
     #[arg(long, env = "SLAMON_SERIES_LOOKBACK", default_value = "10m", value_parser = duration)]
     pub series_lookback: Duration,
+    /// PEM file of CA certificates trusted for an `https` Prometheus, beside the system's.
+    #[arg(long, env = "SLAMON_PROMETHEUS_CA_FILE")]
+    pub prometheus_ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate for a Prometheus that asks for one (mutual
+    /// TLS); with --prometheus-key-file.
+    #[arg(long, env = "SLAMON_PROMETHEUS_CERT_FILE")]
+    pub prometheus_cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "SLAMON_PROMETHEUS_KEY_FILE")]
+    pub prometheus_key_file: Option<PathBuf>,
+    /// File of the bearer token sent to Prometheus (read again on every request).
+    #[arg(long, env = "SLAMON_PROMETHEUS_BEARER_TOKEN_FILE")]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+    /// User of Prometheus's basic authentication; the password is in
+    /// --prometheus-password-file.
+    #[arg(long, env = "SLAMON_PROMETHEUS_USERNAME")]
+    pub prometheus_username: Option<String>,
+    /// File of the basic-authentication password.
+    #[arg(long, env = "SLAMON_PROMETHEUS_PASSWORD_FILE")]
+    pub prometheus_password_file: Option<PathBuf>,
+    /// Extra headers sent to Prometheus, `Name=value` separated by commas (e.g.
+    /// `X-Scope-OrgID=team-a`); their values are never logged.
+    #[arg(long, env = "SLAMON_PROMETHEUS_HEADERS", hide_env_values = true)]
+    pub prometheus_headers: Option<String>,
 }
 
 /// An http(s) URL, or none for an empty value (`PROMETHEUS_URL=` means no Prometheus).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A password in it (`https://user:pass@host`) is used for basic authentication and
+/// never shown: its `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OptionalUrl(pub Option<Url>);
+
+impl std::fmt::Debug for OptionalUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(url) => write!(f, "OptionalUrl({})", redacted(url)),
+            None => f.write_str("OptionalUrl(None)"),
+        }
+    }
+}
+
+/// `url` without its password (`user:<redacted>@host`).
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("redacted"));
+    }
+    shown.to_string()
+}
 
 fn optional_url(s: &str) -> Result<OptionalUrl, String> {
     if s.trim().is_empty() {
         return Ok(OptionalUrl(None));
     }
-    http_url(s).map(|u| OptionalUrl(Some(u)))
+    match http_url(s) {
+        Ok(url) => Ok(OptionalUrl(Some(url))),
+        // the setting errors quote the value: never one that may hold a password
+        Err(_) if s.contains('@') => {
+            Err("not an http(s) URL with a host (its value is not shown: it may hold a password)".into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A path setting, unless unset or empty.
+fn given(path: &Option<PathBuf>) -> Option<PathBuf> {
+    path.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
 impl SourceSettings {
+    /// The credentials for Prometheus: a bearer token file, or a user and its password
+    /// file (read now), or the user and password of `url` (taken out of it), or none.
+    ///
+    /// # Errors
+    /// [`EtlError::Source`] when two kinds are given, a user has no password file (or
+    /// the reverse), or the password file cannot be read.
+    fn credentials(&self, url: &mut Url) -> Result<Credentials, EtlError> {
+        let username = self.prometheus_username.clone().filter(|u| !u.is_empty());
+        let password = given(&self.prometheus_password_file);
+        let bearer = given(&self.prometheus_bearer_token_file);
+        let source = |m: &str| EtlError::Source(m.to_owned());
+        if !url.username().is_empty() || url.password().is_some() {
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            let in_url = Credentials::Basic {
+                username: decode(url.username()),
+                password: url.password().map(decode).unwrap_or_default(),
+            };
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            if bearer.is_some() || username.is_some() || password.is_some() {
+                return Err(source(
+                    "the Prometheus URL holds a user and password, and other credentials are given too",
+                ));
+            }
+            return Ok(in_url);
+        }
+        match (bearer, username, password) {
+            (None, None, None) => Ok(Credentials::None),
+            (Some(file), None, None) => Ok(Credentials::BearerFile(file)),
+            (None, Some(username), Some(file)) => {
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    EtlError::Source(format!("cannot read the Prometheus password file {}: {e}", file.display()))
+                })?;
+                let password = text.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&text);
+                Ok(Credentials::Basic { username, password: password.to_owned() })
+            }
+            (Some(_), _, _) => {
+                Err(source("give Prometheus either a bearer token file or a user and password file, not both"))
+            }
+            (None, Some(_), None) => Err(source("SLAMON_PROMETHEUS_USERNAME needs SLAMON_PROMETHEUS_PASSWORD_FILE")),
+            (None, None, Some(_)) => Err(source("SLAMON_PROMETHEUS_PASSWORD_FILE needs SLAMON_PROMETHEUS_USERNAME")),
+        }
+    }
+
+    /// The extra headers, `Name=value` separated by commas.
+    ///
+    /// # Errors
+    /// [`EtlError::Source`] naming an item without `=` (not its value).
+    fn headers(&self) -> Result<Vec<(String, String)>, EtlError> {
+        let Some(list) = self.prometheus_headers.as_deref().filter(|h| !h.trim().is_empty()) else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(|item| {
+                let (name, value) = item.split_once('=').ok_or_else(|| {
+                    EtlError::Source("SLAMON_PROMETHEUS_HEADERS: each item is Name=value, separated by commas".into())
+                })?;
+                Ok((name.trim().to_owned(), value.trim().to_owned()))
+            })
+            .collect()
+    }
+
     /// The source these settings name.
     ///
     /// # Errors
     /// The Prometheus client cannot be built.
     pub fn open(&self) -> Result<Arc<dyn MetricSource>, EtlError> {
         let prometheus = match self.prometheus_url.clone().and_then(|u| u.0) {
-            Some(url) => Some(Arc::new(
+            Some(mut url) => Some(Arc::new(
                 PrometheusSource::new(SourceConfig {
+                    credentials: self.credentials(&mut url)?,
                     url: url.as_str().trim_end_matches('/').to_owned(),
                     timeout: self.prometheus_timeout,
                     series_lookback: self.series_lookback,
+                    tls: TlsFiles {
+                        ca_file: given(&self.prometheus_ca_file),
+                        client_cert: match (given(&self.prometheus_cert_file), given(&self.prometheus_key_file)) {
+                            (Some(cert), Some(key)) => Some((cert, key)),
+                            (None, None) => None,
+                            _ => {
+                                return Err(EtlError::Source(
+                                    "a client certificate needs both SLAMON_PROMETHEUS_CERT_FILE and SLAMON_PROMETHEUS_KEY_FILE".into(),
+                                ))
+                            }
+                        },
+                    },
+                    headers: self.headers()?,
                 })
                 .map_err(|e| EtlError::Source(e.to_string()))?,
             ) as Arc<dyn MetricSource>),
@@ -178,6 +311,10 @@ pub struct Config {
     /// gRPC endpoint of the SLA manager (in `slamon up`: its own).
     #[arg(long, env = "SLAMON_SLA_MANAGER_GRPC_URL", default_value = "http://127.0.0.1:50052", value_parser = http_url)]
     pub sla_manager_grpc_url: Url,
+    /// File whose first token the ETL sends to the SLA manager's gRPC (when that wants
+    /// a read token); in `slamon up`, its own read or write token file.
+    #[arg(long, env = "SLAMON_SLA_MANAGER_TOKEN_FILE")]
+    pub sla_manager_token_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -211,10 +348,14 @@ impl App {
     /// A backend or the source cannot be opened, or the address is taken.
     pub async fn build(config: &Config, backends: &Backends) -> Result<App, EtlError> {
         let exporter = slamon_backends::bind(config.exporter_listen, "exporter").await?;
+        let token = match config.sla_manager_token_file.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+            Some(path) => Some(slamon_web::auth::first_token(path).map_err(slamon_backends::Error::from)?),
+            None => None,
+        };
         let etl = Etl::new(
             config.source.open()?,
             backends.publisher()?,
-            SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'))?,
+            SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'), token.as_deref())?,
             config.etl_config(),
             EtlMetrics::new(backends.metrics()).map_err(slamon_backends::Error::from)?,
         );

@@ -34,12 +34,92 @@ const MAX_RANGE_POINTS: i64 = 10_000;
 /// How the client talks to Prometheus.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
-    /// Base URL, e.g. `http://prometheus:9090`.
+    /// Base URL, e.g. `http://prometheus:9090` or `https://prometheus.example:9090`;
+    /// credentials in it (`user:pass@`) are refused: give them in `credentials`.
     pub url: String,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
     /// A series counts as present when it has a sample in this lookback.
     pub series_lookback: Duration,
+    /// Who the client says it is.
+    pub credentials: Credentials,
+    /// Whom it trusts, and its own certificate, for `https`.
+    pub tls: TlsFiles,
+    /// Extra headers sent with every request (e.g. `X-Scope-OrgID` of a multi-tenant
+    /// Prometheus-compatible server); their values are never logged.
+    pub headers: Vec<(String, String)>,
+}
+
+/// How the client authenticates to Prometheus (its `--web.config.file`, or a proxy in
+/// front of it).
+#[derive(Clone, Default)]
+pub enum Credentials {
+    /// None.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`, the token being the first line of the file, read
+    /// again for every request (a rotated service-account token is picked up), as
+    /// Prometheus's own `authorization.credentials_file`.
+    BearerFile(std::path::PathBuf),
+    /// HTTP basic authentication.
+    Basic { username: String, password: String },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::BearerFile(path) => f.debug_tuple("BearerFile").field(path).finish(),
+            Credentials::Basic { username, .. } => {
+                f.debug_struct("Basic").field("username", username).field("password", &"<redacted>").finish()
+            }
+        }
+    }
+}
+
+/// PEM files for `https`: extra trusted CAs (beside the system's roots) and a client
+/// certificate with its key (mutual TLS).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// CA certificates trusted beside the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The client's certificate (chain) and its private key.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// The `https` client configuration (rustls, the platform's roots): the CA file and the
+/// client certificate added.
+///
+/// # Errors
+/// [`PortError::Other`] naming the file that cannot be read or parsed.
+fn tls_builder(mut builder: reqwest::ClientBuilder, tls: &TlsFiles) -> PortResult<reqwest::ClientBuilder> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| PortError::Other(format!("cannot read the {what} {}: {e}", path.display())))
+    };
+    if let Some(ca) = &tls.ca_file {
+        let certs = reqwest::Certificate::from_pem_bundle(&read(ca, "CA file")?)
+            .map_err(|e| PortError::Other(format!("the CA file {} holds no PEM certificate: {e}", ca.display())))?;
+        if certs.is_empty() {
+            return Err(PortError::Other(format!("the CA file {} holds no PEM certificate", ca.display())));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some((cert, key)) = &tls.client_cert {
+        let mut pem = read(cert, "client certificate")?;
+        pem.push(b'\n');
+        pem.extend(read(key, "client key")?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            PortError::Other(format!(
+                "the client certificate {} or key {} is not PEM: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
 }
 
 /// The [`MetricSource`] of a Prometheus server, read through its HTTP API.
@@ -290,9 +370,22 @@ impl PrometheusSource {
     /// # Errors
     /// [`PortError::Other`] when the HTTP client cannot be built.
     pub fn new(config: SourceConfig) -> PortResult<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .no_proxy()
+        if config.url.contains('@') {
+            return Err(PortError::Other(
+                "the Prometheus URL holds credentials: give them as a password or token file instead".into(),
+            ));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PortError::Other(format!("`{name}` is not an HTTP header name")))?;
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| PortError::Other(format!("the value of header {name} is not a valid header value")))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let builder = reqwest::Client::builder().timeout(config.timeout).no_proxy().default_headers(headers);
+        let http = tls_builder(builder, &config.tls)?
             .build()
             .map_err(|e| PortError::Other(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { http, config, warnings: AtomicU64::new(0), splits: AtomicU64::new(0) })
@@ -318,7 +411,24 @@ impl PrometheusSource {
                 self.config.url, self.config.timeout
             )),
         };
-        let res = self.http.post(&url).form(params).send().await.map_err(|e| {
+        let mut request = self.http.post(&url).form(params);
+        request = match &self.config.credentials {
+            Credentials::None => request,
+            Credentials::Basic { username, password } => request.basic_auth(username, Some(password)),
+            Credentials::BearerFile(path) => {
+                let token = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned))
+                    .ok_or_else(|| {
+                        PortError::Unavailable(format!("cannot read a bearer token from {}", path.display()))
+                    })?;
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| PortError::Other(format!("the token in {} is not a header value", path.display())))?;
+                value.set_sensitive(true);
+                request.header(reqwest::header::AUTHORIZATION, value)
+            }
+        };
+        let res = request.send().await.map_err(|e| {
             if e.is_timeout() {
                 timed_out()
             } else {
@@ -326,6 +436,14 @@ impl PrometheusSource {
             }
         })?;
         let status = res.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            // a wrong or missing credential: retried each cycle (it may be rotated), and said
+            return Err(PortError::Unavailable(format!(
+                "prometheus at {} refused the request ({path}): HTTP {status}; check its credentials (SLAMON_PROMETHEUS_BEARER_TOKEN_FILE, SLAMON_PROMETHEUS_USERNAME and SLAMON_PROMETHEUS_PASSWORD_FILE)",
+                self.config.url
+            ))
+            .into());
+        }
         let body = res.text().await.map_err(|e| {
             if e.is_timeout() {
                 timed_out()
@@ -770,6 +888,9 @@ mod tests {
 
     fn source(url: String) -> PrometheusSource {
         PrometheusSource::new(SourceConfig {
+            credentials: Credentials::None,
+            tls: TlsFiles::default(),
+            headers: Vec::new(),
             url,
             timeout: Duration::from_millis(500),
             series_lookback: Duration::from_secs(600),

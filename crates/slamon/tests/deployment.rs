@@ -55,12 +55,23 @@ fn all_binary_vars() -> BTreeSet<String> {
 /// Read by the tracing subscriber, not by an option.
 const LOGGING: &str = "RUST_LOG";
 /// Read by an option that has no default on purpose (unset is meaningful).
-const OPTIONAL: [&str; 5] = [
+const OPTIONAL: [&str; 16] = [
     "SLAMON_KAFKA_INSTANCE_ID",
     "SLAMON_DEMO",
     "SLAMON_TOPIC_MIN_INSYNC_REPLICAS",
     "MONGODB_USERNAME",
     "MONGODB_PASSWORD_FILE",
+    "SLAMON_API_TOKEN_FILE",
+    "SLAMON_READ_TOKEN_FILE",
+    "SLAMON_ALLOW_UNAUTHENTICATED_WRITES",
+    "SLAMON_SLA_MANAGER_TOKEN_FILE",
+    "SLAMON_PROMETHEUS_CA_FILE",
+    "SLAMON_PROMETHEUS_CERT_FILE",
+    "SLAMON_PROMETHEUS_KEY_FILE",
+    "SLAMON_PROMETHEUS_BEARER_TOKEN_FILE",
+    "SLAMON_PROMETHEUS_USERNAME",
+    "SLAMON_PROMETHEUS_PASSWORD_FILE",
+    "SLAMON_PROMETHEUS_HEADERS",
 ];
 
 /// Seconds of a compose duration (`5s`, `1m30s`) or a Kubernetes probe field.
@@ -132,9 +143,9 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
     assert!(published("etl").contains(&(8008, 8008)));
     assert!(published("prometheus").contains(&(9098, 9098)));
 
-    // a health check on every long-running service; init is a one-shot job
+    // a health check on every long-running service; init and token are one-shot jobs
     for (name, svc) in services {
-        if name == "init" {
+        if name == "init" || name == "token" {
             // `disable: true`, which docker-compose resolves to `test: ["NONE"]`
             let off = svc["healthcheck"]["disable"] == true || strings(&svc["healthcheck"]["test"]) == ["NONE"];
             assert!(off, "init: {}", svc["healthcheck"]);
@@ -178,7 +189,8 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
         assert!(!command.is_empty(), "{name} runs no command");
         assert_real_command(&command);
         let reads = env_of(&command[0]);
-        let env = svc["environment"].as_object().unwrap();
+        let no_env = serde_json::Map::new();
+        let env = svc["environment"].as_object().unwrap_or(&no_env);
         for var in env.keys() {
             assert!(
                 reads.contains_key(var) || healthcheck_vars.contains_key(var) || var == LOGGING,
@@ -212,7 +224,7 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
             assert!(v.as_str().unwrap().starts_with("[::]:"), "{name}: {var}={v} is not dual-stack");
         }
         // the health check probes this service's own listener
-        if name != "init" {
+        if name != "init" && name != "token" {
             let test = strings(&svc["healthcheck"]["test"]);
             assert_eq!(test[..2], ["CMD".to_owned(), "slamon".to_owned()], "{name}: {test:?}");
             assert_real_command(&test[2..]);
@@ -224,6 +236,29 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
             );
         }
     }
+
+    // writes need the token the one-shot `token` service generates into a volume the SLA
+    // manager reads; the Schema Registry's REST API is not published on the host
+    assert_eq!(strings(&services["token"]["command"])[0], "token");
+    let token_file = strings(&services["token"]["command"])[1].clone();
+    let sla = &services["sla-manager"];
+    assert_eq!(sla["environment"]["SLAMON_API_TOKEN_FILE"], token_file.as_str());
+    assert_eq!(sla["depends_on"]["token"]["condition"], "service_completed_successfully");
+    let (dir, _) = token_file.rsplit_once('/').unwrap();
+    let shares = |svc: &Value, read_only: bool| {
+        svc["volumes"].as_array().into_iter().flatten().any(|v| match v.as_str() {
+            // docker-compose 1.x resolves volumes to the short syntax
+            Some(short) => {
+                let parts: Vec<&str> = short.split(':').collect();
+                parts.get(1) == Some(&dir)
+                    && !parts[0].starts_with('/')
+                    && parts.get(2).is_some_and(|m| m.contains("ro")) == read_only
+            }
+            None => v["type"] == "volume" && v["target"] == dir && (v["read_only"] == true) == read_only,
+        })
+    };
+    assert!(shares(&services["token"], false) && shares(sla, true), "the token volume");
+    assert!(services["schema-registry"]["ports"].is_null(), "the registry is published on the host");
 
     // the Prometheus configurations scrape services of this file on the ports they listen on
     let root = root();
@@ -442,10 +477,28 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
     // one MongoDB password: the generated Secret holds nothing else, the root user and the
     // slamon pods read it from the same file, the user from one ConfigMap key, and no
     // credential is written in any object
-    let secrets: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Secret").collect();
-    assert_eq!(secrets.len(), 1, "one Secret");
-    assert!(secrets[0]["metadata"]["name"].as_str().unwrap().starts_with("slamon-mongodb"));
-    assert_eq!(secrets[0]["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["password"]);
+    let secret = |prefix: &str| -> &Value {
+        let found: Vec<&Value> = docs
+            .iter()
+            .filter(|d| d["kind"] == "Secret" && d["metadata"]["name"].as_str().unwrap().starts_with(prefix))
+            .collect();
+        assert_eq!(found.len(), 1, "one Secret {prefix}*");
+        found[0]
+    };
+    assert_eq!(docs.iter().filter(|d| d["kind"] == "Secret").count(), 2, "the MongoDB password and the API token");
+    let mongodb_secret = secret("slamon-mongodb-");
+    assert_eq!(mongodb_secret["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["password"]);
+    // writes need the API token, mounted in the SLA manager from its generated Secret
+    assert_eq!(secret("slamon-api-token-")["data"].as_object().unwrap().keys().collect::<Vec<_>>(), ["tokens"]);
+    let sla_pod = &get("Deployment", "sla-manager")["spec"]["template"]["spec"];
+    let sla_container = &sla_pod["containers"][0];
+    let token_file = env_value(sla_container, "SLAMON_API_TOKEN_FILE").expect("the SLA manager needs a write token");
+    let (token_dir, token_name) = token_file.rsplit_once('/').unwrap();
+    let mounted =
+        sla_container["volumeMounts"].as_array().unwrap().iter().find(|m| m["mountPath"] == token_dir).unwrap();
+    let volume = sla_pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mounted["name"]).unwrap();
+    assert!(volume["secret"]["secretName"].as_str().unwrap().starts_with("slamon-api-token-"));
+    assert_eq!(volume["secret"]["items"][0]["path"], token_name);
     let mongo_pod = &mongo["spec"]["template"]["spec"];
     let mongod = &mongo_pod["containers"][0];
     assert_eq!(env_value(mongod, "MONGO_INITDB_ROOT_PASSWORD_FILE"), Some(MONGODB_PASSWORD_FILE));
@@ -535,6 +588,7 @@ fn render_kubernetes(image: Option<(&str, &str)>) -> String {
         }
     }
     std::fs::write(copy.join("secrets/mongodb-password"), "s3cret-from-the-user\n").unwrap();
+    std::fs::write(copy.join("secrets/api-token"), "t0ken-from-the-user\n").unwrap();
     if let Some((name, tag)) = image {
         // what `kustomize edit set image slamon=NAME:TAG` writes
         let file = copy.join("kustomization.yaml");
@@ -547,6 +601,7 @@ fn render_kubernetes(image: Option<(&str, &str)>) -> String {
     }
     let rendered = output(Command::new("kubectl").args(["kustomize"]).arg(&copy));
     assert!(!rendered.contains("s3cret-from-the-user"), "the password in clear text");
+    assert!(!rendered.contains("t0ken-from-the-user"), "the token in clear text");
     rendered
 }
 
@@ -576,6 +631,7 @@ fn the_readmes_kubernetes_steps_deploy_the_image_they_build() {
     assert!(steps.contains("kubectl apply -k kubernetes"), "{steps}");
     assert!(!steps.contains("kubectl apply -f"), "{steps}");
     assert!(steps.contains("secrets/mongodb-password"), "the steps write MongoDB's password: {steps}");
+    assert!(steps.contains("secrets/api-token"), "the steps write the API token: {steps}");
     let word_after = |marker: &str| -> String {
         let at = steps.find(marker).unwrap_or_else(|| panic!("no `{marker}` in {steps}")) + marker.len();
         let word = steps[at..].split_whitespace().next().unwrap();
