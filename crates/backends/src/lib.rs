@@ -38,6 +38,9 @@ pub enum Error {
     /// A token file cannot be used.
     #[error("{0}")]
     Auth(#[from] slamon_web::auth::TokenFileError),
+    /// The TLS certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(#[from] slamon_web::listener::TlsError),
     /// Settings that do not fit together.
     #[error("{0}")]
     Settings(String),
@@ -214,6 +217,51 @@ impl AuthSettings {
         let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
         let (write, read) = (path(&self.api_token_file), path(&self.read_token_file));
         Ok(slamon_web::auth::Access::from_files(write.as_deref(), read.as_deref())?)
+    }
+}
+
+/// How the APIs (REST and gRPC) are served: TLS and the limits no client can exceed.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "API listeners")]
+pub struct ServeSettings {
+    /// PEM certificate chain of the APIs' TLS (REST and gRPC); with --tls-key-file.
+    /// Read again when it changes. Unset: plain HTTP.
+    #[arg(long, env = "SLAMON_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "SLAMON_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// A connection that has not sent a request's headers (or finished the TLS
+    /// handshake) within this is closed.
+    #[arg(long, env = "SLAMON_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+    /// A request not answered within this (its body read included) gets 503.
+    #[arg(long, env = "SLAMON_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub request_timeout: Duration,
+    /// Requests served at once per listener; more get 503 with Retry-After.
+    #[arg(long, env = "SLAMON_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+}
+
+impl ServeSettings {
+    /// The TLS (when both files are given) and limits of the APIs.
+    ///
+    /// # Errors
+    /// [`Error::Settings`] when only one file is given, [`Error::Tls`] when they cannot be
+    /// used.
+    pub fn serving(&self) -> Result<slamon_web::listener::Serving> {
+        let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+        let tls = match (path(&self.tls_cert_file), path(&self.tls_key_file)) {
+            (Some(cert), Some(key)) => Some(slamon_web::listener::Tls::from_files(&cert, &key)?),
+            (None, None) => None,
+            _ => return Err(Error::Settings("TLS needs both SLAMON_TLS_CERT_FILE and SLAMON_TLS_KEY_FILE".into())),
+        };
+        let limits = slamon_web::listener::Limits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_in_flight: self.max_in_flight,
+        };
+        Ok(slamon_web::listener::Serving { tls, limits })
     }
 }
 

@@ -312,9 +312,13 @@ pub struct Config {
     #[arg(long, env = "SLAMON_SLA_MANAGER_GRPC_URL", default_value = "http://127.0.0.1:50052", value_parser = http_url)]
     pub sla_manager_grpc_url: Url,
     /// File whose first token the ETL sends to the SLA manager's gRPC (when that wants
-    /// a read token); in `slamon up`, its own read or write token file.
+    /// a read token).
     #[arg(long, env = "SLAMON_SLA_MANAGER_TOKEN_FILE")]
     pub sla_manager_token_file: Option<std::path::PathBuf>,
+    /// Read the SLA set from this process's read models instead of the SLA manager's
+    /// gRPC (`slamon up`: one process).
+    #[arg(skip)]
+    pub sla_set_from_store: bool,
 }
 
 impl Config {
@@ -348,14 +352,19 @@ impl App {
     /// A backend or the source cannot be opened, or the address is taken.
     pub async fn build(config: &Config, backends: &Backends) -> Result<App, EtlError> {
         let exporter = slamon_backends::bind(config.exporter_listen, "exporter").await?;
-        let token = match config.sla_manager_token_file.as_deref().filter(|p| !p.as_os_str().is_empty()) {
-            Some(path) => Some(slamon_web::auth::first_token(path).map_err(slamon_backends::Error::from)?),
-            None => None,
+        let sla = if config.sla_set_from_store {
+            SlaClient::local(backends.store().await?, backends.settings().db_timeout)
+        } else {
+            let token = match config.sla_manager_token_file.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+                Some(path) => Some(slamon_web::auth::first_token(path).map_err(slamon_backends::Error::from)?),
+                None => None,
+            };
+            SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'), token.as_deref())?
         };
         let etl = Etl::new(
             config.source.open()?,
             backends.publisher()?,
-            SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'), token.as_deref())?,
+            sla,
             config.etl_config(),
             EtlMetrics::new(backends.metrics()).map_err(slamon_backends::Error::from)?,
         );

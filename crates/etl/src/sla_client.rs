@@ -9,12 +9,25 @@ use slamon_proto::sla::v2::GetSlaSetRequest;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+/// Where the ETL reads the SLA set: the SLA manager's gRPC, or (in `slamon up`, one
+/// process) the SLA set read model that gRPC itself answers from.
 #[derive(Clone)]
 pub struct SlaClient {
-    client: SlaServiceClient<Channel>,
-    endpoint: String,
-    /// `Bearer <token>` sent with every call, when the SLA manager wants one.
-    authorization: Option<tonic::metadata::AsciiMetadataValue>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Grpc {
+        client: SlaServiceClient<Channel>,
+        endpoint: String,
+        /// `Bearer <token>` sent with every call, when the SLA manager wants one.
+        authorization: Option<tonic::metadata::AsciiMetadataValue>,
+    },
+    Local {
+        store: std::sync::Arc<dyn slamon_domain::ReadModelStore>,
+        timeout: Duration,
+    },
 }
 
 impl SlaClient {
@@ -34,16 +47,34 @@ impl SlaClient {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect_lazy();
-        Ok(Self { client: SlaServiceClient::new(channel), endpoint: endpoint.to_owned(), authorization })
+        Ok(Self {
+            inner: Inner::Grpc { client: SlaServiceClient::new(channel), endpoint: endpoint.to_owned(), authorization },
+        })
+    }
+
+    /// The SLA set read model of this process (what the SLA manager's gRPC answers from),
+    /// each read bounded by `timeout`.
+    pub fn local(store: std::sync::Arc<dyn slamon_domain::ReadModelStore>, timeout: Duration) -> Self {
+        Self { inner: Inner::Local { store, timeout } }
     }
 
     /// The current SLA set (empty when none is defined).
     pub async fn fetch(&self) -> Result<Vec<SlaEntry>, tonic::Status> {
+        let (client, authorization) = match &self.inner {
+            Inner::Grpc { client, authorization, .. } => (client, authorization),
+            Inner::Local { store, timeout } => {
+                return match tokio::time::timeout(*timeout, store.sla_set()).await {
+                    Ok(Ok(set)) => Ok(set.map(|s| s.current.entries).unwrap_or_default()),
+                    Ok(Err(e)) => Err(tonic::Status::unavailable(e.to_string())),
+                    Err(_) => Err(tonic::Status::unavailable("the SLA set read model did not answer in time")),
+                };
+            }
+        };
         let mut request = tonic::Request::new(GetSlaSetRequest {});
-        if let Some(value) = &self.authorization {
+        if let Some(value) = authorization {
             request.metadata_mut().insert("authorization", value.clone());
         }
-        let reply = self.client.clone().get_sla_set(request).await?.into_inner();
+        let reply = client.clone().get_sla_set(request).await?.into_inner();
         Ok(reply
             .entries
             .into_iter()
@@ -62,7 +93,11 @@ impl SlaClient {
             match self.fetch().await {
                 Ok(set) => return Some(set),
                 Err(status) => {
-                    tracing::warn!(endpoint = %self.endpoint, code = ?status.code(), message = status.message(), ?backoff, "SLA manager did not answer, retrying");
+                    let endpoint = match &self.inner {
+                        Inner::Grpc { endpoint, .. } => endpoint.as_str(),
+                        Inner::Local { .. } => "the SLA set read model",
+                    };
+                    tracing::warn!(endpoint, code = ?status.code(), message = status.message(), ?backoff, "SLA manager did not answer, retrying");
                 }
             }
             tokio::select! {

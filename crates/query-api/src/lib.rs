@@ -27,12 +27,16 @@ pub struct Config {
     /// Who may read ([`slamon_backends::AuthSettings`], given by the command).
     #[arg(skip)]
     pub access: slamon_web::auth::Access,
+    /// TLS and limits ([`slamon_backends::ServeSettings`], given by the command).
+    #[arg(skip)]
+    pub serving: slamon_web::listener::Serving,
 }
 
 /// The query API, bound and ready to serve.
 pub struct App {
     listener: TcpListener,
     router: Router,
+    serving: slamon_web::listener::Serving,
 }
 
 impl App {
@@ -45,7 +49,7 @@ impl App {
         let listener = slamon_backends::bind(config.query_api_listen, "query API").await?;
         let router =
             router(state).layer(axum::middleware::from_fn_with_state(config.access.clone(), slamon_web::auth::require));
-        Ok(App { listener, router })
+        Ok(App { listener, router, serving: config.serving.clone() })
     }
 
     /// Serves until `cancel`, then drains open requests for a bounded grace.
@@ -54,7 +58,7 @@ impl App {
     /// The server failed.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
         let mut tasks = Tasks::new(cancel);
-        tasks.spawn_http("query-api", self.listener, self.router);
+        tasks.spawn_api("query-api", self.listener, self.router, self.serving.tls, self.serving.limits);
         tasks.wait().await
     }
 }

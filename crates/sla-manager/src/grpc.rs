@@ -11,7 +11,6 @@ use slamon_domain::{PortError, ReadModelStore};
 use slamon_proto::sla::sla_service_server::{SlaService, SlaServiceServer};
 use slamon_proto::sla::v2::sla_service_server::{SlaService as SlaServiceV2, SlaServiceServer as SlaServiceV2Server};
 use slamon_proto::sla::{self, sla_set_response, v2};
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 #[derive(Clone)]
@@ -98,13 +97,18 @@ fn reader(
     }
 }
 
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// The largest gRPC request decoded (the SLA services' requests are empty).
+const MAX_REQUEST_BYTES: usize = 64 << 10;
+
+/// The gRPC services (`sla.SlaService`, `sla.v2.SlaService`, health, reflection) as one
+/// router, served like the REST APIs ([`slamon_web::listener`]: TLS, timeouts, limits).
+///
+/// # Errors
+/// The reflection service cannot be built.
+pub async fn router(
     service: SlaGrpc,
     access: slamon_web::auth::Access,
-    cancel: CancellationToken,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let addr = listener.local_addr()?;
+) -> Result<axum::Router, Box<dyn std::error::Error + Send + Sync>> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<SlaServiceServer<SlaGrpc>>().await;
     reporter.set_serving::<SlaServiceV2Server<SlaGrpc>>().await;
@@ -112,16 +116,11 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(slamon_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tracing::info!(service = "sla-manager-grpc", %addr, "listening");
-    tonic::transport::Server::builder()
-        .add_service(health)
+    let v1 = SlaServiceServer::new(service.clone()).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let v2 = SlaServiceV2Server::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let routes = tonic::service::Routes::new(health)
         .add_service(reflection)
-        .add_service(SlaServiceServer::with_interceptor(service.clone(), reader(access.clone())))
-        .add_service(SlaServiceV2Server::with_interceptor(service, reader(access)))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            cancel.cancelled_owned(),
-        )
-        .await?;
-    Ok(())
+        .add_service(tonic::service::interceptor::InterceptedService::new(v1, reader(access.clone())))
+        .add_service(tonic::service::interceptor::InterceptedService::new(v2, reader(access)));
+    Ok(routes.into_axum_router())
 }

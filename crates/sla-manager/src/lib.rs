@@ -17,8 +17,13 @@ use slamon_web::{TaskFailed, Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The largest PUT body accepted (bytes).
-const MAX_BODY_BYTES: usize = 1 << 20;
+/// A limiter of `per_minute` PUTs a minute (bursts of up to a tenth of that, at least
+/// one); none for 0.
+fn put_rate(per_minute: u32) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
+    let per_minute = std::num::NonZeroU32::new(per_minute)?;
+    let burst = std::num::NonZeroU32::new((per_minute.get() / 10).max(1)).expect("at least one");
+    Some(Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(per_minute).allow_burst(burst))))
+}
 
 /// Settings of the SLA manager.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,6 +56,16 @@ pub struct Config {
     /// Serve writes without a token on a non-loopback address.
     #[arg(skip)]
     pub allow_unauthenticated_writes: bool,
+    /// TLS and limits of both listeners ([`slamon_backends::ServeSettings`]).
+    #[arg(skip)]
+    pub serving: slamon_web::listener::Serving,
+    /// The largest PUT /slaset body accepted, in bytes (more: 400).
+    #[arg(long, env = "SLAMON_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// PUT /slaset accepted per minute, all clients together (bursts of a tenth); more:
+    /// 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "SLAMON_PUT_RATE_LIMIT", default_value_t = 60)]
+    pub put_rate_limit: u32,
 }
 
 /// The SLA manager, bound and ready to serve REST and gRPC.
@@ -58,6 +73,7 @@ pub struct App {
     rest: TcpListener,
     grpc: TcpListener,
     state: AppState,
+    serving: slamon_web::listener::Serving,
 }
 
 impl App {
@@ -74,7 +90,8 @@ impl App {
             visibility_timeout: config.put_visibility_timeout,
             absent_after: config.absent_after,
             lookback: config.lookback_delta,
-            max_body_bytes: MAX_BODY_BYTES,
+            max_body_bytes: config.max_body_bytes,
+            put_rate: put_rate(config.put_rate_limit),
             producer: Backends::producer("sla-manager"),
             put_lock: Arc::default(),
             access: config.access.clone(),
@@ -86,7 +103,7 @@ impl App {
         );
         let rest = slamon_backends::bind(listen, "SLA manager").await?;
         let grpc = slamon_backends::bind(config.grpc_listen, "SLA manager gRPC").await?;
-        Ok(App { rest, grpc, state })
+        Ok(App { rest, grpc, state, serving: config.serving.clone() })
     }
 
     /// The address the gRPC service listens on (the ETL of `slamon up` calls it).
@@ -101,10 +118,12 @@ impl App {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
         let mut tasks = Tasks::new(cancel);
         let service = grpc::SlaGrpc { store: self.state.store.clone(), db_timeout: self.state.db_timeout };
-        let access = self.state.access.clone();
-        let grpc_cancel = tasks.cancel();
-        tasks.spawn("sla-manager-grpc", grpc::serve(self.grpc, service, access, grpc_cancel));
-        tasks.spawn_http("sla-manager", self.rest, router(self.state));
+        let grpc = grpc::router(service, self.state.access.clone())
+            .await
+            .map_err(|source| TaskFailed { task: "sla-manager-grpc", source })?;
+        let (tls, limits) = (self.serving.tls.clone(), self.serving.limits);
+        tasks.spawn_api("sla-manager-grpc", self.grpc, grpc, tls.clone(), limits);
+        tasks.spawn_api("sla-manager", self.rest, router(self.state), tls, limits);
         tasks.wait().await
     }
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub put_lock: Arc<Mutex<()>>,
     /// Who may write (PUT) and read.
     pub access: slamon_web::auth::Access,
+    /// PUTs allowed over time; `None`: no limit.
+    pub put_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -96,6 +98,11 @@ async fn history(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 async fn put_set(State(s): State<AppState>, body: Body) -> ApiResult {
+    if let Some(limiter) = &s.put_rate {
+        if limiter.check().is_err() {
+            return Err(ApiError::TooManyRequests("Too many SLA set changes; retry in a few seconds".into()));
+        }
+    }
     let bytes = to_bytes(body, s.max_body_bytes).await.map_err(|_| {
         ApiError::BadRequest(format!("Request body too large: an SLA set is at most {} bytes", s.max_body_bytes))
     })?;

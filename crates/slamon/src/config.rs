@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
-use slamon_backends::{duration, http_url, AuthSettings, RegistrySettings, Settings};
+use slamon_backends::{duration, http_url, AuthSettings, RegistrySettings, ServeSettings, Settings};
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +74,8 @@ pub struct UpCmd {
     pub sla: slamon_sla_manager::Config,
     #[command(flatten)]
     pub auth: AuthSettings,
+    #[command(flatten)]
+    pub serve: ServeSettings,
     /// Address of the embedded Schema Registry.
     #[arg(long, env = "SLAMON_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
     pub registry_listen: SocketAddr,
@@ -110,6 +112,8 @@ pub struct QueryCmd {
     pub query: slamon_query_api::Config,
     #[command(flatten)]
     pub auth: AuthSettings,
+    #[command(flatten)]
+    pub serve: ServeSettings,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +126,8 @@ pub struct SlaCmd {
     pub sla: slamon_sla_manager::Config,
     #[command(flatten)]
     pub auth: AuthSettings,
+    #[command(flatten)]
+    pub serve: ServeSettings,
 }
 
 #[derive(Debug, Args)]

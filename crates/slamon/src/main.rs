@@ -64,12 +64,14 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::QueryApi(mut a) => {
             a.query.access = a.auth.access()?;
+            a.query.serving = a.serve.serving()?;
             // the query API reads only the read models: no registry is asked
             let backends = Backends::open(a.storage, local_url(([127, 0, 0, 1], 8081).into()));
             tasks.spawn("query-api", slamon_query_api::App::build(&a.query, &backends).await?.run(cancel));
         }
         Command::SlaManager(mut a) => {
             a.sla.access = a.auth.access()?;
+            a.sla.serving = a.serve.serving()?;
             a.sla.allow_unauthenticated_writes = a.auth.allow_unauthenticated_writes;
             let backends = Backends::open(a.storage, a.registry.schema_registry_url);
             tasks.spawn("sla-manager", slamon_sla_manager::App::build(&a.sla, &backends).await?.run(cancel));
@@ -93,11 +95,11 @@ async fn up(mut a: UpCmd, mut tasks: Tasks) -> Result<()> {
     a.storage.kafka_instance_id.get_or_insert_with(|| "slamon-up".to_owned());
     let access = a.auth.access()?;
     (a.query.access, a.sla.access) = (access.clone(), access);
+    let serving = a.serve.serving()?;
+    (a.query.serving, a.sla.serving) = (serving.clone(), serving);
     a.sla.allow_unauthenticated_writes = a.auth.allow_unauthenticated_writes;
-    // the ETL asks the SLA manager of this process with this process's own token
-    if a.etl.sla_manager_token_file.is_none() {
-        a.etl.sla_manager_token_file = a.auth.read_token_file.clone().or(a.auth.api_token_file.clone());
-    }
+    // one process: the ETL reads the SLA set where the SLA manager's gRPC would
+    a.etl.sla_set_from_store = true;
     let registry = slamon_backends::open_registry(&a.storage.data_dir)?;
     let registry_listener = bind(a.registry_listen, "schema registry").await?;
     let data_dir = a.storage.data_dir.clone();
@@ -110,7 +112,6 @@ async fn up(mut a: UpCmd, mut tasks: Tasks) -> Result<()> {
     let projector = slamon_projector::App::build(&a.projector, &backends).await?;
     let query = slamon_query_api::App::build(&a.query, &backends).await?;
     let sla = slamon_sla_manager::App::build(&a.sla, &backends).await?;
-    a.etl.sla_manager_grpc_url = local_url(sla.grpc_addr());
     let etl = slamon_etl::App::build(&a.etl, &backends).await?;
     tasks.spawn("projector", projector.run(tasks.cancel()));
     tasks.spawn("query-api", query.run(tasks.cancel()));

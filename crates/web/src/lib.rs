@@ -5,6 +5,7 @@
 //! bounded shutdown.
 
 pub mod auth;
+pub mod listener;
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub enum ApiError {
     /// 503: a dependency other than the database (e.g. the event log) is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// 429: the client asks too often; answered with `Retry-After`.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 504: the read models cannot be reached in time.
     #[error("DB not available")]
     DbUnavailable,
@@ -52,6 +56,7 @@ pub const INTERNAL_ERROR: &str = "Internal error";
 /// | `BadRequest` | 400 | `INVALID_ARGUMENT` |
 /// | `NotFound` | 404 | `NOT_FOUND` |
 /// | `Unavailable` (event log, registry) | 503 | `UNAVAILABLE` |
+/// | `TooManyRequests` (a rate limit) | 429 | `RESOURCE_EXHAUSTED` |
 /// | `DbUnavailable` (read models down or late) | 504 | `UNAVAILABLE` |
 /// | `Internal` | 500 | `INTERNAL` |
 ///
@@ -63,6 +68,7 @@ pub enum ServiceErrorCode {
     BadRequest,
     NotFound,
     Unavailable,
+    TooManyRequests,
     DbUnavailable,
     Internal,
 }
@@ -74,6 +80,7 @@ impl ServiceErrorCode {
             ServiceErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ServiceErrorCode::NotFound => StatusCode::NOT_FOUND,
             ServiceErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ServiceErrorCode::DbUnavailable => StatusCode::GATEWAY_TIMEOUT,
             ServiceErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,6 +92,7 @@ impl ServiceErrorCode {
             ServiceErrorCode::BadRequest => tonic::Code::InvalidArgument,
             ServiceErrorCode::NotFound => tonic::Code::NotFound,
             ServiceErrorCode::Unavailable | ServiceErrorCode::DbUnavailable => tonic::Code::Unavailable,
+            ServiceErrorCode::TooManyRequests => tonic::Code::ResourceExhausted,
             ServiceErrorCode::Internal => tonic::Code::Internal,
         }
     }
@@ -97,6 +105,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::Rejected(_) => ServiceErrorCode::BadRequest,
             ApiError::NotFound(_) => ServiceErrorCode::NotFound,
             ApiError::Unavailable(_) => ServiceErrorCode::Unavailable,
+            ApiError::TooManyRequests(_) => ServiceErrorCode::TooManyRequests,
             ApiError::DbUnavailable => ServiceErrorCode::DbUnavailable,
             ApiError::Internal(_) => ServiceErrorCode::Internal,
         }
@@ -112,7 +121,10 @@ impl ApiError {
     fn client_message(self) -> (ServiceErrorCode, String, Option<Vec<String>>) {
         let code = self.code();
         match self {
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Unavailable(m) => (code, m, None),
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Unavailable(m)
+            | ApiError::TooManyRequests(m) => (code, m, None),
             ApiError::Rejected(lines) => (code, lines.join("\n"), Some(lines)),
             ApiError::DbUnavailable => (code, DB_NOT_AVAILABLE.to_owned(), None),
             ApiError::Internal(cause) => {
@@ -149,7 +161,11 @@ impl IntoResponse for ApiError {
             Some(lines) => json!({"error": message, "details": lines}),
             None => json!({"error": message}),
         };
-        (code.http_status(), Json(body)).into_response()
+        let mut response = (code.http_status(), Json(body)).into_response();
+        if code == ServiceErrorCode::TooManyRequests {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
@@ -192,27 +208,6 @@ pub async fn db<T>(limit: Duration, call: impl Future<Output = Result<T, PortErr
 /// The JSON 404 of unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("No such route".into())
-}
-
-/// Serves `router` on `listener` until `cancel`, then drains for at most `grace`.
-pub async fn serve(
-    name: &'static str,
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    cancel: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    tracing::info!(service = name, %addr, "listening");
-    let shutdown = cancel.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await });
-    tokio::select! {
-        r = server => r,
-        _ = async { cancel.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(service = name, "shutdown grace elapsed, dropping open connections");
-            Ok(())
-        }
-    }
 }
 
 /// `/livez`: the process answers.
@@ -274,11 +269,24 @@ impl Tasks {
         self.set.spawn(async move { (name, task.await.map_err(Into::into)) });
     }
 
-    /// Serves `router` on `listener` as the task `name`, draining for at most `grace` on
-    /// cancellation.
+    /// Serves `router` on `listener` as the task `name` (plain HTTP, default
+    /// [`listener::Limits`]), draining for at most `GRACE` on cancellation: the
+    /// exporter and the admin endpoints.
     pub fn spawn_http(&mut self, name: &'static str, listener: tokio::net::TcpListener, router: axum::Router) {
+        self.spawn_api(name, listener, router, None, listener::Limits::default());
+    }
+
+    /// Serves an API: [`Tasks::spawn_http`] with its TLS and limits.
+    pub fn spawn_api(
+        &mut self,
+        name: &'static str,
+        listener: tokio::net::TcpListener,
+        router: axum::Router,
+        tls: Option<listener::Tls>,
+        limits: listener::Limits,
+    ) {
         let cancel = self.cancel.clone();
-        self.spawn(name, serve(name, listener, router, cancel, GRACE));
+        self.spawn(name, listener::serve(name, listener, router, tls, limits, cancel, GRACE));
     }
 
     /// Waits for every task; the first that ends cancels the rest.

@@ -91,6 +91,7 @@ async fn harness(broken_log: bool) -> Harness {
         producer: "test".into(),
         put_lock: Arc::default(),
         access: slamon_web::auth::Access::open(),
+        put_rate: None,
     };
     Harness { app: router(state), store, cancel, _dir: dir }
 }
