@@ -484,15 +484,20 @@ impl Backends {
     }
 
     /// Creates the topic and its dead-letter topic on Kafka unless they exist (nothing
-    /// to do for the embedded log).
+    /// to do for the embedded log): the topic with no retention and no compaction
+    /// ([`slamon_kafka::KEEP_FOREVER`]), since replay starts at offset 0. An existing
+    /// topic that would lose history is refused unless `allow_limited_retention` (then
+    /// it is only said).
     ///
     /// # Errors
-    /// [`Error::Topic`] when Kafka refuses or cannot be reached.
+    /// [`Error::Topic`] when Kafka refuses or cannot be reached; [`Error::Settings`] when
+    /// the topic would lose history and that is not allowed.
     pub async fn ensure_topics(
         &self,
         partitions: i32,
         replication: i32,
         min_insync_replicas: Option<u32>,
+        allow_limited_retention: bool,
     ) -> Result<()> {
         if self.settings.event_log != EventLogKind::Kafka {
             return Ok(());
@@ -502,14 +507,40 @@ impl Backends {
         let entries: Vec<(&str, &str)> =
             min_isr.as_deref().map(|m| vec![("min.insync.replicas", m)]).unwrap_or_default();
         let topic = &self.settings.topic;
-        for topic in [topic.clone(), slamon_domain::dlq_topic(topic)] {
-            let created =
-                slamon_kafka::ensure_topic(&config, &topic, partitions, replication, &entries).await.map_err(
-                    |source| Error::Topic { topic: topic.clone(), servers: config.bootstrap_servers.clone(), source },
-                )?;
+        // the event log keeps every record: replay starts at offset 0; the dead-letter
+        // topic keeps the broker's retention
+        let mut forever = entries.clone();
+        forever.extend(slamon_kafka::KEEP_FOREVER);
+        for (topic, entries) in [(topic.clone(), &forever), (slamon_domain::dlq_topic(topic), &entries)] {
+            let created = slamon_kafka::ensure_topic(&config, &topic, partitions, replication, entries).await.map_err(
+                |source| Error::Topic { topic: topic.clone(), servers: config.bootstrap_servers.clone(), source },
+            )?;
             tracing::info!(topic, created, partitions, replication, "topic ready");
         }
-        Ok(())
+        self.check_retention(&config, topic, allow_limited_retention).await
+    }
+
+    /// Says, and refuses unless `allow`, when the event topic would lose history.
+    async fn check_retention(&self, config: &slamon_kafka::KafkaConfig, topic: &str, allow: bool) -> Result<()> {
+        let described = match slamon_kafka::topic_config(config, topic).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "cannot read the topic's configuration to check its retention");
+                return Ok(());
+            }
+        };
+        let Some(loss) = slamon_kafka::history_loss(&described) else {
+            tracing::info!(topic, "the topic keeps every record (no retention, no compaction)");
+            return Ok(());
+        };
+        let message = format!(
+            "topic {topic} does not keep every record ({loss}): `slamon replay` would rebuild the read models without the events it deleted, the SLA set among them. Set retention.ms=-1, retention.bytes=-1 and cleanup.policy=delete on it (kafka-configs.sh --alter --entity-type topics --entity-name {topic} --add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete), or accept the loss with SLAMON_TOPIC_ALLOW_LIMITED_RETENTION=true"
+        );
+        if allow {
+            tracing::warn!(topic, %loss, "{message}");
+            return Ok(());
+        }
+        Err(Error::Settings(message))
     }
 
     /// The name of a producer in event envelopes: `<service>@<HOSTNAME>`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -127,6 +127,54 @@ pub async fn ensure_topic(
         Some(Err((t, code))) => Err(PortError::Unavailable(format!("kafka: cannot create topic {t}: {code}"))),
         None => Err(PortError::Other("kafka: no answer to create topic".into())),
     }
+}
+
+/// The configuration the broker reports for `topic`: `(name, value)` of every entry
+/// that has a value.
+///
+/// # Errors
+/// [`PortError::Unavailable`] when the broker cannot be asked or cannot describe the
+/// topic.
+pub async fn topic_config(config: &KafkaConfig, topic: &str) -> PortResult<HashMap<String, String>> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .create()
+        .map_err(|e| PortError::Other(format!("kafka admin: {e}")))?;
+    let options = AdminOptions::new().request_timeout(Some(config.timeout));
+    let results = admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options).await.map_err(unavailable)?;
+    match results.into_iter().next() {
+        Some(Ok(resource)) => Ok(resource.entries.into_iter().filter_map(|e| e.value.map(|v| (e.name, v))).collect()),
+        Some(Err(code)) => Err(PortError::Unavailable(format!("kafka: cannot describe topic {topic}: {code}"))),
+        None => Err(PortError::Unavailable(format!("kafka: no answer describing topic {topic}"))),
+    }
+}
+
+/// The topic configuration that keeps every record forever: the event log is replayed
+/// from offset 0 by `slamon replay`, so a record deleted by retention or compaction is a
+/// fact lost from every rebuilt read model.
+pub const KEEP_FOREVER: [(&str, &str); 3] =
+    [("retention.ms", "-1"), ("retention.bytes", "-1"), ("cleanup.policy", "delete")];
+
+/// Why a topic with `config` would lose history, or `None` when it keeps every record
+/// (no time or size retention, no compaction).
+pub fn history_loss(config: &HashMap<String, String>) -> Option<String> {
+    let get = |k: &str| config.get(k).map(String::as_str);
+    let mut reasons = Vec::new();
+    if let Some(policy) = get("cleanup.policy") {
+        if policy.split(',').any(|p| p.trim() == "compact") {
+            reasons.push(format!("cleanup.policy={policy} (compaction keeps only the latest record of each key)"));
+        }
+    }
+    for key in ["retention.ms", "retention.bytes"] {
+        match get(key) {
+            Some(v) if v.trim() == "-1" => {}
+            Some(v) => reasons.push(format!("{key}={v}")),
+            // not reported: the broker's default applies (7 days for retention.ms)
+            None if key == "retention.ms" => reasons.push(format!("{key} unset (the broker's default, 7 days)")),
+            None => {}
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join(", "))
 }
 
 #[async_trait]
@@ -329,6 +377,35 @@ mod tests {
         let err = log.append(&topic, vec![("k".into(), vec![7u8; MAX_RECORD_BYTES + 1])]).await.unwrap_err();
         assert!(!err.is_retryable(), "{err}");
         assert_eq!(log.append(&topic, vec![("k".into(), vec![7u8; 1000])]).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_topic_that_deletes_or_compacts_loses_history() {
+        let config = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(history_loss(&config(&KEEP_FOREVER)), None);
+        let week = config(&[("retention.ms", "604800000"), ("retention.bytes", "-1"), ("cleanup.policy", "delete")]);
+        assert!(history_loss(&week).unwrap().contains("retention.ms=604800000"));
+        let sized = config(&[("retention.ms", "-1"), ("retention.bytes", "1073741824"), ("cleanup.policy", "delete")]);
+        assert!(history_loss(&sized).unwrap().contains("retention.bytes"));
+        let compacted =
+            config(&[("retention.ms", "-1"), ("retention.bytes", "-1"), ("cleanup.policy", "compact,delete")]);
+        assert!(history_loss(&compacted).unwrap().contains("compact"));
+        assert!(history_loss(&config(&[])).unwrap().contains("broker's default"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_topic_created_to_keep_everything_is_described_so() {
+        let topic = format!("slamon-test-{}", uuid::Uuid::now_v7().simple());
+        let Some(log) = log(&format!("{topic}-probe")).await else { return };
+        assert!(ensure_topic(&log.config, &topic, 1, 1, &KEEP_FOREVER).await.unwrap());
+        let described = topic_config(&log.config, &topic).await.unwrap();
+        assert_eq!(history_loss(&described), None, "{described:?}");
+        let limited = format!("{topic}-week");
+        assert!(ensure_topic(&log.config, &limited, 1, 1, &[("retention.ms", "604800000")]).await.unwrap());
+        let described = topic_config(&log.config, &limited).await.unwrap();
+        assert!(history_loss(&described).unwrap().contains("retention.ms=604800000"), "{described:?}");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -155,6 +155,10 @@ pub struct InitCmd {
     /// default).
     #[arg(long, env = "SLAMON_TOPIC_MIN_INSYNC_REPLICAS", value_parser = unset_or_count, default_value = "")]
     pub min_insync_replicas: UnsetOr,
+    /// Accept an existing topic that deletes or compacts records (replay then rebuilds
+    /// without them); otherwise init refuses it and says how to fix it.
+    #[arg(long, env = "SLAMON_TOPIC_ALLOW_LIMITED_RETENTION")]
+    pub allow_limited_retention: bool,
 }
 
 /// A count that may be left unset; an empty value, as `.env` files write one, is unset.

@@ -105,7 +105,7 @@ async fn up(mut a: UpCmd, mut tasks: Tasks) -> Result<()> {
     let data_dir = a.storage.data_dir.clone();
     let backends = Backends::open(a.storage, local_url(registry_listener.local_addr()?));
     tasks.spawn("schema-registry", slamon_registry::serve_registry(registry, registry_listener, tasks.cancel()));
-    backends.ensure_topics(1, 1, None).await?;
+    backends.ensure_topics(1, 1, None, false).await?;
     backends.codec()?.register_all().await.context("registering the event schemas")?;
 
     // build everything first: a port in use is a clear error before anything runs
@@ -174,7 +174,7 @@ fn token(file: &std::path::Path) -> Result<()> {
 
 async fn init(a: InitCmd) -> Result<()> {
     let backends = Backends::open(a.storage, a.registry.schema_registry_url);
-    backends.ensure_topics(a.partitions, a.replication, a.min_insync_replicas.0).await?;
+    backends.ensure_topics(a.partitions, a.replication, a.min_insync_replicas.0, a.allow_limited_retention).await?;
     backends.log()?;
     let codec = backends.codec()?;
     let url = backends.registry_url().as_str().trim_end_matches('/');

@@ -55,7 +55,7 @@ fn all_binary_vars() -> BTreeSet<String> {
 /// Read by the tracing subscriber, not by an option.
 const LOGGING: &str = "RUST_LOG";
 /// Read by an option that has no default on purpose (unset is meaningful).
-const OPTIONAL: [&str; 18] = [
+const OPTIONAL: [&str; 19] = [
     "SLAMON_KAFKA_INSTANCE_ID",
     "SLAMON_DEMO",
     "SLAMON_TOPIC_MIN_INSYNC_REPLICAS",
@@ -74,6 +74,7 @@ const OPTIONAL: [&str; 18] = [
     "SLAMON_PROMETHEUS_HEADERS",
     "SLAMON_TLS_CERT_FILE",
     "SLAMON_TLS_KEY_FILE",
+    "SLAMON_TOPIC_ALLOW_LIMITED_RETENTION",
 ];
 
 /// Seconds of a compose duration (`5s`, `1m30s`) or a Kubernetes probe field.

@@ -68,6 +68,30 @@ async fn init_then_a_confluent_python_client_decodes_our_records() {
         reqwest::get(format!("{registry}/config/{subject}")).await.unwrap().json().await.unwrap();
     assert_eq!(config["compatibilityLevel"], "BACKWARD_TRANSITIVE");
 
+    // the topic keeps every record: replay starts at offset 0
+    let config =
+        KafkaConfig { bootstrap_servers: "127.0.0.1:9092".into(), timeout: Duration::from_secs(10), instance_id: None };
+    let described = slamon_kafka::topic_config(&config, &topic).await.unwrap();
+    assert_eq!(slamon_kafka::history_loss(&described), None, "{described:?}");
+
+    // an existing topic that deletes records after a week is refused, saying how to fix it
+    let weekly = format!("wire-weekly-{}", uuid::Uuid::now_v7().simple());
+    slamon_kafka::ensure_topic(&config, &weekly, 4, 1, &[("retention.ms", "604800000")]).await.unwrap();
+    let out = init(&weekly, &registry, "127.0.0.1:9092");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "init accepted a topic that loses history");
+    assert!(stderr.contains("retention.ms=604800000") && stderr.contains("kafka-configs.sh"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_slamon"))
+        .arg("init")
+        .env("SLAMON_EVENT_LOG", "kafka")
+        .env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+        .env("SLAMON_TOPIC", &weekly)
+        .env("SCHEMA_REGISTRY_URL", &registry)
+        .env("SLAMON_TOPIC_ALLOW_LIMITED_RETENTION", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
     // an unreachable broker is a clear failure, not a hang
     let out = init(&topic, &registry, "127.0.0.1:1");
     assert!(!out.status.success());
