@@ -209,6 +209,29 @@ pub trait ReadModelStore: Send + Sync {
         }
     }
 
+    /// Every version of the SLA set, oldest first: the version documents, and the
+    /// history a first-release current document still holds.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the store cannot be reached or times out.
+    async fn sla_set_history(&self) -> PortResult<Vec<crate::views::SlaSetVersion>> {
+        let mut versions: std::collections::BTreeMap<u64, crate::views::SlaSetVersion> = Default::default();
+        for doc in self.all(crate::views::Collection::SlaSets).await? {
+            match doc {
+                Document::SlaSetVersion(v) => {
+                    versions.insert(v.set.version, v.set);
+                }
+                Document::SlaSet(s) => {
+                    for v in s.history.into_iter().chain([s.current]) {
+                        versions.entry(v.version).or_insert(v);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(versions.into_values().collect())
+    }
+
     /// The recent raw samples of SLA series `id`; `None` when none were ever observed.
     ///
     /// # Errors

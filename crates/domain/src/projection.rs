@@ -3,7 +3,9 @@
 
 use crate::events::{Event, EventEnvelope};
 use crate::ports::Position;
-use crate::views::{DocKey, Document, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView};
+use crate::views::{
+    DocKey, Document, MetricView, SlaSamplesView, SlaSetVersion, SlaSetVersionView, SlaSetView, ValuesView,
+};
 use crate::Sample;
 
 /// The documents an event updates.
@@ -14,7 +16,7 @@ pub fn targets(event: &Event) -> Vec<DocKey> {
         Event::MetricMetadataComputed(e) => vec![DocKey::Metric(e.labels.id())],
         Event::SlaSamplesObserved(e) => vec![DocKey::SlaSamples(e.labels.id())],
         Event::MetricRemoved(e) => vec![DocKey::Metric(e.labels.id()), DocKey::SlaSamples(e.labels.id())],
-        Event::SlaSetDefined(_) => vec![DocKey::SlaSet],
+        Event::SlaSetDefined(e) => vec![DocKey::SlaSet, DocKey::SlaSetVersion(e.version)],
     }
 }
 
@@ -63,6 +65,17 @@ pub fn apply(key: &DocKey, doc: Option<Document>, envelope: &EventEnvelope, posi
             };
             fold_sla_set(doc, envelope, position).map(Document::SlaSet)
         }
+        DocKey::SlaSetVersion(_) => match &envelope.event {
+            Event::SlaSetDefined(e) => Some(Document::SlaSetVersion(SlaSetVersionView {
+                set: SlaSetVersion {
+                    version: e.version,
+                    defined_at_ms: envelope.occurred_at_ms,
+                    entries: e.entries.clone(),
+                },
+                applied: position,
+            })),
+            _ => None,
+        },
     };
     folded.map_or(Outcome::Nothing, Outcome::Applied)
 }
@@ -139,18 +152,22 @@ fn fold_sla_samples(
     }
 }
 
-/// The SLA set view after `envelope`: the defined set becomes current and joins the
-/// history; `None` for every other event.
+/// The SLA set view after `envelope`: the defined set becomes current, unless the view
+/// already shows that version or a later one (a log recreated or replayed from another
+/// incarnation cannot roll the set back); `None` for every other event. A first-release
+/// document's history is kept as it is; new versions are documents of their own.
 fn fold_sla_set(doc: Option<SlaSetView>, envelope: &EventEnvelope, position: Position) -> Option<SlaSetView> {
     match &envelope.event {
         Event::SlaSetDefined(e) => {
+            if doc.as_ref().is_some_and(|d| d.current.version >= e.version) {
+                return None;
+            }
             let version = SlaSetVersion {
                 version: e.version,
                 defined_at_ms: envelope.occurred_at_ms,
                 entries: e.entries.clone(),
             };
-            let mut history = doc.map(|d| d.history).unwrap_or_default();
-            history.push(version.clone());
+            let history = doc.map(|d| d.history).unwrap_or_default();
             Some(SlaSetView { current: version, history, applied: position })
         }
         Event::MetricAggregatesComputed(_)
@@ -293,12 +310,24 @@ mod tests {
     }
 
     #[test]
-    fn sla_sets_keep_their_history() {
+    fn sla_sets_keep_their_history_a_document_per_version() {
         let docs = run(&[(sla_set(1), 100), (sla_set(2), 200)]);
         let Document::SlaSet(s) = &docs[&DocKey::SlaSet] else { panic!() };
         assert_eq!(s.current.version, 2);
         assert_eq!(s.current.defined_at_ms, 200);
-        assert_eq!(s.history.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(s.history.is_empty(), "the current document does not grow with the history");
+        for (v, at) in [(1, 100), (2, 200)] {
+            let Document::SlaSetVersion(d) = &docs[&DocKey::SlaSetVersion(v)] else { panic!() };
+            assert_eq!((d.set.version, d.set.defined_at_ms), (v, at));
+        }
+    }
+
+    #[test]
+    fn an_older_sla_set_version_never_replaces_a_newer_one() {
+        // a recreated topic (new positions) replaying version 1 after version 2
+        let docs = run(&[(sla_set(2), 200), (sla_set(1), 300)]);
+        let Document::SlaSet(s) = &docs[&DocKey::SlaSet] else { panic!() };
+        assert_eq!(s.current.version, 2);
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub mod store {
     use crate::labels::Labels;
     use crate::ports::{Position, ReadModelStore, RebuildableStore};
     use crate::views::{
-        DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetView, ValuesView,
+        DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetVersionView, SlaSetView,
+        ValuesView,
     };
     use crate::Sample;
 
@@ -184,6 +185,23 @@ pub mod store {
         assert_eq!(store.sla_set().await.expect("read"), Some(view));
         assert_eq!(store.sla_samples(&a.id).await.expect("read"), Some(samples));
         assert_eq!(store.metric(&a.id).await.expect("read"), Some(a));
+
+        // SLA set versions are documents of their own beside the current one; the
+        // history merges them with what a first-release current document holds
+        let version = |v: u64| SlaSetVersionView {
+            set: SlaSetVersion { version: v, defined_at_ms: v as i64 * 10, entries: vec![] },
+            applied: Position::new(0, v as i64),
+        };
+        store
+            .write(vec![Document::SlaSetVersion(version(2)), Document::SlaSetVersion(version(3))])
+            .await
+            .expect("write");
+        let loaded = store.load(&[DocKey::SlaSetVersion(3), DocKey::SlaSetVersion(9)]).await.expect("load");
+        assert_eq!(loaded, vec![Some(Document::SlaSetVersion(version(3))), None]);
+        let history = store.sla_set_history().await.expect("history");
+        assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(history[2], version(3).set);
+        assert_eq!(store.sla_set().await.expect("read").expect("current").current.version, 1);
     }
 
     /// NaN, +Inf and -Inf round-trip exactly in every kind of number a document holds

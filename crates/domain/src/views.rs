@@ -16,6 +16,8 @@ pub const SLA_SETS: &str = "sla_sets";
 pub const SLA_SAMPLES: &str = "sla_samples";
 /// The id of the one SLA set document.
 pub const SLA_SET_DOC_ID: &str = "current";
+/// The document id of an SLA set version starts with this.
+pub const SLA_SET_VERSION_ID_PREFIX: &str = "version-";
 
 /// A read-model collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,6 +54,9 @@ pub enum DocKey {
     SlaSamples(MetricId),
     /// The one [`SlaSetView`], in [`SLA_SETS`].
     SlaSet,
+    /// One version of the SLA set ([`SlaSetVersionView`]), in [`SLA_SETS`] beside the
+    /// current one: the history, a document per version, so no document grows with it.
+    SlaSetVersion(u64),
 }
 
 impl DocKey {
@@ -60,16 +65,18 @@ impl DocKey {
         match self {
             DocKey::Metric(_) => Collection::Metrics,
             DocKey::SlaSamples(_) => Collection::SlaSamples,
-            DocKey::SlaSet => Collection::SlaSets,
+            DocKey::SlaSet | DocKey::SlaSetVersion(_) => Collection::SlaSets,
         }
     }
 
-    /// The document's id inside its collection: a metric id's 24 hex digits, or
-    /// [`SLA_SET_DOC_ID`].
+    /// The document's id inside its collection: a metric id's 24 hex digits,
+    /// [`SLA_SET_DOC_ID`], or `version-` and the version in 20 digits (so ids sort as
+    /// versions do).
     pub fn doc_id(self) -> String {
         match self {
             DocKey::Metric(id) | DocKey::SlaSamples(id) => id.to_string(),
             DocKey::SlaSet => SLA_SET_DOC_ID.to_owned(),
+            DocKey::SlaSetVersion(v) => format!("{SLA_SET_VERSION_ID_PREFIX}{v:020}"),
         }
     }
 }
@@ -123,14 +130,26 @@ pub struct SlaSetVersion {
     pub entries: Vec<SlaEntry>,
 }
 
-/// The current SLA set and every earlier version.
+/// The current SLA set (every version is a document of its own,
+/// [`SlaSetVersionView`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlaSetView {
-    /// The latest version (also the last element of `history`).
+    /// The latest version.
     pub current: SlaSetVersion,
-    /// Every version, oldest first (the current one last).
+    /// The versions the first release kept in this document, oldest first; empty in
+    /// documents written since (read on, so no history is lost before a replay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<SlaSetVersion>,
     /// The last event applied; a redelivered event at or before it is skipped.
+    pub applied: Position,
+}
+
+/// One version of the SLA set, a document of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaSetVersionView {
+    /// The version.
+    pub set: SlaSetVersion,
+    /// The event that defined it.
     pub applied: Position,
 }
 
@@ -159,6 +178,8 @@ pub enum Document {
     SlaSet(SlaSetView),
     /// An SLA series' samples, in `sla_samples`.
     SlaSamples(SlaSamplesView),
+    /// One version of the SLA set, in `sla_sets`.
+    SlaSetVersion(SlaSetVersionView),
 }
 
 impl Document {
@@ -168,6 +189,7 @@ impl Document {
             Document::Metric(m) => DocKey::Metric(m.id),
             Document::SlaSet(_) => DocKey::SlaSet,
             Document::SlaSamples(s) => DocKey::SlaSamples(s.id),
+            Document::SlaSetVersion(v) => DocKey::SlaSetVersion(v.set.version),
         }
     }
 
@@ -177,6 +199,7 @@ impl Document {
             Document::Metric(m) => m.applied,
             Document::SlaSet(s) => s.applied,
             Document::SlaSamples(s) => s.applied,
+            Document::SlaSetVersion(v) => v.applied,
         }
     }
 }

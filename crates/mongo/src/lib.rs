@@ -20,7 +20,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use slamon_domain::{
     Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, Rebuild,
-    RebuildableStore, NAME_LABEL,
+    RebuildableStore, NAME_LABEL, SLA_SET_VERSION_ID_PREFIX,
 };
 
 /// Ids per `find` of a `load`, and such finds in flight at once.
@@ -86,7 +86,7 @@ fn invalid(e: impl std::fmt::Display) -> PortError {
 /// The `_id` of a document: the metric id as an ObjectId, or the SLA set's name.
 fn doc_id(key: &DocKey) -> PortResult<Bson> {
     Ok(match key {
-        DocKey::SlaSet => Bson::String(key.doc_id()),
+        DocKey::SlaSet | DocKey::SlaSetVersion(_) => Bson::String(key.doc_id()),
         DocKey::Metric(id) | DocKey::SlaSamples(id) => Bson::ObjectId(ObjectId::from_bytes(id.bytes())),
     })
 }
@@ -96,6 +96,7 @@ fn to_bson(doc: &Document) -> PortResult<BsonDocument> {
         Document::Metric(m) => mongodb::bson::to_document(m),
         Document::SlaSet(s) => mongodb::bson::to_document(s),
         Document::SlaSamples(s) => mongodb::bson::to_document(s),
+        Document::SlaSetVersion(v) => mongodb::bson::to_document(v),
     }
     .map_err(invalid)?;
     out.insert("_id", doc_id(&doc.key())?);
@@ -118,9 +119,13 @@ impl MongoStore {
 }
 
 fn from_bson(collection: Collection, mut doc: BsonDocument) -> PortResult<Document> {
-    doc.remove("_id");
+    let id = doc.remove("_id");
+    let is_version = matches!(&id, Some(Bson::String(id)) if id.starts_with(SLA_SET_VERSION_ID_PREFIX));
     Ok(match collection {
         Collection::Metrics => Document::Metric(mongodb::bson::from_document(doc).map_err(invalid)?),
+        Collection::SlaSets if is_version => {
+            Document::SlaSetVersion(mongodb::bson::from_document(doc).map_err(invalid)?)
+        }
         Collection::SlaSets => Document::SlaSet(mongodb::bson::from_document(doc).map_err(invalid)?),
         Collection::SlaSamples => Document::SlaSamples(mongodb::bson::from_document(doc).map_err(invalid)?),
     })

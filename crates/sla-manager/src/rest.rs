@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -39,8 +39,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The name of this producer in event envelopes.
     pub producer: String,
-    /// PUTs are serialised so versions stay monotonic.
-    pub put_lock: Arc<Mutex<()>>,
+    /// PUTs are serialised so versions stay monotonic; it holds the last version this
+    /// process gave, so a version is never given twice while the read model lags.
+    pub put_lock: Arc<Mutex<u64>>,
     /// Who may write (PUT) and read.
     pub access: slamon_web::auth::Access,
     /// PUTs allowed over time; `None`: no limit.
@@ -84,11 +85,12 @@ async fn get_set(State(s): State<AppState>) -> ApiResult {
     };
     let mut res = Json(body).into_response();
     res.headers_mut().insert("X-Slaset-Version", HeaderValue::from(version));
+    res.headers_mut().insert(header::ETAG, etag(version));
     Ok(res)
 }
 
 async fn history(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let versions = current(&s).await?.map(|v| v.history).unwrap_or_default();
+    let versions = db(s.db_timeout, s.store.sla_set_history()).await?;
     Ok(Json(Value::Array(
         versions
             .iter()
@@ -97,7 +99,33 @@ async fn history(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     )))
 }
 
-async fn put_set(State(s): State<AppState>, body: Body) -> ApiResult {
+/// The version an `If-Match` header asks for: `3`, `"3"` or `W/"3"`; `*` (any
+/// existing set) is `Some(None)`.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for another value.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<Option<u64>>> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(Some(None));
+    }
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    bare.parse::<u64>().map(|v| Some(Some(v))).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "If-Match must be an SLA set version (as in X-Slaset-Version or ETag), not `{text}`"
+        ))
+    })
+}
+
+/// The entries of a set in a canonical order, to tell an identical set.
+fn canonical(entries: &[SlaEntry]) -> Vec<&SlaEntry> {
+    let mut sorted: Vec<&SlaEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.labels.cmp(&b.labels));
+    sorted
+}
+
+async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     if let Some(limiter) = &s.put_rate {
         if limiter.check().is_err() {
             return Err(ApiError::TooManyRequests("Too many SLA set changes; retry in a few seconds".into()));
@@ -111,14 +139,35 @@ async fn put_set(State(s): State<AppState>, body: Body) -> ApiResult {
     let entries =
         validate_sla_set(&bytes, s.set_size, |l| known.contains(l)).map_err(|r| ApiError::Rejected(r.lines))?;
 
-    let _guard = s.put_lock.lock().await;
-    let previous = current(&s).await?.map(|v| v.current.version);
-    let version = previous.unwrap_or(0) + 1;
+    let wanted = if_match(&headers)?;
+    let mut last_issued = s.put_lock.lock().await;
+    let shown = current(&s).await?;
+    // the read model may lag behind what this process appended: never give a version twice
+    let shown_version = shown.as_ref().map_or(0, |v| v.current.version);
+    let current_version = shown_version.max(*last_issued);
+    match wanted {
+        Some(Some(v)) if v != current_version => {
+            return Err(ApiError::PreconditionFailed(format!(
+                "The SLA set is at version {current_version}, not {v}: read it again and retry"
+            )))
+        }
+        Some(None) if current_version == 0 => {
+            return Err(ApiError::PreconditionFailed("No SLA set is defined yet (If-Match: *)".into()))
+        }
+        _ => {}
+    }
+    if let Some(view) = shown.as_ref().filter(|v| v.current.version == current_version) {
+        if canonical(&view.current.entries) == canonical(&entries) {
+            return Ok(version_answer(StatusCode::OK, "SLA set unchanged", current_version));
+        }
+    }
+    let version = current_version + 1;
     let event = EventEnvelope::new(s.producer.clone(), Event::SlaSetDefined(SlaSetDefined { version, entries }));
     s.publisher.publish(&[event]).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot append SlaSetDefined");
         ApiError::Unavailable(format!("Event log not available, the SLA set was not changed: {e}"))
     })?;
+    *last_issued = version;
     // read-your-writes: answer once the projection shows the new version
     let deadline = Instant::now() + s.visibility_timeout;
     loop {
@@ -128,17 +177,33 @@ async fn put_set(State(s): State<AppState>, body: Body) -> ApiResult {
             }
         }
         if Instant::now() >= deadline {
-            return Err(ApiError::Unavailable(format!(
-                "SLA set version {version} is recorded but the read model does not show it yet; retry the GET shortly"
-            )));
+            // durable, so changed: 202, not a 503 that would say nothing changed
+            return Ok(version_answer(
+                StatusCode::ACCEPTED,
+                "SLA set accepted: it is recorded, the read model does not show it yet",
+                version,
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, message) = match previous {
-        None => (StatusCode::CREATED, "SLA set created"),
-        Some(_) => (StatusCode::OK, "SLA set updated"),
+    let (status, message) = match current_version {
+        0 => (StatusCode::CREATED, "SLA set created"),
+        _ => (StatusCode::OK, "SLA set updated"),
     };
-    Ok((status, Json(json!({"message": message, "version": version}))).into_response())
+    Ok(version_answer(status, message, version))
+}
+
+/// `{"message", "version"}` with the version in `X-Slaset-Version` and `ETag`.
+fn version_answer(status: StatusCode, message: &str, version: u64) -> axum::response::Response {
+    let mut res = (status, Json(json!({"message": message, "version": version}))).into_response();
+    res.headers_mut().insert("X-Slaset-Version", HeaderValue::from(version));
+    res.headers_mut().insert(header::ETAG, etag(version));
+    res
+}
+
+/// The `ETag` of a version: `"N"`.
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes")
 }
 
 /// The current set and, for each entry, its recent samples.

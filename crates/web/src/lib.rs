@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 429: the client asks too often; answered with `Retry-After`.
     #[error("{0}")]
     TooManyRequests(String),
+    /// 412: the request's precondition (`If-Match`) does not hold; nothing changed.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 504: the read models cannot be reached in time.
     #[error("DB not available")]
     DbUnavailable,
@@ -57,6 +60,7 @@ pub const INTERNAL_ERROR: &str = "Internal error";
 /// | `NotFound` | 404 | `NOT_FOUND` |
 /// | `Unavailable` (event log, registry) | 503 | `UNAVAILABLE` |
 /// | `TooManyRequests` (a rate limit) | 429 | `RESOURCE_EXHAUSTED` |
+/// | `PreconditionFailed` (`If-Match`) | 412 | `FAILED_PRECONDITION` |
 /// | `DbUnavailable` (read models down or late) | 504 | `UNAVAILABLE` |
 /// | `Internal` | 500 | `INTERNAL` |
 ///
@@ -69,6 +73,7 @@ pub enum ServiceErrorCode {
     NotFound,
     Unavailable,
     TooManyRequests,
+    PreconditionFailed,
     DbUnavailable,
     Internal,
 }
@@ -81,6 +86,7 @@ impl ServiceErrorCode {
             ServiceErrorCode::NotFound => StatusCode::NOT_FOUND,
             ServiceErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ServiceErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ServiceErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ServiceErrorCode::DbUnavailable => StatusCode::GATEWAY_TIMEOUT,
             ServiceErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,6 +99,7 @@ impl ServiceErrorCode {
             ServiceErrorCode::NotFound => tonic::Code::NotFound,
             ServiceErrorCode::Unavailable | ServiceErrorCode::DbUnavailable => tonic::Code::Unavailable,
             ServiceErrorCode::TooManyRequests => tonic::Code::ResourceExhausted,
+            ServiceErrorCode::PreconditionFailed => tonic::Code::FailedPrecondition,
             ServiceErrorCode::Internal => tonic::Code::Internal,
         }
     }
@@ -106,6 +113,7 @@ impl ApiError {
             ApiError::NotFound(_) => ServiceErrorCode::NotFound,
             ApiError::Unavailable(_) => ServiceErrorCode::Unavailable,
             ApiError::TooManyRequests(_) => ServiceErrorCode::TooManyRequests,
+            ApiError::PreconditionFailed(_) => ServiceErrorCode::PreconditionFailed,
             ApiError::DbUnavailable => ServiceErrorCode::DbUnavailable,
             ApiError::Internal(_) => ServiceErrorCode::Internal,
         }
@@ -124,7 +132,8 @@ impl ApiError {
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
             | ApiError::Unavailable(m)
-            | ApiError::TooManyRequests(m) => (code, m, None),
+            | ApiError::TooManyRequests(m)
+            | ApiError::PreconditionFailed(m) => (code, m, None),
             ApiError::Rejected(lines) => (code, lines.join("\n"), Some(lines)),
             ApiError::DbUnavailable => (code, DB_NOT_AVAILABLE.to_owned(), None),
             ApiError::Internal(cause) => {
@@ -354,6 +363,8 @@ mod tests {
             (ApiError::NotFound("no".into()), 404, tonic::Code::NotFound, "no"),
             (ApiError::Unavailable("log down".into()), 503, tonic::Code::Unavailable, "log down"),
             (ApiError::DbUnavailable, 504, tonic::Code::Unavailable, DB_NOT_AVAILABLE),
+            (ApiError::TooManyRequests("slow down".into()), 429, tonic::Code::ResourceExhausted, "slow down"),
+            (ApiError::PreconditionFailed("stale".into()), 412, tonic::Code::FailedPrecondition, "stale"),
             (ApiError::Internal("secret cause".into()), 500, tonic::Code::Internal, INTERNAL_ERROR),
         ];
         for (error, http, grpc, message) in cases {

@@ -45,6 +45,16 @@ impl EventLog for BrokenLog {
 }
 
 async fn harness(broken_log: bool) -> Harness {
+    harness_with(broken_log, None, true).await
+}
+
+/// The SLA manager on the embedded log and store, with a projector when `project` (else
+/// nothing ever shows a PUT, which then waits 300 ms for it).
+async fn harness_with(
+    broken_log: bool,
+    put_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
+    project: bool,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -61,7 +71,9 @@ async fn harness(broken_log: bool) -> Harness {
         ProjectorConfig { poll_wait: Duration::from_millis(50), ..Default::default() },
         ProjectorMetrics::unregistered(),
     );
-    tokio::spawn(projector.run(cancel.clone()));
+    if project {
+        tokio::spawn(projector.run(cancel.clone()));
+    }
     // five known series (and one more)
     let docs = (0..6)
         .map(|i| {
@@ -84,14 +96,14 @@ async fn harness(broken_log: bool) -> Harness {
         publisher: Publisher::new(codec, log),
         set_size: 5,
         db_timeout: Duration::from_secs(2),
-        visibility_timeout: Duration::from_secs(10),
+        visibility_timeout: if project { Duration::from_secs(10) } else { Duration::from_millis(300) },
         absent_after: Duration::from_secs(600),
         lookback: slamon_domain::semantics::DEFAULT_LOOKBACK,
         max_body_bytes: 1 << 20,
         producer: "test".into(),
         put_lock: Arc::default(),
         access: slamon_web::auth::Access::open(),
-        put_rate: None,
+        put_rate,
     };
     Harness { app: router(state), store, cancel, _dir: dir }
 }
@@ -120,6 +132,75 @@ async fn put(app: &axum::Router, body: &Value) -> (StatusCode, Value) {
 }
 
 #[tokio::test]
+async fn puts_over_the_rate_limit_get_429_with_retry_after_and_change_nothing() {
+    // 6 a minute, in bursts of one
+    let limiter = governor::RateLimiter::direct(
+        governor::Quota::per_minute(std::num::NonZeroU32::new(6).unwrap()).allow_burst(std::num::NonZeroU32::MIN),
+    );
+    let h = harness_with(false, Some(Arc::new(limiter)), true).await;
+    assert_eq!(put(&h.app, &set(10.0)).await.0, StatusCode::CREATED);
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/slaset")
+        .header("content-type", "application/json")
+        .body(Body::from(set(20.0).to_string()))
+        .unwrap();
+    let res = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    let (_, body, version) = call(&h.app, "GET", "/slaset", vec![]).await;
+    assert_eq!((body[0]["range"]["max"].as_f64(), version.as_deref()), (Some(10.0), Some("1")));
+}
+
+async fn put_with(app: &axum::Router, body: &Value, if_match: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/slaset")
+        .header("content-type", "application/json")
+        .header("if-match", if_match)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_identical_put_changes_nothing_and_if_match_guards_against_lost_updates() {
+    let h = harness(false).await;
+    assert_eq!(put(&h.app, &set(10.0)).await.0, StatusCode::CREATED);
+    // the same set, in another order: nothing appended, the current version answered
+    let mut reordered = set(10.0);
+    reordered.as_array_mut().unwrap().reverse();
+    assert_eq!(put(&h.app, &reordered).await, (StatusCode::OK, json!({"message": "SLA set unchanged", "version": 1})));
+    let (_, hist, _) = call(&h.app, "GET", "/slaset/history", vec![]).await;
+    assert_eq!(hist.as_array().unwrap().len(), 1, "an identical PUT made a version");
+
+    // a client that read version 1 updates it; another that read it too is refused
+    assert_eq!(put_with(&h.app, &set(20.0), "\"1\"").await.1["version"], 2);
+    let (status, body) = put_with(&h.app, &set(30.0), "1").await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("version 2"), "{body}");
+    let (_, current, version) = call(&h.app, "GET", "/slaset", vec![]).await;
+    assert_eq!((current[0]["range"]["max"].as_f64(), version.as_deref()), (Some(20.0), Some("2")));
+    assert_eq!(put_with(&h.app, &set(30.0), "W/\"2\"").await.0, StatusCode::OK);
+    assert_eq!(put_with(&h.app, &set(40.0), "*").await.0, StatusCode::OK);
+    assert_eq!(put_with(&h.app, &set(50.0), "two").await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_durable_put_the_read_model_does_not_show_yet_is_202_and_versions_are_never_given_twice() {
+    let h = harness_with(false, None, false).await;
+    let (status, body) = put(&h.app, &set(10.0)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["version"], 1);
+    // the read model still shows nothing: the next version is still a new one
+    let (status, body) = put(&h.app, &set(20.0)).await;
+    assert_eq!((status, body["version"].as_u64()), (StatusCode::ACCEPTED, Some(2)));
+}
+
+#[tokio::test]
 async fn put_creates_then_updates_and_get_reads_its_own_write() {
     let h = harness(false).await;
     let (_, body, version) = call(&h.app, "GET", "/slaset", vec![]).await;
@@ -138,8 +219,9 @@ async fn put_creates_then_updates_and_get_reads_its_own_write() {
     assert_eq!(items[0]["range"], json!({"min": 0.0, "max": 10.0}));
     assert_eq!(items[0]["for"], 2);
 
-    // what GET returns can be PUT back
-    assert_eq!(put(&h.app, &body).await, (StatusCode::OK, json!({"message": "SLA set updated", "version": 2})));
+    // what GET returns can be PUT back (the same set: nothing changes)
+    assert_eq!(put(&h.app, &body).await, (StatusCode::OK, json!({"message": "SLA set unchanged", "version": 1})));
+    assert_eq!(put(&h.app, &set(15.0)).await, (StatusCode::OK, json!({"message": "SLA set updated", "version": 2})));
     assert_eq!(put(&h.app, &set(20.0)).await.1["version"], 3);
     let (_, hist, _) = call(&h.app, "GET", "/slaset/history", vec![]).await;
     let versions: Vec<u64> = hist.as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
