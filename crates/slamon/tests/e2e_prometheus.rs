@@ -344,7 +344,12 @@ async fn scenario(backend: &[(String, String)]) {
     let (_, after_metrics) = get(&format!("{}/metrics?match=job=e2e", s2.query)).await.unwrap();
     assert_eq!(after_metrics, metrics);
     assert_eq!(get(&format!("{}/violations", s2.sla)).await.unwrap(), before_violations);
+    // the same set again changes nothing; a changed one is the next version
     let res = http.put(format!("{}/slaset", s2.sla)).json(&set).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"message": "SLA set unchanged", "version": 1}));
+    let mut changed = set.clone();
+    changed[3]["range"]["max"] = json!(4);
+    let res = http.put(format!("{}/slaset", s2.sla)).json(&changed).send().await.unwrap();
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"message": "SLA set updated", "version": 2}));
     drop(s2.proc);
 
