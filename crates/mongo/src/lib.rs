@@ -268,11 +268,13 @@ const MAX_COMMAND_BYTES: usize = 8 << 20;
 impl MongoStore {
     /// One ordered `update` command of `updates` (upserts) on collection `name`.
     async fn update(&self, name: &str, updates: Vec<BsonDocument>) -> PortResult<()> {
-        let reply = self
-            .db
-            .run_command(doc! {"update": name, "updates": updates, "ordered": true})
-            .await
-            .map_err(|e| PortError::Unavailable(format!("mongodb update of {name}: {e}")))?;
+        let reply =
+            self.db.run_command(doc! {"update": name, "updates": updates, "ordered": true}).await.map_err(|e| {
+                match refused_for_good(&e) {
+                    true => PortError::Invalid(format!("mongodb update of {name}: {e}")),
+                    false => PortError::Unavailable(format!("mongodb update of {name}: {e}")),
+                }
+            })?;
         if let Ok(errors) = reply.get_array("writeErrors") {
             if let Some(first) = errors.first() {
                 return Err(PortError::Invalid(format!("mongodb update of {name}: {first}")));
@@ -282,6 +284,27 @@ impl MongoStore {
             return Err(PortError::Unavailable(format!("mongodb update of {name}: {concern}")));
         }
         Ok(())
+    }
+}
+
+/// MongoDB's largest document (BSON), 16 MiB.
+const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Error codes with which a server refuses a write whatever the retries, all about the
+/// document itself: too large (BSONObjectTooLarge 10334, and 17419/17420 after an
+/// update), a field name it rejects (EmptyFieldName 56, DottedFieldName 57,
+/// DollarPrefixedFieldName 52), an invalid value (BadValue 2, InvalidBSON 22).
+const REFUSED_FOR_GOOD: [i32; 8] = [2, 22, 52, 56, 57, 10334, 17419, 17420];
+
+/// Whether `e` is the server refusing the write for good (see [`REFUSED_FOR_GOOD`]),
+/// or the driver refusing to send it (a command too large, a value it cannot encode);
+/// anything else (network, elections, timeouts, auth) is worth a retry.
+fn refused_for_good(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => REFUSED_FOR_GOOD.contains(&c.code),
+        ErrorKind::InvalidArgument { .. } | ErrorKind::BsonSerialization(_) => true,
+        _ => false,
     }
 }
 
@@ -411,6 +434,12 @@ impl MongoStore {
             let mut bytes = 0;
             for update in updates {
                 let size = mongodb::bson::to_vec(&update).map_err(invalid)?.len();
+                if size > MAX_DOCUMENT_BYTES {
+                    return Err(PortError::Invalid(format!(
+                        "a {} document of {size} bytes is over MongoDB's {MAX_DOCUMENT_BYTES}-byte limit",
+                        collection.name()
+                    )));
+                }
                 if !batch.is_empty() && bytes + size > MAX_COMMAND_BYTES {
                     self.update(&name, std::mem::take(&mut batch)).await?;
                     bytes = 0;
@@ -464,6 +493,29 @@ impl ReadModelStore for MongoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_document_over_16_mib_is_refused_for_good_before_it_is_sent() {
+        // no server at this address: the size is checked before anything is sent
+        let config = MongoConfig {
+            uri: "mongodb://127.0.0.1:9".into(),
+            database: "x".into(),
+            timeout: Duration::from_millis(300),
+            credential: None,
+        };
+        let store = MongoStore::connect(&config).await.unwrap();
+        let labels: slamon_domain::Labels = [("__name__", "huge")].into_iter().collect();
+        let samples = (0..500_000).map(|i| slamon_domain::Sample::new(i, i as f64)).collect();
+        let view = slamon_domain::SlaSamplesView {
+            id: labels.id(),
+            labels,
+            samples,
+            applied: slamon_domain::Position::new(0, 0),
+        };
+        let e = store.write(vec![Document::SlaSamples(view)]).await.unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+        assert!(e.to_string().contains("16777216-byte limit"), "{e}");
+    }
 
     #[tokio::test]
     async fn a_credential_given_apart_replaces_the_uris_and_keeps_its_auth_source() {

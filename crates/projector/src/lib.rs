@@ -426,19 +426,17 @@ impl Projector {
             self.cache.clear();
             self.cache_epoch = epoch;
         }
-        let outcome = match project_batch(self.store.as_ref(), &mut self.cache, &decoded).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                // a write that failed may have been partly done: start from the store again
-                self.cache.clear();
-                return Err(e);
+        let (outcome, refused) = project_isolating(self.store.as_ref(), &mut self.cache, &decoded).await?;
+        for (position, reason) in refused {
+            if let Some(r) = records.iter().find(|r| r.position == position) {
+                poison.push((r, format!("the read-model store refused the event for good: {reason}")));
             }
-        };
+        }
         if !poison.is_empty() {
             let dead: Vec<(String, Vec<u8>)> = poison
                 .iter()
                 .map(|(r, reason)| {
-                    tracing::warn!(offset = r.position.offset, partition = r.position.partition, %reason, "undecodable record sent to the dead-letter topic");
+                    tracing::warn!(offset = r.position.offset, partition = r.position.partition, %reason, "record sent to the dead-letter topic");
                     let body = serde_json::json!({
                         "topic": self.codec.topic(),
                         "partition": r.position.partition,
@@ -457,6 +455,42 @@ impl Projector {
         self.metrics.skipped.inc_by(outcome.skipped);
         self.metrics.dead_lettered.inc_by(poison.len() as u64);
         Ok(BatchOutcome { dead_lettered: poison.len() as u64, ..outcome })
+    }
+}
+
+/// Projects `events` like [`project_batch`]; when the store refuses the batch for good
+/// (a document over the store's size limit, a key it rejects: not
+/// [`PortError::is_retryable`]), finds the events it refuses by bisecting the batch and
+/// projects the others. Returns the outcome and each refused event's position with the
+/// reason. Halves already written are not written twice (positions are recorded in the
+/// documents), and the cache is cleared after any failure.
+///
+/// # Errors
+/// A retryable failure of the store: the caller retries the whole batch.
+async fn project_isolating(
+    store: &dyn ReadModelStore,
+    cache: &mut DocCache,
+    events: &[(EventEnvelope, Position)],
+) -> Result<(BatchOutcome, Vec<(Position, String)>), PortError> {
+    match project_batch(store, cache, events).await {
+        Ok(outcome) => Ok((outcome, Vec::new())),
+        Err(e) => {
+            // a write that failed may have been partly done: start from the store again
+            cache.clear();
+            if e.is_retryable() || events.is_empty() {
+                return Err(e);
+            }
+            if let [(_, position)] = events {
+                return Ok((BatchOutcome::default(), vec![(*position, e.to_string())]));
+            }
+            let (left, right) = events.split_at(events.len() / 2);
+            let (a, mut refused) = Box::pin(project_isolating(store, cache, left)).await?;
+            let (b, more) = Box::pin(project_isolating(store, cache, right)).await?;
+            refused.extend(more);
+            let outcome =
+                BatchOutcome { applied: a.applied + b.applied, skipped: a.skipped + b.skipped, dead_lettered: 0 };
+            Ok((outcome, refused))
+        }
     }
 }
 

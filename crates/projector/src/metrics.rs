@@ -36,7 +36,7 @@ impl ProjectorMetrics {
             skipped: counter("projector_events_skipped_total", "redelivered events skipped (already applied)")?,
             dead_lettered: counter(
                 "projector_records_dead_lettered_total",
-                "undecodable records sent to the dead-letter topic",
+                "records sent to the dead-letter topic: undecodable, or refused for good by the read-model store",
             )?,
             retries: counter("projector_batch_retries_total", "batches retried because a backend was unavailable")?,
             resubscribed: counter(

@@ -436,3 +436,66 @@ async fn a_projector_that_cannot_write_says_so_on_readyz_and_in_its_commit_age()
     handle.await.unwrap();
     e.cancel.cancel();
 }
+
+/// A store that refuses for good every write holding the document of `refused`.
+struct Refusing {
+    inner: Arc<EmbeddedStore>,
+    refused: DocKey,
+}
+
+#[async_trait::async_trait]
+impl ReadModelStore for Refusing {
+    async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        self.inner.metrics(filter).await
+    }
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        self.inner.load(keys).await
+    }
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+        if docs.iter().any(|d| d.key() == self.refused) {
+            return Err(PortError::Invalid("document over the size limit".into()));
+        }
+        self.inner.write(docs).await
+    }
+    async fn all(&self, collection: Collection) -> PortResult<Vec<Document>> {
+        self.inner.all(collection).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_for_good_is_dead_lettered_and_the_rest_projected() {
+    let e = env().await;
+    let evs = events(40);
+    Publisher::new(e.codec.clone(), e.log.clone()).publish(&evs).await.unwrap();
+    // the samples document of series i=3 (events 3, 24 and 45 — 3 and 24 here)
+    let refused_labels: Labels = [("__name__", "m"), ("i", "3")].into_iter().collect();
+    let store = Arc::new(Refusing { inner: e.store.clone(), refused: DocKey::SlaSamples(refused_labels.id()) });
+    let mut p = Projector::new(
+        e.log.consumer("g", TOPIC).await.unwrap(),
+        store.clone(),
+        e.codec.clone(),
+        e.log.clone(),
+        ProjectorConfig::default(),
+        ProjectorMetrics::unregistered(),
+    );
+    let mut consumer = e.log.consumer("peek", TOPIC).await.unwrap();
+    let records = consumer.poll(1000, Duration::from_millis(100)).await.unwrap();
+    let out = p.process(&records).await.expect("a permanent refusal does not stop the batch");
+    let refused: Vec<usize> = (0..40).filter(|i| i % 3 == 0 && i % 7 == 3).collect();
+    assert_eq!(refused, vec![3, 24]);
+    assert_eq!((out.applied, out.dead_lettered), (40 - 2, 2));
+
+    // everything else is in the store, as the projection of the other events
+    let kept: Vec<EventEnvelope> =
+        evs.iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, e)| e.clone()).collect();
+    let positions: Vec<i64> = (0..40).filter(|i| !refused.contains(&(*i as usize))).collect();
+    assert_eq!(stored(&e.store).await, projected(&kept, |i| Position::new(0, positions[i])));
+
+    // the refused ones are in the dead-letter topic with their offsets and the reason
+    let mut dlq = e.log.consumer("dlq-reader", DLQ_TOPIC).await.unwrap();
+    let dead = dlq.poll(10, Duration::from_millis(100)).await.unwrap();
+    let bodies: Vec<serde_json::Value> = dead.iter().map(|d| serde_json::from_slice(&d.value).unwrap()).collect();
+    assert_eq!(bodies.iter().map(|b| b["offset"].as_i64().unwrap()).collect::<Vec<_>>(), vec![3, 24]);
+    assert!(bodies[0]["reason"].as_str().unwrap().contains("size limit"), "{}", bodies[0]);
+    e.cancel.cancel();
+}
