@@ -3,8 +3,10 @@
 //! commits the log positions only after the write succeeded.
 //!
 //! Guarantees: a backend that is down (store, registry) is retried with backoff and
-//! the positions do not advance; a record that can never decode goes to the dead-letter
-//! topic with its offset and the reason, is counted, and never stops the projector;
+//! the positions do not advance (and `/readyz` says so after a minute); a record that
+//! can never decode, or an event the store refuses for good (found by bisecting the
+//! batch), goes to the dead-letter topic with its offset and the reason, is counted, and
+//! never stops the projector;
 //! every document records the last position applied, so a batch redelivered after a
 //! crash changes nothing.
 
