@@ -39,7 +39,9 @@ pub enum Outcome {
 pub fn apply(key: &DocKey, doc: Option<Document>, envelope: &EventEnvelope, position: Position) -> Outcome {
     if let Some(d) = &doc {
         let last = d.applied();
-        if last.partition == position.partition && position.offset <= last.offset {
+        // a redelivery; unless the event holds facts the document lacks, which only an
+        // event of a recreated log (its offsets starting again) can
+        if last.partition == position.partition && position.offset <= last.offset && !holds_newer_facts(d, envelope) {
             return Outcome::Skipped;
         }
     }
@@ -80,8 +82,37 @@ pub fn apply(key: &DocKey, doc: Option<Document>, envelope: &EventEnvelope, posi
     folded.map_or(Outcome::Nothing, Outcome::Applied)
 }
 
+/// Whether `envelope` holds facts `doc` does not have: a later computation, later
+/// samples, a later SLA set version, a removal after the last statistics. An event
+/// already applied never does (the document holds what it brought), so this tells an
+/// event of a recreated topic or a deleted-and-recreated embedded log (whose offsets
+/// start again) from a redelivery.
+fn holds_newer_facts(doc: &Document, envelope: &EventEnvelope) -> bool {
+    let last_sample = |s: &SlaSamplesView| s.samples.last().map(|x| x.ts_ms);
+    match (doc, &envelope.event) {
+        (Document::Metric(m), Event::MetricAggregatesComputed(e)) => {
+            m.values.as_ref().is_none_or(|v| e.computed_at_ms > v.computed_at_ms)
+        }
+        (Document::Metric(m), Event::MetricForecastComputed(e)) => {
+            m.prediction.as_ref().is_none_or(|p| e.computed_at_ms > p.computed_at_ms)
+        }
+        (Document::Metric(m), Event::MetricMetadataComputed(e)) => {
+            m.metadata.as_ref().is_none_or(|x| e.computed_at_ms > x.computed_at_ms)
+        }
+        (Document::Metric(m), Event::MetricRemoved(e)) => {
+            !m.removed && m.values.as_ref().is_none_or(|v| e.last_seen_ms >= v.computed_at_ms)
+        }
+        (Document::SlaSamples(s), Event::SlaSamplesObserved(e)) => e.samples.last().map(|x| x.ts_ms) > last_sample(s),
+        (Document::SlaSamples(s), Event::MetricRemoved(e)) => last_sample(s).is_some_and(|last| e.last_seen_ms >= last),
+        (Document::SlaSet(s), Event::SlaSetDefined(e)) => e.version > s.current.version,
+        _ => false,
+    }
+}
+
 /// The metric view after `envelope`: `None` when the event does not change it. Every
-/// event type is named, so a new one does not compile until this view decides.
+/// event type is named, so a new one does not compile until this view decides. A
+/// computation older than the one the view holds never replaces it (a replay of another
+/// partition's order, or an old log read after a new one, cannot roll the view back).
 fn fold_metric(doc: Option<MetricView>, envelope: &EventEnvelope, position: Position) -> Option<MetricView> {
     let fresh = |labels: &crate::labels::Labels| MetricView {
         id: labels.id(),
@@ -94,18 +125,27 @@ fn fold_metric(doc: Option<MetricView>, envelope: &EventEnvelope, position: Posi
     };
     let mut m = match &envelope.event {
         Event::MetricAggregatesComputed(e) => {
+            if doc.as_ref().and_then(|m| m.values.as_ref()).is_some_and(|v| v.computed_at_ms > e.computed_at_ms) {
+                return None;
+            }
             let mut m = doc.unwrap_or_else(|| fresh(&e.labels));
             m.values = Some(ValuesView { computed_at_ms: e.computed_at_ms, windows: e.windows.clone() });
             m.removed = false;
             m
         }
         Event::MetricForecastComputed(e) => {
+            if doc.as_ref().and_then(|m| m.prediction.as_ref()).is_some_and(|p| p.computed_at_ms > e.computed_at_ms) {
+                return None;
+            }
             let mut m = doc.unwrap_or_else(|| fresh(&e.labels));
             m.prediction = Some(e.clone());
             m.removed = false;
             m
         }
         Event::MetricMetadataComputed(e) => {
+            if doc.as_ref().and_then(|m| m.metadata.as_ref()).is_some_and(|x| x.computed_at_ms > e.computed_at_ms) {
+                return None;
+            }
             let mut m = doc.unwrap_or_else(|| fresh(&e.labels));
             m.metadata = Some(e.clone());
             m.removed = false;
@@ -320,6 +360,48 @@ mod tests {
             let Document::SlaSetVersion(d) = &docs[&DocKey::SlaSetVersion(v)] else { panic!() };
             assert_eq!((d.set.version, d.set.defined_at_ms), (v, at));
         }
+    }
+
+    /// `events` applied in order at the given positions (partition 0).
+    fn run_at(events: &[(Event, i64, i64)]) -> BTreeMap<DocKey, Document> {
+        let envs: Vec<_> =
+            events.iter().map(|(e, at, offset)| (env(e.clone(), *at), Position::new(0, *offset))).collect();
+        let mut docs = BTreeMap::new();
+        project_all(&mut docs, envs.iter().map(|(e, p)| (e, *p)));
+        docs
+    }
+
+    #[test]
+    fn a_recreated_log_is_projected_although_its_offsets_start_again() {
+        // offsets 0..=2 of the first log, then the topic is recreated: offsets 0 and 1 again
+        let docs = run_at(&[
+            (aggregates("a", 10, 1.0), 10, 0),
+            (samples("a", 0, &[(1000, 1.0)]), 10, 1),
+            (sla_set(1), 10, 2),
+            (aggregates("a", 20, 2.0), 20, 0),
+            (samples("a", 0, &[(2000, 2.0)]), 20, 1),
+            (sla_set(2), 20, 1),
+        ]);
+        assert_eq!(metric(&docs, "a").values.as_ref().unwrap().computed_at_ms, 20);
+        let Document::SlaSamples(s) = &docs[&DocKey::SlaSamples(labels("a").id())] else { panic!() };
+        assert_eq!(s.samples.last().unwrap().ts_ms, 2000);
+        let Document::SlaSet(set) = &docs[&DocKey::SlaSet] else { panic!() };
+        assert_eq!(set.current.version, 2);
+        // while a plain redelivery is still skipped
+        let docs = run_at(&[
+            (aggregates("a", 10, 1.0), 10, 0),
+            (aggregates("a", 20, 2.0), 20, 1),
+            (aggregates("a", 10, 1.0), 10, 0),
+        ]);
+        assert_eq!(metric(&docs, "a").values.as_ref().unwrap().computed_at_ms, 20);
+    }
+
+    #[test]
+    fn an_older_computation_never_rolls_a_metric_back() {
+        // a higher offset with an older computation (another partition's order replayed)
+        let docs = run_at(&[(aggregates("a", 20, 2.0), 20, 0), (aggregates("a", 10, 1.0), 10, 5)]);
+        let m = metric(&docs, "a");
+        assert_eq!(m.values.as_ref().unwrap().computed_at_ms, 20);
     }
 
     #[test]
