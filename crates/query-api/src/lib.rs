@@ -117,8 +117,22 @@ fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
 }
 
 async fn list(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
-    let filter = parse_filter(&params)?;
-    let metrics = db(s.db_timeout, s.store.metrics(&filter)).await?;
+    list_metrics(s.store.as_ref(), s.db_timeout, &params).await
+}
+
+/// `GET /metrics` (SPEC §5, and the SLA manager's own, §6): every live series
+/// `[{"_id": {"$oid": id}, "id": id, "name": {labels}}, …]`, filtered and paged by
+/// `name`, `match=<label>=<value>`, `limit` and `offset`.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for an unknown or malformed parameter; the store's errors.
+pub async fn list_metrics(
+    store: &dyn slamon_domain::ReadModelStore,
+    db_timeout: Duration,
+    params: &[(String, String)],
+) -> ApiResult<Json<Value>> {
+    let filter = parse_filter(params)?;
+    let metrics = db(db_timeout, store.metrics(&filter)).await?;
     Ok(Json(Value::Array(
         metrics
             .iter()

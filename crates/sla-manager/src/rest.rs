@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/slaset", get(get_set).put(put_set))
         .route("/slaset/history", get(history))
+        // the seed's client lists the metrics here too (SPEC §6)
+        .route("/metrics", get(list_metrics))
         .route("/status", get(get_status))
         .route("/violations", get(get_violations))
         .route("/future-violations", get(get_future))
@@ -87,6 +89,13 @@ async fn get_set(State(s): State<AppState>) -> ApiResult {
     res.headers_mut().insert("X-Slaset-Version", HeaderValue::from(version));
     res.headers_mut().insert(header::ETAG, etag(version));
     Ok(res)
+}
+
+async fn list_metrics(
+    State(s): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    slamon_query_api::list_metrics(s.store.as_ref(), s.db_timeout, &params).await
 }
 
 async fn history(State(s): State<AppState>) -> ApiResult<Json<Value>> {

@@ -201,6 +201,20 @@ async fn a_durable_put_the_read_model_does_not_show_yet_is_202_and_versions_are_
 }
 
 #[tokio::test]
+async fn the_seeds_get_metrics_lists_the_series_here_too() {
+    let h = harness(false).await;
+    let (status, body, _) = call(&h.app, "GET", "/metrics", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = body.as_array().unwrap();
+    assert_eq!(listed.len(), 6, "{body}");
+    assert_eq!(listed[0]["_id"]["$oid"], listed[0]["id"]);
+    assert!(listed.iter().any(|m| m["name"] == json!(labels(0))), "{body}");
+    let (status, body, _) = call(&h.app, "GET", "/metrics?limit=2", vec![]).await;
+    assert_eq!((status, body.as_array().unwrap().len()), (StatusCode::OK, 2));
+    assert_eq!(call(&h.app, "GET", "/metrics?limit=x", vec![]).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn put_creates_then_updates_and_get_reads_its_own_write() {
     let h = harness(false).await;
     let (_, body, version) = call(&h.app, "GET", "/slaset", vec![]).await;
