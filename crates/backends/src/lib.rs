@@ -36,10 +36,10 @@ pub enum Error {
     #[error("schema registry: {0}")]
     Registry(String),
     /// A token file cannot be used.
-    #[error("{0}")]
+    #[error(transparent)]
     Auth(#[from] slamon_web::auth::TokenFileError),
     /// The TLS certificate or key cannot be used.
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] slamon_web::listener::TlsError),
     /// Settings that do not fit together.
     #[error("{0}")]
@@ -53,6 +53,14 @@ pub enum Error {
     /// A metric of a service cannot be registered (a name registered twice).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+}
+
+impl Error {
+    /// Whether the error is a setting that cannot be used (a file it names, settings that
+    /// do not fit together), as opposed to a backend that fails.
+    pub fn is_bad_setting(&self) -> bool {
+        matches!(self, Error::Auth(_) | Error::Tls(_) | Error::Settings(_) | Error::Secret { .. } | Error::Bind { .. })
+    }
 }
 
 /// `Result` with [`Error`].
@@ -562,7 +570,17 @@ fn data_dir(dir: &Path) -> Result<&Path> {
 /// # Errors
 /// [`Error::DataDir`], or [`Error::Registry`] when the file cannot be opened.
 pub fn open_registry(dir: &Path) -> Result<Arc<Registry>> {
-    let registry = Registry::open(&data_dir(dir)?.join("registry.redb")).map_err(|e| Error::Registry(e.to_string()))?;
+    let registry = Registry::open(&data_dir(dir)?.join("registry.redb")).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("already open") {
+            Error::Settings(format!(
+                "the data dir {} is in use by another slamon process (with the embedded log and store, one process owns it)",
+                dir.display()
+            ))
+        } else {
+            Error::Registry(e)
+        }
+    })?;
     if registry.compatibility(None).ok() != Some(Compatibility::BackwardTransitive) {
         registry
             .set_compatibility(None, Compatibility::BackwardTransitive)

@@ -155,6 +155,9 @@ fn optional_url(s: &str) -> Result<OptionalUrl, String> {
         return Ok(OptionalUrl(None));
     }
     match http_url(s) {
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => Err(
+            "a Prometheus base URL takes no query string or fragment (the API paths are appended to it; give headers with SLAMON_PROMETHEUS_HEADERS)".into(),
+        ),
         Ok(url) => Ok(OptionalUrl(Some(url))),
         // the setting errors quote the value: never one that may hold a password
         Err(_) if s.contains('@') => {
@@ -550,7 +553,15 @@ impl Etl {
     /// Stationarity, autocorrelation and seasonality of every series.
     pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, EtlError> {
         let at = (self.config.clock)();
-        let series = self.source.series().await.map_err(EtlError::ListSeries)?.series;
+        let series = self
+            .source
+            .series()
+            .await
+            .map_err(|e| {
+                self.metrics.source_failures.inc();
+                EtlError::ListSeries(e)
+            })?
+            .series;
         let window = self.config.metadata_window.as_millis() as i64;
         let nlags = self.config.acf_lags;
         let mut report = MetadataReport { series: series.len(), ..Default::default() };

@@ -87,6 +87,19 @@ pub struct TlsFiles {
     pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
+/// An error and its causes, `a: b: c` (reqwest's own text leaves out why: refused,
+/// DNS, TLS).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// The `https` client configuration (rustls, the platform's roots): the CA file and the
 /// client certificate added.
 ///
@@ -432,14 +445,15 @@ impl PrometheusSource {
             if e.is_timeout() {
                 timed_out()
             } else {
-                PortError::Unavailable(format!("prometheus at {} unreachable: {e}", self.config.url)).into()
+                PortError::Unavailable(format!("prometheus at {} unreachable: {}", self.config.url, with_causes(&e)))
+                    .into()
             }
         })?;
         let status = res.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             // a wrong or missing credential: retried each cycle (it may be rotated), and said
             return Err(PortError::Unavailable(format!(
-                "prometheus at {} refused the request ({path}): HTTP {status}; check its credentials (SLAMON_PROMETHEUS_BEARER_TOKEN_FILE, SLAMON_PROMETHEUS_USERNAME and SLAMON_PROMETHEUS_PASSWORD_FILE)",
+                "prometheus at {} refused the request ({path}): HTTP {status}; check its credentials (SLAMON_PROMETHEUS_BEARER_TOKEN_FILE, SLAMON_PROMETHEUS_USERNAME and SLAMON_PROMETHEUS_PASSWORD_FILE, or the user:password of PROMETHEUS_URL)",
                 self.config.url
             ))
             .into());

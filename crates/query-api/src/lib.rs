@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics/{id}/prediction", get(prediction))
         .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
+        .method_not_allowed_fallback(slamon_web::method_not_allowed)
         .with_state(state)
 }
 

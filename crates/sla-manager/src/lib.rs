@@ -17,12 +17,11 @@ use slamon_web::{TaskFailed, Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// A limiter of `per_minute` PUTs a minute (bursts of up to a tenth of that, at least
-/// one); none for 0.
+/// A limiter of `per_minute` PUTs a minute: up to `per_minute` in a row, then one every
+/// `60 s / per_minute` (a token bucket holding a minute's worth); none for 0.
 fn put_rate(per_minute: u32) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
     let per_minute = std::num::NonZeroU32::new(per_minute)?;
-    let burst = std::num::NonZeroU32::new((per_minute.get() / 10).max(1)).expect("at least one");
-    Some(Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(per_minute).allow_burst(burst))))
+    Some(Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(per_minute))))
 }
 
 /// Settings of the SLA manager.
@@ -62,8 +61,8 @@ pub struct Config {
     /// The largest PUT /slaset body accepted, in bytes (more: 400).
     #[arg(long, env = "SLAMON_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
-    /// PUT /slaset accepted per minute, all clients together (bursts of a tenth); more:
-    /// 429 with Retry-After. 0: no limit.
+    /// PUT /slaset accepted per minute, all clients together (up to that many in a row,
+    /// then one every 60 s / N); more: 429 with Retry-After. 0: no limit.
     #[arg(long, env = "SLAMON_PUT_RATE_LIMIT", default_value_t = 60)]
     pub put_rate_limit: u32,
 }
@@ -92,6 +91,7 @@ impl App {
             lookback: config.lookback_delta,
             max_body_bytes: config.max_body_bytes,
             put_rate: put_rate(config.put_rate_limit),
+            body_read_timeout: config.serving.limits.header_read_timeout,
             producer: Backends::producer("sla-manager"),
             put_lock: Arc::default(),
             access: config.access.clone(),

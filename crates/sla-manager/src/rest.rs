@@ -46,6 +46,8 @@ pub struct AppState {
     pub access: slamon_web::auth::Access,
     /// PUTs allowed over time; `None`: no limit.
     pub put_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
+    /// How long a PUT's body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/future-violations", get(get_future))
         .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
+        .method_not_allowed_fallback(slamon_web::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
         .with_state(state)
 }
@@ -140,9 +143,25 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
             return Err(ApiError::TooManyRequests("Too many SLA set changes; retry in a few seconds".into()));
         }
     }
-    let bytes = to_bytes(body, s.max_body_bytes).await.map_err(|_| {
-        ApiError::BadRequest(format!("Request body too large: an SLA set is at most {} bytes", s.max_body_bytes))
-    })?;
+    let too_large =
+        || ApiError::BadRequest(format!("Request body too large: an SLA set is at most {} bytes", s.max_body_bytes));
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > s.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    // a client that sends its body slowly holds a request slot: it gets the header-read
+    // deadline to send it, not the whole request deadline
+    let bytes = match tokio::time::timeout(s.body_read_timeout, to_bytes(body, s.max_body_bytes)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "The request body did not arrive within {:?}",
+                s.body_read_timeout
+            )))
+        }
+    };
     let known: HashSet<Labels> =
         db(s.db_timeout, s.store.metrics(&MetricFilter::default())).await?.into_iter().map(|m| m.labels).collect();
     let entries =

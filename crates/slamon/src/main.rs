@@ -18,13 +18,22 @@ fn main() -> Result<()> {
     let cli = config::parse();
     init_tracing(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(cli.command))
+    let result = runtime.block_on(run(cli.command));
+    // a setting that names a file that cannot be used is a bad setting: said once, exit 2
+    if let Some(e) = result.as_ref().err().and_then(|e| e.downcast_ref::<slamon_backends::Error>()) {
+        if e.is_bad_setting() {
+            eprintln!("slamon cannot start: {e}");
+            std::process::exit(2);
+        }
+    }
+    result
 }
 
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -85,9 +85,9 @@ async fn writes_need_a_write_token_reads_a_read_token_over_rest_and_grpc() {
         .map(|m| json!({"name": m["name"], "range": {"min": -1e300, "max": 1e300}, "for": 1}))
         .collect();
     let set = Value::Array(set);
-    for token in [None, Some("nope"), Some(READ)] {
+    for (token, status) in [(None, 401), (Some("nope"), 401), (Some(READ), 403)] {
         let (code, challenge, body) = call(reqwest::Method::PUT, &slaset, token, Some(&set)).await;
-        assert_eq!(code, 401, "{token:?}: {body}");
+        assert_eq!(code, status, "{token:?}: {body}");
         assert!(challenge.starts_with("Bearer"), "{challenge}");
     }
     let (_, _, current) = call(reqwest::Method::GET, &slaset, Some(READ), None).await;
@@ -205,4 +205,36 @@ async fn rest_and_grpc_are_served_over_tls_with_a_test_ca() {
     let mut sla = slamon_proto::sla::v2::sla_service_client::SlaServiceClient::new(channel);
     let reply = sla.get_sla_set(slamon_proto::sla::v2::GetSlaSetRequest {}).await.unwrap();
     assert!(reply.into_inner().entries.is_empty());
+}
+
+#[test]
+fn a_setting_naming_a_file_that_cannot_be_used_is_said_once_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slamon"))
+            .arg("up")
+            .env("SLAMON_DATA_DIR", dir.path().join("data"))
+            .env("SLAMON_QUERY_API_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("SLAMON_SLA_MANAGER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("SLAMON_GRPC_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("SLAMON_EXPORTER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for env in [
+        &[("SLAMON_TLS_CERT_FILE", "/nonexistent/cert.pem")][..],
+        &[("SLAMON_TLS_CERT_FILE", "/nonexistent/cert.pem"), ("SLAMON_TLS_KEY_FILE", "/nonexistent/key.pem")][..],
+        &[("SLAMON_API_TOKEN_FILE", "/nonexistent/tokens")][..],
+    ] {
+        let (code, stderr) = run(env);
+        assert_eq!(code, Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains("slamon cannot start") && !stderr.contains("Caused by"), "{stderr}");
+    }
+    // a Prometheus URL with a query string is refused as a setting, its value hidden
+    let (code, stderr) = run(&[("PROMETHEUS_URL", "https://127.0.0.1:9/prom?token=s3cret-query")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no query string") && !stderr.contains("s3cret-query"), "{stderr}");
 }

@@ -168,6 +168,9 @@ pub enum Denied {
     /// A token that is not one of the configured ones.
     #[error("invalid bearer token")]
     Invalid,
+    /// A read token presented for a write.
+    #[error("this token may read, not change the SLA set")]
+    ReadOnly,
 }
 
 impl Denied {
@@ -176,6 +179,7 @@ impl Denied {
         HeaderValue::from_static(match self {
             Denied::Missing => "Bearer realm=\"slamon\"",
             Denied::Invalid => "Bearer realm=\"slamon\", error=\"invalid_token\"",
+            Denied::ReadOnly => "Bearer realm=\"slamon\", error=\"insufficient_scope\"",
         })
     }
 }
@@ -183,7 +187,12 @@ impl Denied {
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": self.to_string()});
-        let mut response = (axum::http::StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        // RFC 6750 §3.1: a valid token without the scope is 403
+        let status = match self {
+            Denied::ReadOnly => axum::http::StatusCode::FORBIDDEN,
+            Denied::Missing | Denied::Invalid => axum::http::StatusCode::UNAUTHORIZED,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         response.headers_mut().insert(header::WWW_AUTHENTICATE, self.challenge());
         response
     }
@@ -191,7 +200,10 @@ impl IntoResponse for Denied {
 
 impl From<Denied> for tonic::Status {
     fn from(d: Denied) -> Self {
-        tonic::Status::unauthenticated(d.to_string())
+        match d {
+            Denied::ReadOnly => tonic::Status::permission_denied(d.to_string()),
+            Denied::Missing | Denied::Invalid => tonic::Status::unauthenticated(d.to_string()),
+        }
     }
 }
 
@@ -249,6 +261,8 @@ impl Access {
         let ok = files.iter().fold(false, |ok, f| f.accepts(token) | ok);
         if ok {
             Ok(())
+        } else if operation == Operation::Write && self.read.as_ref().is_some_and(|r| r.accepts(token)) {
+            Err(Denied::ReadOnly)
         } else {
             Err(Denied::Invalid)
         }
@@ -307,7 +321,7 @@ mod tests {
         let access = Access::from_files(Some(&write), Some(&read)).unwrap();
         let none = HeaderMap::new();
         assert_eq!(access.check(Operation::Write, &none), Err(Denied::Missing));
-        assert_eq!(access.check(Operation::Write, &headers("Bearer r-one")), Err(Denied::Invalid));
+        assert_eq!(access.check(Operation::Write, &headers("Bearer r-one")), Err(Denied::ReadOnly));
         assert_eq!(access.check(Operation::Write, &headers("Bearer w-one")), Ok(()));
         assert_eq!(access.check(Operation::Write, &headers("bearer w-two")), Ok(()));
         assert_eq!(access.check(Operation::Write, &headers("Basic w-one")), Err(Denied::Missing));

@@ -214,6 +214,11 @@ pub async fn db<T>(limit: Duration, call: impl Future<Output = Result<T, PortErr
     }
 }
 
+/// The JSON 405 of a known route asked with a method it does not take.
+pub async fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "Method not allowed on this route"}))).into_response()
+}
+
 /// The JSON 404 of unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("No such route".into())

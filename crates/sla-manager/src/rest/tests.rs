@@ -104,6 +104,7 @@ async fn harness_with(
         put_lock: Arc::default(),
         access: slamon_web::auth::Access::open(),
         put_rate,
+        body_read_timeout: Duration::from_secs(2),
     };
     Harness { app: router(state), store, cancel, _dir: dir }
 }
@@ -198,6 +199,36 @@ async fn a_durable_put_the_read_model_does_not_show_yet_is_202_and_versions_are_
     // the read model still shows nothing: the next version is still a new one
     let (status, body) = put(&h.app, &set(20.0)).await;
     assert_eq!((status, body["version"].as_u64()), (StatusCode::ACCEPTED, Some(2)));
+}
+
+#[tokio::test]
+async fn a_body_that_is_too_large_or_too_slow_is_refused_without_holding_the_request() {
+    let h = harness(false).await;
+    // a declared length over the limit: refused before any byte of the body is read
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/slaset")
+        .header("content-length", "5000000")
+        .body(Body::from_stream(futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>()))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let res = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // a body that never comes: refused at the body deadline
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/slaset")
+        .body(Body::from_stream(futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>()))
+        .unwrap();
+    let res = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("did not arrive"), "{body:?}");
+    // and a method a route does not take is a JSON 405
+    let (status, body, _) = call(&h.app, "DELETE", "/slaset", vec![]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body["error"].is_string(), "{body}");
 }
 
 #[tokio::test]
