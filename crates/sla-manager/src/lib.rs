@@ -3,6 +3,7 @@
 //! REST on 5001; gRPC on 50052 (the seed's `sla.SlaService`, `sla.v2.SlaService`,
 //! health and reflection).
 
+mod exposition;
 pub mod grpc;
 mod rest;
 

@@ -56,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/slaset/history", get(history))
         // the seed's client lists the metrics here too (SPEC §6)
         .route("/metrics", get(list_metrics))
+        // the SLA state for Prometheus to scrape
+        .route("/metrics/prometheus", get(crate::exposition::prometheus_metrics))
         .route("/status", get(get_status))
         .route("/violations", get(get_violations))
         .route("/future-violations", get(get_future))
@@ -235,7 +237,7 @@ fn etag(version: u64) -> HeaderValue {
 }
 
 /// The current set and, for each entry, its recent samples.
-async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, Vec<Sample>)>> {
+pub(crate) async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, Vec<Sample>)>> {
     let set = current(s).await?.ok_or_else(|| ApiError::BadRequest("SLA set not defined".into()))?;
     let mut out = Vec::with_capacity(set.current.entries.len());
     for e in set.current.entries {

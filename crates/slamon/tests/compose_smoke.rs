@@ -285,7 +285,7 @@ async fn the_compose_services_answer_on_loopback() {
     // inside source-prometheus's own container
     addresses.push(("localhost:9090".into(), format!("127.0.0.1:{source}")));
     // the slamon services and the internal Prometheus keep compose's ports
-    for s in ["sla-manager:50052", "etl:8008", "projector:8010", "localhost:9098"] {
+    for s in ["sla-manager:50052", "sla-manager:5001", "etl:8008", "projector:8010", "localhost:9098"] {
         addresses.push((s.into(), format!("127.0.0.1:{}", s.rsplit(':').next().unwrap())));
     }
     let mut stack = Stack { dir: tempfile::tempdir().unwrap(), addresses, running: BTreeMap::new() };
@@ -354,7 +354,14 @@ async fn the_compose_services_answer_on_loopback() {
             .filter(|s| s["value"][1] == "1")
             .map(|s| s["metric"]["job"].as_str().unwrap_or_default().to_owned())
             .collect();
-        (up.contains("slamon-etl") && up.contains("slamon-projector")).then_some(())
+        (up.contains("slamon-etl") && up.contains("slamon-projector") && up.contains("slamon-sla")).then_some(())
+    })
+    .await;
+    // the SLA state, as Prometheus sees it: the five SLAs above, inactive
+    eventually("slamon_sla_state in the internal Prometheus", Duration::from_secs(60), async || {
+        let r =
+            get("http://127.0.0.1:9098/api/v1/query?query=slamon_sla_state%7Bstate%3D%22inactive%22%7D%3D%3D1").await?;
+        (r["data"]["result"].as_array()?.len() == 5).then_some(())
     })
     .await;
     // and, from the scrape after the ETL's first cycle on, its execution times

@@ -270,6 +270,11 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
     let admin_port = port_of(services["projector"]["environment"]["SLAMON_PROJECTOR_ADMIN_LISTEN"].as_str().unwrap());
     assert!(internal.contains(&format!("etl:{etl_port}")), "{internal}");
     assert!(internal.contains(&format!("projector:{admin_port}")), "{internal}");
+    let sla_port = port_of(services["sla-manager"]["environment"]["SLAMON_SLA_MANAGER_LISTEN"].as_str().unwrap());
+    assert!(
+        internal.contains(&format!("sla-manager:{sla_port}")) && internal.contains("/metrics/prometheus"),
+        "{internal}"
+    );
     assert!(services["prometheus"]["volumes"].to_string().contains("deploy/prometheus/internal.yml"));
     let source = std::fs::read_to_string(root.join("deploy/prometheus/source.yml")).unwrap();
     assert!(source.contains("node-exporter:9100"), "{source}");
