@@ -88,6 +88,14 @@ running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; 
 
 start() {
   mkdir -p "$RUN/tansu" "$RUN/mongo"
+  # compose's fixed gRPC port 50052 lies in Linux's ephemeral range (32768-60999): keep
+  # the kernel from giving it to an outgoing connection, which would make the compose
+  # smoke test's SLA manager fail to listen on it (root only; harmless otherwise)
+  reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+  if [ -w "$reserved" ] && ! grep -qw 50052 "$reserved"; then
+    current=$(cat "$reserved")
+    echo "${current:+$current,}50052" >"$reserved" 2>/dev/null || true
+  fi
   if ! running secantus; then
     rm -rf "$RUN/mongo/data"
     secantusd-py --host 127.0.0.1 --port "$MONGO_PORT" --storage-path "$RUN/mongo/data" >"$RUN/secantus.log" 2>&1 &

@@ -63,7 +63,7 @@ impl Drop for Stack {
 
 impl Stack {
     fn map(&self, value: &str) -> String {
-        let mut v = value.replace("0.0.0.0:", "127.0.0.1:");
+        let mut v = value.replace("0.0.0.0:", "127.0.0.1:").replace("[::]:", "127.0.0.1:");
         // the volume of the generated token: a folder here
         v = v.replace("/run/slamon", &self.dir.path().join("run-slamon").display().to_string());
         for (from, to) in &self.addresses {
