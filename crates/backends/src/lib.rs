@@ -159,7 +159,7 @@ impl Settings {
     /// [`Error::Secret`] when the file cannot be read.
     fn mongodb_credential(&self) -> Result<Option<slamon_mongo::MongoCredential>> {
         let username = self.mongodb_username.as_deref().filter(|u| !u.is_empty());
-        let path = self.mongodb_password_file.as_deref().filter(|p| !p.as_os_str().is_empty());
+        let path = given_path(&self.mongodb_password_file);
         let (username, path) = match (username, path) {
             (None, None) => return Ok(None),
             (Some(username), Some(path)) => (username, path),
@@ -170,13 +170,12 @@ impl Settings {
                 return Err(Error::Settings("MONGODB_PASSWORD_FILE is set but MONGODB_USERNAME is not".into()))
             }
         };
-        let password = std::fs::read_to_string(path).map_err(|source| Error::Secret {
+        let password = read_password_file(&path).map_err(|source| Error::Secret {
             what: "the MongoDB password",
-            path: path.to_owned(),
+            path: path.clone(),
             source,
         })?;
-        let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
-        Ok(Some(slamon_mongo::MongoCredential { username: username.to_owned(), password: password.to_owned() }))
+        Ok(Some(slamon_mongo::MongoCredential { username: username.to_owned(), password }))
     }
 
     fn kafka(&self) -> slamon_kafka::KafkaConfig {
@@ -195,6 +194,27 @@ pub struct RegistrySettings {
     /// URL of the Confluent-compatible Schema Registry.
     #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081", value_parser = http_url)]
     pub schema_registry_url: Url,
+}
+
+/// A password file's content without its final line break (as `echo` and editors
+/// leave one), every other byte kept.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn read_password_file(path: &Path) -> std::io::Result<String> {
+    let mut text = std::fs::read_to_string(path)?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
+/// A path setting, unless unset or empty (`VAR=` in a `.env` file means unset).
+pub fn given_path(path: &Option<PathBuf>) -> Option<PathBuf> {
+    path.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
 /// Who may use the APIs: bearer-token files (see [`slamon_web::auth`]).
@@ -222,8 +242,7 @@ impl AuthSettings {
     /// # Errors
     /// [`Error::Auth`] when a file cannot be read or holds no token.
     pub fn access(&self) -> Result<slamon_web::auth::Access> {
-        let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
-        let (write, read) = (path(&self.api_token_file), path(&self.read_token_file));
+        let (write, read) = (given_path(&self.api_token_file), given_path(&self.read_token_file));
         Ok(slamon_web::auth::Access::from_files(write.as_deref(), read.as_deref())?)
     }
 }
@@ -258,8 +277,7 @@ impl ServeSettings {
     /// [`Error::Settings`] when only one file is given, [`Error::Tls`] when they cannot be
     /// used.
     pub fn serving(&self) -> Result<slamon_web::listener::Serving> {
-        let path = |p: &Option<PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
-        let tls = match (path(&self.tls_cert_file), path(&self.tls_key_file)) {
+        let tls = match (given_path(&self.tls_cert_file), given_path(&self.tls_key_file)) {
             (Some(cert), Some(key)) => Some(slamon_web::listener::Tls::from_files(&cert, &key)?),
             (None, None) => None,
             _ => return Err(Error::Settings("TLS needs both SLAMON_TLS_CERT_FILE and SLAMON_TLS_KEY_FILE".into())),

@@ -167,11 +167,6 @@ fn optional_url(s: &str) -> Result<OptionalUrl, String> {
     }
 }
 
-/// A path setting, unless unset or empty.
-fn given(path: &Option<PathBuf>) -> Option<PathBuf> {
-    path.clone().filter(|p| !p.as_os_str().is_empty())
-}
-
 impl SourceSettings {
     /// The credentials for Prometheus: a bearer token file, or a user and its password
     /// file (read now), or the user and password of `url` (taken out of it), or none.
@@ -181,8 +176,8 @@ impl SourceSettings {
     /// the reverse), or the password file cannot be read.
     fn credentials(&self, url: &mut Url) -> Result<Credentials, EtlError> {
         let username = self.prometheus_username.clone().filter(|u| !u.is_empty());
-        let password = given(&self.prometheus_password_file);
-        let bearer = given(&self.prometheus_bearer_token_file);
+        let password = slamon_backends::given_path(&self.prometheus_password_file);
+        let bearer = slamon_backends::given_path(&self.prometheus_bearer_token_file);
         let source = |m: &str| EtlError::Source(m.to_owned());
         if !url.username().is_empty() || url.password().is_some() {
             let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
@@ -203,11 +198,10 @@ impl SourceSettings {
             (None, None, None) => Ok(Credentials::None),
             (Some(file), None, None) => Ok(Credentials::BearerFile(file)),
             (None, Some(username), Some(file)) => {
-                let text = std::fs::read_to_string(&file).map_err(|e| {
+                let password = slamon_backends::read_password_file(&file).map_err(|e| {
                     EtlError::Source(format!("cannot read the Prometheus password file {}: {e}", file.display()))
                 })?;
-                let password = text.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&text);
-                Ok(Credentials::Basic { username, password: password.to_owned() })
+                Ok(Credentials::Basic { username, password })
             }
             (Some(_), _, _) => {
                 Err(source("give Prometheus either a bearer token file or a user and password file, not both"))
@@ -248,8 +242,8 @@ impl SourceSettings {
                     timeout: self.prometheus_timeout,
                     series_lookback: self.series_lookback,
                     tls: TlsFiles {
-                        ca_file: given(&self.prometheus_ca_file),
-                        client_cert: match (given(&self.prometheus_cert_file), given(&self.prometheus_key_file)) {
+                        ca_file: slamon_backends::given_path(&self.prometheus_ca_file),
+                        client_cert: match (slamon_backends::given_path(&self.prometheus_cert_file), slamon_backends::given_path(&self.prometheus_key_file)) {
                             (Some(cert), Some(key)) => Some((cert, key)),
                             (None, None) => None,
                             _ => {
@@ -358,8 +352,8 @@ impl App {
         let sla = if config.sla_set_from_store {
             SlaClient::local(backends.store().await?, backends.settings().db_timeout)
         } else {
-            let token = match config.sla_manager_token_file.as_deref().filter(|p| !p.as_os_str().is_empty()) {
-                Some(path) => Some(slamon_web::auth::first_token(path).map_err(slamon_backends::Error::from)?),
+            let token = match slamon_backends::given_path(&config.sla_manager_token_file) {
+                Some(path) => Some(slamon_web::auth::first_token(&path).map_err(slamon_backends::Error::from)?),
                 None => None,
             };
             SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'), token.as_deref())?

@@ -88,11 +88,12 @@ fn reader(
     access: slamon_web::auth::Access,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
     move |request: tonic::Request<()>| {
-        let token = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        access.check_token(slamon_web::auth::Operation::Read, token.filter(|t| !t.is_empty()))?;
+        let token = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(slamon_web::auth::bearer_token);
+        access.check_token(slamon_web::auth::Operation::Read, token)?;
         Ok(request)
     }
 }

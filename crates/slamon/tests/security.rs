@@ -156,18 +156,10 @@ fn without_a_token_the_write_api_listens_on_loopback_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rest_and_grpc_are_served_over_tls_with_a_test_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "slamon test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let cert = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &issuer).unwrap();
+    let (ca, cert, key) = test_ca();
     let (cert_file, key_file) = (dir.path().join("tls.pem"), dir.path().join("tls-key.pem"));
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
     let env = [
         ("SLAMON_TLS_CERT_FILE".to_owned(), cert_file.display().to_string()),
         ("SLAMON_TLS_KEY_FILE".to_owned(), key_file.display().to_string()),
@@ -176,7 +168,7 @@ async fn rest_and_grpc_are_served_over_tls_with_a_test_ca() {
     let s = start_slamon(&dir.path().join("data"), "", &log, &env);
     let https = |url: &str| url.replacen("http://", "https://", 1);
     let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
         .build()
         .unwrap();
     let metrics = eventually("the query API over TLS", Duration::from_secs(60), async || {
@@ -193,7 +185,7 @@ async fn rest_and_grpc_are_served_over_tls_with_a_test_ca() {
 
     // gRPC over TLS, with the CA
     let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(ca.pem()))
+        .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
         .domain_name("localhost");
     let channel = tonic::transport::Endpoint::from_shared(https(&s.grpc))
         .unwrap()

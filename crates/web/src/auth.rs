@@ -271,7 +271,12 @@ impl Access {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
 pub fn bearer(value: Option<&HeaderValue>) -> Option<&str> {
-    let value = value?.to_str().ok()?;
+    bearer_token(value?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value `Bearer <token>` (an HTTP header or gRPC
+/// metadata); `None` for another scheme or an empty token.
+pub fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
