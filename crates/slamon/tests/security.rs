@@ -140,8 +140,15 @@ fn without_a_token_the_write_api_listens_on_loopback_only() {
     let port = free_port();
     let env = [("SLAMON_SLA_MANAGER_LISTEN".to_owned(), format!("[::]:{port}"))];
     let s = start_slamon(&dir.path().join("data"), "", &log, &env);
+    // the port is bound before the serving task logs that it listens: wait for both
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !reachable(port) {
+    let listening_logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("listening") && l.contains("sla-manager\""))
+    };
+    while !(reachable(port) && listening_logged()) {
         assert!(std::time::Instant::now() < deadline, "the SLA manager never listened");
         std::thread::sleep(Duration::from_millis(200));
     }
