@@ -124,6 +124,9 @@ pub struct StatusReport {
     pub description: String,
     /// The values of the last three samples, oldest first; fewer when fewer samples exist.
     pub last_values: Vec<f64>,
+    /// When pending or firing: the first sample of the violating run (Prometheus's
+    /// `ActiveAt`); the SLA fired, or will fire, `for` after it. `None` otherwise.
+    pub active_at: Option<UnixMillis>,
 }
 
 fn range_text(entry: &SlaEntry) -> String {
@@ -157,6 +160,7 @@ pub fn status(
             state: SlaState::Absent,
             description: "No samples observed for this series".into(),
             last_values,
+            active_at: None,
         };
     };
     let silent = now.since(latest.at());
@@ -178,6 +182,7 @@ pub fn status(
                 values_text(&last_values)
             ),
             last_values,
+            active_at: None,
         };
     }
     if !entry.range.violated_by(latest.value) {
@@ -185,6 +190,7 @@ pub fn status(
             state: SlaState::Inactive,
             description: format!("Actual value [{}] in {}", fmt_num(latest.value), range_text(entry)),
             last_values,
+            active_at: None,
         };
     }
     let run = violation_runs(entry, samples, lookback).pop().expect("the latest sample violates, so a run ends there");
@@ -198,6 +204,7 @@ pub fn status(
                 range_text(entry)
             ),
             last_values,
+            active_at: Some(run.start),
         }
     } else {
         let x = run.duration_minutes();
@@ -213,6 +220,7 @@ pub fn status(
                 range_text(entry)
             ),
             last_values,
+            active_at: Some(run.start),
         }
     }
 }

@@ -77,6 +77,33 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// `request` with these credentials: the `Authorization` header (marked sensitive, so
+    /// never logged), the bearer token read from its file now.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the token file cannot be read (it may be being
+    /// rotated); [`PortError::Other`] when its token is not a header value.
+    pub fn authorize(&self, request: reqwest::RequestBuilder) -> PortResult<reqwest::RequestBuilder> {
+        Ok(match self {
+            Credentials::None => request,
+            Credentials::Basic { username, password } => request.basic_auth(username, Some(password)),
+            Credentials::BearerFile(path) => {
+                let token = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned))
+                    .ok_or_else(|| {
+                        PortError::Unavailable(format!("cannot read a bearer token from {}", path.display()))
+                    })?;
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| PortError::Other(format!("the token in {} is not a header value", path.display())))?;
+                value.set_sensitive(true);
+                request.header(reqwest::header::AUTHORIZATION, value)
+            }
+        })
+    }
+}
+
 /// PEM files for `https`: extra trusted CAs (beside the system's roots) and a client
 /// certificate with its key (mutual TLS).
 #[derive(Debug, Clone, Default)]
@@ -89,7 +116,7 @@ pub struct TlsFiles {
 
 /// An error and its causes, `a: b: c` (reqwest's own text leaves out why: refused,
 /// DNS, TLS).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -105,7 +132,7 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 ///
 /// # Errors
 /// [`PortError::Other`] naming the file that cannot be read or parsed.
-fn tls_builder(mut builder: reqwest::ClientBuilder, tls: &TlsFiles) -> PortResult<reqwest::ClientBuilder> {
+pub fn tls_builder(mut builder: reqwest::ClientBuilder, tls: &TlsFiles) -> PortResult<reqwest::ClientBuilder> {
     let read = |path: &std::path::Path, what: &str| {
         std::fs::read(path).map_err(|e| PortError::Other(format!("cannot read the {what} {}: {e}", path.display())))
     };
@@ -424,23 +451,7 @@ impl PrometheusSource {
                 self.config.url, self.config.timeout
             )),
         };
-        let mut request = self.http.post(&url).form(params);
-        request = match &self.config.credentials {
-            Credentials::None => request,
-            Credentials::Basic { username, password } => request.basic_auth(username, Some(password)),
-            Credentials::BearerFile(path) => {
-                let token = std::fs::read_to_string(path)
-                    .ok()
-                    .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned))
-                    .ok_or_else(|| {
-                        PortError::Unavailable(format!("cannot read a bearer token from {}", path.display()))
-                    })?;
-                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| PortError::Other(format!("the token in {} is not a header value", path.display())))?;
-                value.set_sensitive(true);
-                request.header(reqwest::header::AUTHORIZATION, value)
-            }
-        };
+        let request = self.config.credentials.authorize(self.http.post(&url).form(params))?;
         let res = request.send().await.map_err(|e| {
             if e.is_timeout() {
                 timed_out()

@@ -28,8 +28,8 @@ use slamon_web::{db, ApiError, ApiResult};
 
 use crate::rest::{set_with_samples, AppState};
 
-/// The labels slamon adds to every sample.
-const OURS: [&str; 5] = ["sla_metric", "sla_id", "state", "window", "description"];
+/// The labels slamon adds to samples and alerts (the same labels name alerts).
+const OURS: [&str; 6] = ["sla_metric", "sla_id", "state", "window", "description", "alertname"];
 
 /// The states `slamon_sla_state` has a sample for, as `state` values.
 const STATES: [(SlaState, &str); 4] = [
@@ -46,21 +46,21 @@ fn pair(name: &str, value: &str) -> LabelPair {
     p
 }
 
-/// The labels of an entry's samples: its series' labels (renamed where they collide)
-/// and `sla_metric`, `sla_id`.
-fn entry_labels(entry: &SlaEntry) -> Vec<LabelPair> {
+/// The labels of an entry's samples and alerts: its series' labels (`__name__` as
+/// `sla_metric`, those that collide with ours renamed `exported_<name>`) and `sla_id`.
+pub(crate) fn entry_labels(entry: &SlaEntry) -> Vec<(String, String)> {
     let mut labels = Vec::new();
     for (name, value) in entry.labels.iter() {
         let name = name.as_str();
         if name == slamon_domain::NAME_LABEL {
-            labels.push(pair("sla_metric", value));
+            labels.push(("sla_metric".to_owned(), value.to_owned()));
         } else if OURS.contains(&name) {
-            labels.push(pair(&format!("exported_{name}"), value));
+            labels.push((format!("exported_{name}"), value.to_owned()));
         } else {
-            labels.push(pair(name, value));
+            labels.push((name.to_owned(), value.to_owned()));
         }
     }
-    labels.push(pair("sla_id", &entry.id().to_string()));
+    labels.push(("sla_id".to_owned(), entry.id().to_string()));
     labels
 }
 
@@ -113,7 +113,7 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
         "seconds from now to the start of the next predicted violation (only when one is predicted)",
     );
     for (entry, samples) in &entries {
-        let labels = entry_labels(entry);
+        let labels: Vec<LabelPair> = entry_labels(entry).iter().map(|(n, v)| pair(n, v)).collect();
         let st = status(entry, samples, now, s.lookback, s.absent_after);
         for (kind, name) in STATES {
             state.add(&labels, &[("state", name)], if st.state == kind { 1.0 } else { 0.0 });

@@ -3,6 +3,7 @@
 //! REST on 5001; gRPC on 50052 (the seed's `sla.SlaService`, `sla.v2.SlaService`,
 //! health and reflection).
 
+pub mod alerting;
 mod exposition;
 pub mod grpc;
 mod rest;
@@ -66,6 +67,9 @@ pub struct Config {
     /// then one every 60 s / N); more: 429 with Retry-After. 0: no limit.
     #[arg(long, env = "SLAMON_PUT_RATE_LIMIT", default_value_t = 60)]
     pub put_rate_limit: u32,
+    /// Alerts to Alertmanager.
+    #[command(flatten)]
+    pub alerting: alerting::Settings,
 }
 
 /// The SLA manager, bound and ready to serve REST and gRPC.
@@ -74,6 +78,9 @@ pub struct App {
     grpc: TcpListener,
     state: AppState,
     serving: slamon_web::listener::Serving,
+    /// The alert sender, when an Alertmanager is configured, with its cadence and the
+    /// external URL of links.
+    alerts: Option<(alerting::Notifier, alerting::Cadence, String)>,
 }
 
 impl App {
@@ -104,7 +111,21 @@ impl App {
         );
         let rest = slamon_backends::bind(listen, "SLA manager").await?;
         let grpc = slamon_backends::bind(config.grpc_listen, "SLA manager gRPC").await?;
-        Ok(App { rest, grpc, state, serving: config.serving.clone() })
+        let settings = &config.alerting;
+        let metrics = alerting::NotifierMetrics::new(backends.metrics())?;
+        let alerts = alerting::Notifier::new(settings, metrics)
+            .map_err(slamon_backends::Error::Settings)?
+            .map(|notifier| {
+                let cadence = alerting::Cadence {
+                    interval: settings.alert_evaluation_interval,
+                    resend_delay: settings.alert_resend_delay,
+                };
+                let external = settings.external_url.clone().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| {
+                    alerting::default_external_url(rest.local_addr().map(|a| a.port()).unwrap_or(5001))
+                });
+                (notifier, cadence, external)
+            });
+        Ok(App { rest, grpc, state, serving: config.serving.clone(), alerts })
     }
 
     /// The address the gRPC service listens on (the ETL of `slamon up` calls it).
@@ -124,6 +145,13 @@ impl App {
             .map_err(|source| TaskFailed { task: "sla-manager-grpc", source })?;
         let (tls, limits) = (self.serving.tls.clone(), self.serving.limits);
         tasks.spawn_api("sla-manager-grpc", self.grpc, grpc, tls.clone(), limits);
+        if let Some((notifier, cadence, external)) = self.alerts {
+            let (state, cancel) = (self.state.clone(), tasks.cancel());
+            tasks.spawn("sla-manager-alerts", async move {
+                alerting::run(state, notifier, cadence, external, cancel).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
         tasks.spawn_api("sla-manager", self.rest, router(self.state), tls, limits);
         tasks.wait().await
     }
