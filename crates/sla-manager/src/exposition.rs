@@ -14,7 +14,9 @@
 //! - `slamon_sla_last_value`, `slamon_sla_range_min`, `slamon_sla_range_max`,
 //!   `slamon_sla_for_seconds`;
 //! - `slamon_sla_next_violation_seconds{description}`: seconds from now to the start of
-//!   the next predicted violation, only when one is predicted.
+//!   the next predicted violation, only when one is predicted;
+//! - `slamon_sla_forecast_value{horizon_seconds}`: the latest forecast, one sample per
+//!   point, `horizon_seconds` after the minute it was computed in.
 //!
 //! Encoded by the `prometheus` crate's text encoder (escaping included).
 
@@ -29,7 +31,7 @@ use slamon_web::{db, ApiError, ApiResult};
 use crate::rest::{set_with_samples, AppState};
 
 /// The labels slamon adds to samples and alerts (the same labels name alerts).
-const OURS: [&str; 6] = ["sla_metric", "sla_id", "state", "window", "description", "alertname"];
+const OURS: [&str; 7] = ["sla_metric", "sla_id", "state", "window", "description", "horizon_seconds", "alertname"];
 
 /// The states `slamon_sla_state` has a sample for, as `state` values.
 const STATES: [(SlaState, &str); 4] = [
@@ -112,6 +114,10 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
         "slamon_sla_next_violation_seconds",
         "seconds from now to the start of the next predicted violation (only when one is predicted)",
     );
+    let mut forecast = Family::new(
+        "slamon_sla_forecast_value",
+        "the latest forecast of the SLA's series, horizon_seconds after the minute it was computed in",
+    );
     for (entry, samples) in &entries {
         let labels: Vec<LabelPair> = entry_labels(entry).iter().map(|(n, v)| pair(n, v)).collect();
         let st = status(entry, samples, now, s.lookback, s.absent_after);
@@ -131,6 +137,10 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
         for_seconds.add(&labels, &[], f64::from(entry.for_minutes) * 60.0);
         let metric = db(s.db_timeout, s.store.metric(&entry.id())).await?;
         if let Some(prediction) = metric.and_then(|m| m.prediction) {
+            let origin = prediction.computed_at_ms.div_euclid(60_000) * 60_000;
+            for p in &prediction.points {
+                forecast.add(&labels, &[("horizon_seconds", &((p.ts_ms - origin) / 1000).to_string())], p.value);
+            }
             let upcoming = future_violations(entry, samples, &prediction.points, s.lookback);
             if let Some(v) = upcoming.iter().min_by_key(|v| v.run.start.0) {
                 let seconds = ((v.run.start.0 - now.0) as f64 / 1000.0).max(0.0);
@@ -138,11 +148,12 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
             }
         }
     }
-    let families: Vec<MetricFamily> = [state, violation_seconds, violation_count, last, min, max, for_seconds, next]
-        .into_iter()
-        .map(|f| f.0)
-        .filter(|f| !f.get_metric().is_empty())
-        .collect();
+    let families: Vec<MetricFamily> =
+        [state, violation_seconds, violation_count, last, min, max, for_seconds, next, forecast]
+            .into_iter()
+            .map(|f| f.0)
+            .filter(|f| !f.get_metric().is_empty())
+            .collect();
     let mut body = Vec::new();
     prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut body)
         .map_err(|e| ApiError::Internal(format!("encoding the SLA metrics: {e}")))?;

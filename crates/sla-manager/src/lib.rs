@@ -113,9 +113,8 @@ impl App {
         let grpc = slamon_backends::bind(config.grpc_listen, "SLA manager gRPC").await?;
         let settings = &config.alerting;
         let metrics = alerting::NotifierMetrics::new(backends.metrics())?;
-        let alerts = alerting::Notifier::new(settings, metrics)
-            .map_err(slamon_backends::Error::Settings)?
-            .map(|notifier| {
+        let alerts =
+            alerting::Notifier::new(settings, metrics).map_err(slamon_backends::Error::Settings)?.map(|notifier| {
                 let cadence = alerting::Cadence {
                     interval: settings.alert_evaluation_interval,
                     resend_delay: settings.alert_resend_delay,

@@ -42,7 +42,7 @@ pub enum Command {
     /// The query API alone (port 5000).
     QueryApi(QueryCmd),
     /// The SLA manager alone (REST 5001, gRPC 50052).
-    SlaManager(SlaCmd),
+    SlaManager(Box<SlaCmd>),
     /// slamon's Confluent-compatible Schema Registry alone.
     Registry(RegistryCmd),
     /// Rebuilds the read models from offset 0 of the event log with the projector's

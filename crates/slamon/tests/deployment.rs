@@ -55,7 +55,10 @@ fn all_binary_vars() -> BTreeSet<String> {
 /// Read by the tracing subscriber, not by an option.
 const LOGGING: &str = "RUST_LOG";
 /// Read by an option that has no default on purpose (unset is meaningful).
-const OPTIONAL: [&str; 19] = [
+const OPTIONAL: [&str; 22] = [
+    "SLAMON_ALERTMANAGER_BEARER_TOKEN_FILE",
+    "SLAMON_ALERTMANAGER_CA_FILE",
+    "SLAMON_ALERTMANAGER_URL",
     "SLAMON_KAFKA_INSTANCE_ID",
     "SLAMON_DEMO",
     "SLAMON_TOPIC_MIN_INSYNC_REPLICAS",
@@ -115,6 +118,8 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
         "projector",
         "query-api",
         "sla-manager",
+        "alertmanager",
+        "grafana",
     ] {
         assert!(services.contains_key(name), "compose.yaml has no service {name}");
     }
@@ -280,6 +285,45 @@ fn compose_validates_and_runs_real_commands_on_the_spec_ports() {
     assert!(source.contains("node-exporter:9100"), "{source}");
     assert!(services["source-prometheus"]["volumes"].to_string().contains("deploy/prometheus/source.yml"));
     assert_eq!(services["etl"]["environment"]["PROMETHEUS_URL"], "http://source-prometheus:9090");
+
+    // the SLA manager sends its alerts to compose's Alertmanager, whose configuration
+    // amtool accepts; Grafana reads the internal Prometheus and provisions the dashboard
+    let am = &services["alertmanager"];
+    let am_port = strings(&am["command"])
+        .iter()
+        .find_map(|a| a.strip_prefix("--web.listen-address=:").map(str::to_owned))
+        .expect("Alertmanager's listen address");
+    assert_eq!(sla["environment"]["SLAMON_ALERTMANAGER_URL"], format!("http://alertmanager:{am_port}").as_str());
+    assert!(am["volumes"].to_string().contains("deploy/alertmanager/alertmanager.yml"), "{}", am["volumes"]);
+    if tools(&["amtool"]) {
+        output(
+            Command::new("amtool").args(["check-config", "deploy/alertmanager/alertmanager.yml"]).current_dir(&root),
+        );
+    }
+    let grafana = &services["grafana"];
+    let mounts = grafana["volumes"].to_string();
+    assert!(
+        mounts.contains("deploy/grafana/provisioning:/etc/grafana/provisioning")
+            && mounts.contains("deploy/grafana/dashboards:/var/lib/grafana/dashboards"),
+        "{mounts}"
+    );
+    let datasource =
+        std::fs::read_to_string(root.join("deploy/grafana/provisioning/datasources/prometheus.yml")).unwrap();
+    let internal_port = strings(&services["prometheus"]["command"])
+        .iter()
+        .find_map(|a| a.strip_prefix("--web.listen-address=:").map(str::to_owned))
+        .unwrap();
+    assert!(datasource.contains(&format!("url: http://prometheus:{internal_port}")), "{datasource}");
+    let provider = std::fs::read_to_string(root.join("deploy/grafana/provisioning/dashboards/slamon.yml")).unwrap();
+    assert!(provider.contains("path: /var/lib/grafana/dashboards"), "{provider}");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/dashboards/slamon.json")).unwrap())
+            .unwrap();
+    let uid = datasource.lines().find_map(|l| l.trim().strip_prefix("uid: ")).unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        assert_eq!(panel["datasource"]["uid"], uid, "a panel on another data source: {}", panel["title"]);
+    }
+    assert!(grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer", "anonymous users only view");
 
     // the source is switchable to an external Prometheus
     let external = compose_config(&[("PROMETHEUS_URL", "http://prometheus.example:9090")]);
