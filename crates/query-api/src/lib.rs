@@ -6,15 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use slamon_backends::Backends;
-use slamon_domain::{rfc3339_ms, MetricFilter, MetricId, MetricView, ReadModelStore};
+use slamon_domain::{MetricFilter, MetricId, MetricView, ReadModelStore};
+use slamon_web::openapi::ErrorBody;
 use slamon_web::{db, ApiError, ApiResult, TaskFailed, Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod bodies;
+
+pub use bodies::{Metadata, MetadataBody, MetricItem, Prediction, PredictionBody, ValuesBody};
 
 /// Settings of the query API.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,17 +77,48 @@ pub struct AppState {
     pub db_timeout: Duration,
 }
 
-/// The routes of SPEC §5, `/livez` and `/readyz`; JSON 404 elsewhere.
+/// The routes of SPEC §5 (each documented in the contract, [`openapi`]), `/livez`,
+/// `/readyz` and `/openapi.json`.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(values))
+        .routes(routes!(metadata))
+        .routes(routes!(prediction))
+        .merge(slamon_web::openapi::document(openapi))
+}
+
+/// The routes of SPEC §5, `/livez`, `/readyz` and `/openapi.json`; JSON 404 elsewhere.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(list))
-        .route("/metrics/{id}/values", get(values))
-        .route("/metrics/{id}/metadata", get(metadata))
-        .route("/metrics/{id}/prediction", get(prediction))
-        .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
-        .fallback(slamon_web::not_found)
-        .method_not_allowed_fallback(slamon_web::method_not_allowed)
-        .with_state(state)
+    let (api, _) = api().merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
+    api.fallback(slamon_web::not_found).method_not_allowed_fallback(slamon_web::method_not_allowed).with_state(state)
+}
+
+/// The query API's OpenAPI 3.1 contract, as served at `GET /openapi.json` and checked in
+/// as `openapi/query-api.json`.
+pub fn openapi() -> Value {
+    let mut doc = api().into_openapi();
+    doc.merge(slamon_web::openapi::probe_paths());
+    add_list_schemas(&mut doc);
+    slamon_web::openapi::finish(
+        doc,
+        slamon_web::openapi::Info {
+            title: "slamon query API",
+            version: env!("CARGO_PKG_VERSION"),
+            description: "The metric read models over REST (port 5000, SLAMON_QUERY_API_LISTEN): every series \
+                Prometheus lists, with its window statistics, forecast and metadata. Read only; a read model \
+                that cannot be reached answers `504 DB not available` within SLAMON_DB_TIMEOUT.",
+        },
+    )
+}
+
+/// The largest `limit` and `offset` (MongoDB's skip and limit are signed 64-bit).
+const MAX_PAGE: u64 = i64::MAX as u64;
+
+fn page_number(name: &str, v: &str) -> ApiResult<usize> {
+    v.parse::<u64>().ok().filter(|n| *n <= MAX_PAGE).and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+        ApiError::BadRequest(format!("Invalid {name} `{v}`: expected a non-negative integer up to {MAX_PAGE}"))
+    })
 }
 
 fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
@@ -97,16 +133,8 @@ fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
                     .ok_or_else(|| ApiError::BadRequest(format!("Invalid match `{v}`: expected <label>=<value>")))?;
                 f.matchers.push((label.to_owned(), value.to_owned()));
             }
-            "limit" => {
-                f.limit = Some(v.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("Invalid limit `{v}`: expected a non-negative integer"))
-                })?)
-            }
-            "offset" => {
-                f.offset = v.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("Invalid offset `{v}`: expected a non-negative integer"))
-                })?
-            }
+            "limit" => f.limit = Some(page_number("limit", v)?),
+            "offset" => f.offset = page_number("offset", v)?,
             other => {
                 return Err(ApiError::BadRequest(format!(
                     "Unknown query parameter `{other}` (known: name, match, limit, offset)"
@@ -117,7 +145,54 @@ fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
     Ok(f)
 }
 
-async fn list(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+/// A `match` selector, `<label>=<value>`, as a schema.
+pub struct Matcher;
+
+impl utoipa::PartialSchema for Matcher {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^[^=]+="))
+            .description(Some("`<label>=<value>`: series whose label has exactly this value"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Matcher {}
+
+/// Adds the schemas the parameters of `GET /metrics` refer to (utoipa collects those of
+/// bodies only) to a document that has the operation.
+pub fn add_list_schemas(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::{PartialSchema, ToSchema};
+    doc.components.get_or_insert_with(Default::default).schemas.insert(Matcher::name().into_owned(), Matcher::schema());
+}
+
+/// `GET /metrics`: every live series, filtered and paged.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "listMetrics",
+    tag = "metrics",
+    params(
+        ("name" = Option<String>, Query, description = "Only the series of this metric (`__name__`)"),
+        ("match" = Option<Vec<Matcher>>, Query, style = Form, explode = true,
+            description = "Only the series with this label value, `<label>=<value>`; repeat for several"),
+        ("limit" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
+            description = "At most this many series"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
+            description = "Skip this many series first (in id order)"),
+    ),
+    responses(
+        (status = 200, description = "The series, in id order", body = Vec<MetricItem>),
+        (status = 400, description = "An unknown or malformed parameter", body = ErrorBody,
+            example = json!({"error": "Invalid limit `x`: expected a non-negative integer up to 9223372036854775807"})),
+        (status = 504, response = slamon_web::openapi::DbUnavailable),
+    ),
+)]
+pub async fn list(
+    State(s): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Vec<MetricItem>>> {
     list_metrics(s.store.as_ref(), s.db_timeout, &params).await
 }
 
@@ -131,15 +206,10 @@ pub async fn list_metrics(
     store: &dyn slamon_domain::ReadModelStore,
     db_timeout: Duration,
     params: &[(String, String)],
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<MetricItem>>> {
     let filter = parse_filter(params)?;
     let metrics = db(db_timeout, store.metrics(&filter)).await?;
-    Ok(Json(Value::Array(
-        metrics
-            .iter()
-            .map(|m| json!({"_id": {"$oid": m.id.to_string()}, "id": m.id.to_string(), "name": m.labels}))
-            .collect(),
-    )))
+    Ok(Json(metrics.iter().map(MetricItem::of).collect()))
 }
 
 async fn find(s: &AppState, id: &str, what: &str) -> ApiResult<MetricView> {
@@ -151,77 +221,67 @@ async fn find(s: &AppState, id: &str, what: &str) -> ApiResult<MetricView> {
     }
 }
 
-use slamon_web::optional_number as num;
-
-async fn values(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// `GET /metrics/{id}/values`: the window statistics of a series.
+#[utoipa::path(
+    get,
+    path = "/metrics/{id}/values",
+    operation_id = "getValues",
+    tag = "metrics",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The metric id")),
+    responses(
+        (status = 200, description = "The statistics over 1h, 3h and 12h", body = ValuesBody),
+        (status = 400, description = "Not a metric id, no such series, or no statistics yet", body = ErrorBody,
+            example = json!({"error": "Invalid metric id or no values found for given id"})),
+        (status = 504, response = slamon_web::openapi::DbUnavailable),
+    ),
+)]
+pub async fn values(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ValuesBody>> {
     let m = find(&s, &id, "values").await?;
     let v = m.values.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no values found for given id".into()))?;
-    let mut windows = Map::new();
-    for w in &v.windows {
-        windows.insert(
-            w.window.label().to_owned(),
-            json!({"min": num(w.min), "max": num(w.max), "avg": num(w.avg), "std_dev": num(w.std_dev), "samples": w.samples}),
-        );
-    }
-    Ok(Json(json!({"values": windows, "computed_at": rfc3339_ms(v.computed_at_ms)})))
+    Ok(Json(ValuesBody::of(&v)))
 }
 
-async fn metadata(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// `GET /metrics/{id}/metadata`: stationarity, autocorrelation and seasonality.
+#[utoipa::path(
+    get,
+    path = "/metrics/{id}/metadata",
+    operation_id = "getMetadata",
+    tag = "metrics",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The metric id")),
+    responses(
+        (status = 200, description = "The metadata, computed every hour", body = MetadataBody),
+        (status = 400, description = "Not a metric id, no such series, or no metadata yet", body = ErrorBody,
+            example = json!({"error": "Invalid metric id or no metadata found for given id"})),
+        (status = 504, response = slamon_web::openapi::DbUnavailable),
+    ),
+)]
+pub async fn metadata(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<MetadataBody>> {
     let m = find(&s, &id, "metadata").await?;
     let md =
         m.metadata.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no metadata found for given id".into()))?;
-    let mut out = Map::new();
-    if md.constant {
-        out.insert("constant".into(), json!(true));
-    }
-    if let Some(st) = &md.stationarity {
-        out.insert(
-            "stationarity".into(),
-            json!({"stationary": st.stationary, "p_value": num(Some(st.p_value)), "adf_statistic": num(Some(st.adf_statistic)), "used_lag": st.used_lag}),
-        );
-    }
-    if !md.constant {
-        let acf: Map<String, Value> =
-            md.autocorrelation.iter().map(|(lag, v)| (lag.to_string(), num(Some(*v)))).collect();
-        out.insert("autocorrelation".into(), Value::Object(acf));
-    }
-    if let Some(se) = &md.seasonality {
-        let fit = |f: &Option<slamon_domain::SeasonalFit>| match f {
-            Some(f) => {
-                json!({"period": f.period, "period_seconds": num(Some(f.period_seconds)), "error": num(Some(f.error))})
-            }
-            None => Value::Null,
-        };
-        out.insert("seasonality".into(), json!({"add": fit(&se.add), "mul": fit(&se.mul), "method": se.method}));
-    }
-    out.insert("computed_at".into(), json!(rfc3339_ms(md.computed_at_ms)));
-    Ok(Json(json!({ "metadata": out })))
+    Ok(Json(MetadataBody { metadata: Metadata::of(&md) }))
 }
 
-async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// `GET /metrics/{id}/prediction`: the latest forecast of an SLA metric.
+#[utoipa::path(
+    get,
+    path = "/metrics/{id}/prediction",
+    operation_id = "getPrediction",
+    tag = "metrics",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The metric id")),
+    responses(
+        (status = 200, description = "The forecast of the next 10 minutes", body = PredictionBody),
+        (status = 400, description = "Not a metric id, no such series, or no forecast (only SLA metrics have one)",
+            body = ErrorBody, example = json!({"error": "Invalid metric id or no prediction found for given id"})),
+        (status = 504, response = slamon_web::openapi::DbUnavailable),
+    ),
+)]
+pub async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PredictionBody>> {
     let m = find(&s, &id, "prediction").await?;
     let p = m
         .prediction
         .ok_or_else(|| ApiError::BadRequest("Invalid metric id or no prediction found for given id".into()))?;
-    let values: Vec<Value> =
-        p.points.iter().map(|pt| json!({"timestamp": rfc3339_ms(pt.ts_ms), "value": num(Some(pt.value))})).collect();
-    let candidates: Vec<Value> = p
-        .candidates
-        .iter()
-        .map(|c| {
-            let mut o = json!({"model": c.model, "rmse": num(c.rmse)});
-            if let Some(note) = &c.note {
-                o["note"] = json!(note);
-            }
-            o
-        })
-        .collect();
-    Ok(Json(json!({"prediction": {
-        "min": num(Some(p.min)), "max": num(Some(p.max)), "avg": num(Some(p.avg)),
-        "values": values, "rmse": num(Some(p.rmse)), "model": p.model, "candidates": candidates,
-        "computed_at": rfc3339_ms(p.computed_at_ms),
-    }}))
-    .into_response())
+    Ok(Json(PredictionBody { prediction: Prediction::of(&p) }))
 }
 
 #[cfg(test)]

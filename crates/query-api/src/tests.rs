@@ -9,6 +9,7 @@ use slamon_embedded::EmbeddedStore;
 use tower::ServiceExt;
 
 use super::*;
+use serde_json::json;
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
     let res = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
@@ -163,4 +164,10 @@ async fn a_down_database_is_a_504_within_the_deadline() {
             assert_eq!((status, body), (StatusCode::GATEWAY_TIMEOUT, json!({"error": "DB not available"})), "{uri}");
         }
     }
+}
+
+#[test]
+fn the_checked_in_openapi_contract_is_what_the_code_generates() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/query-api.json");
+    slamon_web::openapi::check_checked_in(&openapi(), &path, "slamon-query-api");
 }

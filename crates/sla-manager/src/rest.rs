@@ -99,7 +99,7 @@ async fn get_set(State(s): State<AppState>) -> ApiResult {
 async fn list_metrics(
     State(s): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<slamon_query_api::MetricItem>>> {
     slamon_query_api::list_metrics(s.store.as_ref(), s.db_timeout, &params).await
 }
 

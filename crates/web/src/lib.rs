@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod listener;
+pub mod openapi;
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use slamon_domain::PortError;
 use tokio_util::sync::CancellationToken;
 
@@ -166,10 +166,7 @@ impl From<PortError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, message, details) = self.client_message();
-        let body = match details {
-            Some(lines) => json!({"error": message, "details": lines}),
-            None => json!({"error": message}),
-        };
+        let body = openapi::ErrorBody { error: message, details };
         let mut response = (code.http_status(), Json(body)).into_response();
         if code == ServiceErrorCode::TooManyRequests {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
@@ -216,7 +213,7 @@ pub async fn db<T>(limit: Duration, call: impl Future<Output = Result<T, PortErr
 
 /// The JSON 405 of a known route asked with a method it does not take.
 pub async fn method_not_allowed() -> Response {
-    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "Method not allowed on this route"}))).into_response()
+    (StatusCode::METHOD_NOT_ALLOWED, Json(openapi::ErrorBody::new("Method not allowed on this route"))).into_response()
 }
 
 /// The JSON 404 of unknown routes.
@@ -226,21 +223,16 @@ pub async fn not_found() -> ApiError {
 
 /// `/livez`: the process answers.
 pub fn livez<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
-    axum::Router::new().route("/livez", axum::routing::get(|| async { "ok" }))
+    axum::Router::new().route("/livez", axum::routing::get(openapi::livez))
 }
 
-/// `/livez`, and `/readyz`: the read models answer within `db_timeout`.
+/// `/livez`, and `/readyz`: the read models answer within `db_timeout` (the documented
+/// [`openapi::probes`] without their documentation).
 pub fn health_routes<S: Clone + Send + Sync + 'static>(
     store: std::sync::Arc<dyn slamon_domain::ReadModelStore>,
     db_timeout: Duration,
 ) -> axum::Router<S> {
-    livez().route(
-        "/readyz",
-        axum::routing::get(move || {
-            let store = store.clone();
-            async move { db(db_timeout, store.sla_set()).await.map(|_| "ready") }
-        }),
-    )
+    openapi::probes(store, db_timeout).split_for_parts().0
 }
 
 /// Why a task failed: any error.
@@ -353,6 +345,7 @@ pub fn exporter(registry: prometheus::Registry) -> axum::Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn non_finite_numbers_are_spelled_as_prometheus_does() {
