@@ -6,6 +6,7 @@
 pub mod alerting;
 mod exposition;
 pub mod grpc;
+mod page;
 mod rest;
 
 pub use rest::{router, AppState};

@@ -61,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/status", get(get_status))
         .route("/violations", get(get_violations))
         .route("/future-violations", get(get_future))
+        // the web page (HTML)
+        .merge(crate::page::routes())
         .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
         .method_not_allowed_fallback(slamon_web::method_not_allowed)
