@@ -133,6 +133,11 @@ pub struct Settings {
     /// Bound of one Kafka produce or metadata call.
     #[arg(long, env = "SLAMON_KAFKA_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub kafka_timeout: Duration,
+    /// A consumer that does not poll for this long leaves its group (Kafka's
+    /// `max.poll.interval.ms`); a projector that cannot write a batch for 40 % of it gives
+    /// the batch up and rejoins, so it is never dropped while it retries.
+    #[arg(long, env = "SLAMON_KAFKA_MAX_POLL_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub kafka_max_poll_interval: Duration,
     /// Where the read models are kept.
     #[arg(long, env = "SLAMON_STORE", value_enum, default_value_t = StoreKind::Embedded)]
     pub store: StoreKind,
@@ -183,6 +188,7 @@ impl Settings {
             bootstrap_servers: self.kafka_bootstrap_servers.clone(),
             timeout: self.kafka_timeout,
             instance_id: self.kafka_instance_id.clone().filter(|i| !i.is_empty()),
+            max_poll_interval: self.kafka_max_poll_interval,
         }
     }
 }

@@ -125,6 +125,13 @@ pub trait LogConsumer: Send {
     fn assignment_epoch(&self) -> u64 {
         0
     }
+    /// How long the consumer may go without polling before the group drops it (Kafka's
+    /// `max.poll.interval.ms`: its partitions go to other members, which then write the
+    /// same documents); `None` when nothing drops it (a sole consumer). A caller that
+    /// cannot finish a batch in about half of it gives the batch up and polls again.
+    fn max_poll_interval(&self) -> Option<Duration> {
+        None
+    }
     /// Commits `next` for the group: per partition, the next offset to read (see [`next_positions`]).
     ///
     /// # Errors

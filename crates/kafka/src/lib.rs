@@ -29,7 +29,13 @@ pub struct KafkaConfig {
     /// A stable name of this process among the group's members (static membership),
     /// e.g. the pod name; `None` for dynamic membership.
     pub instance_id: Option<String>,
+    /// A consumer that does not poll for this long leaves its group (librdkafka's
+    /// `max.poll.interval.ms`); see [`LogConsumer::max_poll_interval`].
+    pub max_poll_interval: Duration,
 }
+
+/// Kafka's default `max.poll.interval.ms`.
+pub const DEFAULT_MAX_POLL_INTERVAL: Duration = Duration::from_secs(300);
 
 fn unavailable(e: KafkaError) -> PortError {
     PortError::Unavailable(format!("kafka: {e}"))
@@ -92,6 +98,7 @@ impl KafkaLog {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
+            .set("max.poll.interval.ms", self.config.max_poll_interval.as_millis().to_string())
             .set("isolation.level", "read_committed");
         if let Some(instance) = &self.config.instance_id {
             // static membership: a restarted member takes its partitions back at once
@@ -212,6 +219,7 @@ impl EventLog for KafkaLog {
             timeout: self.config.timeout,
             warned: None,
             epoch,
+            max_poll_interval: self.config.max_poll_interval,
         }))
     }
 }
@@ -241,6 +249,7 @@ pub struct KafkaConsumer {
     timeout: Duration,
     warned: Option<std::time::Instant>,
     epoch: Arc<AtomicU64>,
+    max_poll_interval: Duration,
 }
 
 #[async_trait]
@@ -279,6 +288,10 @@ impl LogConsumer for KafkaConsumer {
 
     fn assignment_epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn max_poll_interval(&self) -> Option<Duration> {
+        Some(self.max_poll_interval)
     }
 
     async fn commit(&mut self, next: &[Position]) -> PortResult<()> {
@@ -353,8 +366,12 @@ mod tests {
     /// one the test is skipped locally and fails in CI.
     async fn log(topic: &str) -> Option<KafkaLog> {
         let servers = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
-        let config =
-            KafkaConfig { bootstrap_servers: servers.clone(), timeout: Duration::from_secs(10), instance_id: None };
+        let config = KafkaConfig {
+            bootstrap_servers: servers.clone(),
+            timeout: Duration::from_secs(10),
+            instance_id: None,
+            max_poll_interval: DEFAULT_MAX_POLL_INTERVAL,
+        };
         match ensure_topic(&config, topic, 4, 1, &[]).await {
             Ok(_) => Some(KafkaLog::new(config).expect("producer")),
             Err(e) if std::env::var("CI").as_deref() != Ok("true") => {

@@ -314,7 +314,12 @@ impl Projector {
             self.metrics.consumed.inc_by(records.len() as u64);
             self.received = std::time::Instant::now();
             // the same batch is retried until it is written: positions never advance past
-            // an event that was not applied
+            // an event that was not applied. A consumer that stops polling is dropped from
+            // its group, and its partitions go to another projector that writes the same
+            // documents: before that, the batch is given up and the consumer replaced; the
+            // new member resumes from the committed positions.
+            let hold = self.consumer.max_poll_interval().map(|m| m * 2 / 5);
+            let failing_since = std::time::Instant::now();
             loop {
                 match self.process(&records).await {
                     Ok(outcome) => {
@@ -331,6 +336,10 @@ impl Projector {
                         tracing::warn!(error = %e, records = records.len(), "cannot project batch, retrying with backoff");
                         if cancel.is_cancelled() {
                             return;
+                        }
+                        if hold.is_some_and(|h| failing_since.elapsed() >= h) && self.resubscribe.is_some() {
+                            self.replace_consumer("a batch failed for 40 % of the group's max poll interval: giving it up and rejoining before the group drops this member").await;
+                            break;
                         }
                         sleep_or_cancel(&cancel, &mut backoff, self.config.backoff_max).await;
                     }
@@ -391,14 +400,19 @@ impl Projector {
         if !stuck || now.duration_since(self.received) < stall {
             return;
         }
+        tracing::warn!(lag = progress.map(|p| p.lag), idle = ?now.duration_since(self.received), "the group makes no progress");
+        self.replace_consumer("the group makes no progress").await;
+    }
+
+    /// Replaces the consumer with a new member of the group (see
+    /// [`Projector::resubscribing`]), which resumes from the committed positions; forgets
+    /// the documents it cached. Keeps the old one when a new one cannot be made.
+    async fn replace_consumer(&mut self, why: &str) {
         let Some((log, group, topic)) = &self.resubscribe else { return };
-        tracing::warn!(
-            lag = progress.map(|p| p.lag),
-            idle = ?now.duration_since(self.received),
-            "the group makes no progress: replacing the consumer"
-        );
+        tracing::warn!(reason = why, "replacing the consumer");
         match log.consumer(group, topic).await {
             Ok(consumer) => {
+                let now = std::time::Instant::now();
                 self.consumer = consumer;
                 self.cache.clear();
                 self.cache_epoch = self.consumer.assignment_epoch();

@@ -437,6 +437,86 @@ async fn a_projector_that_cannot_write_says_so_on_readyz_and_in_its_commit_age()
     e.cancel.cancel();
 }
 
+/// A group member that the group drops after `interval` without a poll (as Kafka does
+/// with `max.poll.interval.ms`); it records the longest time it went without one, until
+/// it is dropped or replaced.
+struct Evictable {
+    inner: Box<dyn LogConsumer>,
+    interval: Duration,
+    last_poll: std::time::Instant,
+    worst: Arc<std::sync::Mutex<Duration>>,
+}
+
+impl Evictable {
+    fn gap(&mut self) {
+        let gap = self.last_poll.elapsed();
+        let mut worst = self.worst.lock().unwrap();
+        *worst = (*worst).max(gap);
+    }
+}
+
+impl Drop for Evictable {
+    fn drop(&mut self) {
+        self.gap();
+    }
+}
+
+#[async_trait::async_trait]
+impl LogConsumer for Evictable {
+    async fn poll(&mut self, max: usize, wait: Duration) -> PortResult<Vec<LogRecord>> {
+        self.gap();
+        let records = self.inner.poll(max, wait).await;
+        self.last_poll = std::time::Instant::now();
+        records
+    }
+    fn max_poll_interval(&self) -> Option<Duration> {
+        Some(self.interval)
+    }
+    async fn commit(&mut self, next: &[Position]) -> PortResult<()> {
+        self.inner.commit(next).await
+    }
+    async fn lag(&mut self) -> PortResult<u64> {
+        self.inner.lag().await
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_longer_than_the_max_poll_interval_never_gets_the_projector_dropped() {
+    let e = env().await;
+    let store = Arc::new(Failing { inner: e.store.clone(), down: true.into() });
+    let worst = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let interval = Duration::from_millis(1000);
+    let consumer = Evictable {
+        inner: e.log.consumer("g", TOPIC).await.unwrap(),
+        interval,
+        last_poll: std::time::Instant::now(),
+        worst: worst.clone(),
+    };
+    let metrics = ProjectorMetrics::unregistered();
+    let config = ProjectorConfig { backoff_max: Duration::from_millis(100), ..ProjectorConfig::default() };
+    let p = Projector::new(Box::new(consumer), store.clone(), e.codec.clone(), e.log.clone(), config, metrics.clone())
+        .resubscribing(e.log.clone(), "g", TOPIC);
+    Publisher::new(e.codec.clone(), e.log.clone()).publish(&events(5)).await.unwrap();
+    let cancel = CancellationToken::new();
+    let handle = tokio::spawn(p.run(cancel.clone()));
+    // the store is down for three max poll intervals
+    tokio::time::sleep(interval * 3).await;
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metrics.applied.get() < 5 {
+        assert!(std::time::Instant::now() < deadline, "the events were never applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    handle.await.unwrap();
+    let worst = *worst.lock().unwrap();
+    assert!(worst < interval, "the member went {worst:?} without polling: the group would have dropped it");
+    assert!(metrics.resubscribed.get() >= 1, "the batch was given up and the consumer replaced");
+    // the new member resumed from the committed positions: the same models as one pass
+    assert_eq!(stored(&e.store).await, projected(&events(5), |i| Position::new(0, i as i64)));
+    e.cancel.cancel();
+}
+
 /// A store that refuses for good every write holding the document of `refused`.
 struct Refusing {
     inner: Arc<EmbeddedStore>,

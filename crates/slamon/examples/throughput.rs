@@ -85,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bootstrap_servers: std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
         timeout: Duration::from_secs(60),
         instance_id: None,
+        max_poll_interval: slamon_kafka::DEFAULT_MAX_POLL_INTERVAL,
     };
     let topic = format!("bench-{run}");
     slamon_kafka::ensure_topic(&config, &topic, 4, 1, &[]).await?;

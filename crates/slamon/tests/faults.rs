@@ -99,7 +99,12 @@ async fn setup_on(mongo_port: u16, servers: &str) -> Setup {
     let run = uuid::Uuid::now_v7().simple().to_string();
     let topic = format!("faults-{run}");
     // the bound of one append: long enough to ride out a broker restart
-    let config = KafkaConfig { bootstrap_servers: servers.into(), timeout: Duration::from_secs(60), instance_id: None };
+    let config = KafkaConfig {
+        bootstrap_servers: servers.into(),
+        timeout: Duration::from_secs(60),
+        instance_id: None,
+        max_poll_interval: slamon_kafka::DEFAULT_MAX_POLL_INTERVAL,
+    };
     slamon_kafka::ensure_topic(&config, &topic, 4, 1, &[]).await.unwrap();
     slamon_kafka::ensure_topic(&config, &slamon_domain::dlq_topic(&topic), 1, 1, &[]).await.unwrap();
     let publisher =

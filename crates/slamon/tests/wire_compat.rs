@@ -69,8 +69,12 @@ async fn init_then_a_confluent_python_client_decodes_our_records() {
     assert_eq!(config["compatibilityLevel"], "BACKWARD_TRANSITIVE");
 
     // the topic keeps every record: replay starts at offset 0
-    let config =
-        KafkaConfig { bootstrap_servers: "127.0.0.1:9092".into(), timeout: Duration::from_secs(10), instance_id: None };
+    let config = KafkaConfig {
+        bootstrap_servers: "127.0.0.1:9092".into(),
+        timeout: Duration::from_secs(10),
+        instance_id: None,
+        max_poll_interval: slamon_kafka::DEFAULT_MAX_POLL_INTERVAL,
+    };
     let described = slamon_kafka::topic_config(&config, &topic).await.unwrap();
     assert_eq!(slamon_kafka::history_loss(&described), None, "{described:?}");
 
@@ -106,6 +110,7 @@ async fn init_then_a_confluent_python_client_decodes_our_records() {
             bootstrap_servers: "127.0.0.1:9092".into(),
             timeout: Duration::from_secs(10),
             instance_id: None,
+            max_poll_interval: slamon_kafka::DEFAULT_MAX_POLL_INTERVAL,
         })
         .unwrap(),
     );
