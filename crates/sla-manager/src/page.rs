@@ -50,7 +50,7 @@ const STYLE: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 header{background:#1d2430;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.5rem;align-items:baseline}
 header a{color:#cfe3ff;text-decoration:none}header strong{font-size:1.2rem}
-main{padding:1rem 1.2rem;max-width:1300px}
+main{padding:1rem 1.2rem;max-width:1300px;overflow-wrap:anywhere}
 table{border-collapse:collapse;background:#fff;margin:.5rem 0 1rem;max-width:100%}
 td{overflow-wrap:anywhere}svg{max-width:100%;height:auto}
 th,td{border:1px solid #d8dce3;padding:.3rem .55rem;text-align:left;vertical-align:top;font-size:.92rem}
