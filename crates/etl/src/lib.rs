@@ -8,7 +8,7 @@
 //! the first cycle emits the whole SLA window again; the projection merges samples by
 //! timestamp, so nothing is counted twice.
 
-mod analysis;
+pub mod analysis;
 mod metrics;
 mod sla_client;
 
@@ -564,10 +564,11 @@ impl Etl {
             .map(|labels| {
                 let source = source.clone();
                 async move {
-                    match analysis::input(source.as_ref(), &labels, at, window).await {
-                        Ok(values) => {
-                            analysis::metadata_event(labels.clone(), values, nlags, at).await.map_err(|e| (labels, e))
-                        }
+                    // the hourly input of every series: query_range, gaps interpolated
+                    match analysis::input(source.as_ref(), &labels, at, window, false).await {
+                        Ok(input) => analysis::metadata_event(labels.clone(), input.values, nlags, at)
+                            .await
+                            .map_err(|e| (labels, e)),
                         Err(e) => Err((labels, e)),
                     }
                 }
@@ -834,8 +835,8 @@ impl Etl {
         let results: Vec<_> = futures::stream::iter(entries.iter().cloned())
             .map(|e| async move {
                 let period = self.periods.get(&e.id()).copied().flatten();
-                match analysis::input(self.source.as_ref(), &e.labels, at, window).await {
-                    Ok(values) => analysis::forecast_event(e.labels.clone(), values, period, at)
+                match analysis::input(self.source.as_ref(), &e.labels, at, window, true).await {
+                    Ok(input) => analysis::forecast_event(e.labels.clone(), input, period, at)
                         .await
                         .map_err(|err| (e.labels, err)),
                     Err(err) => Err((e.labels, err)),
