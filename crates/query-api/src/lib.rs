@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Json, Router};
 use serde_json::Value;
@@ -212,8 +213,11 @@ pub async fn list_metrics(
     Ok(Json(metrics.iter().map(MetricItem::of).collect()))
 }
 
-async fn find(s: &AppState, id: &str, what: &str) -> ApiResult<MetricView> {
+/// The series of `id` (a path segment axum could not decode, such as invalid UTF-8, is
+/// no id: the same JSON 400, not axum's plain-text rejection).
+async fn find(s: &AppState, id: Result<Path<String>, PathRejection>, what: &str) -> ApiResult<MetricView> {
     let missing = || ApiError::BadRequest(format!("Invalid metric id or no {what} found for given id"));
+    let Ok(Path(id)) = id else { return Err(missing()) };
     let id: MetricId = id.parse().map_err(|_| missing())?;
     match db(s.db_timeout, s.store.metric(&id)).await? {
         Some(m) if !m.removed => Ok(m),
@@ -235,8 +239,8 @@ async fn find(s: &AppState, id: &str, what: &str) -> ApiResult<MetricView> {
         (status = 504, response = slamon_web::openapi::DbUnavailable),
     ),
 )]
-pub async fn values(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ValuesBody>> {
-    let m = find(&s, &id, "values").await?;
+pub async fn values(State(s): State<AppState>, id: Result<Path<String>, PathRejection>) -> ApiResult<Json<ValuesBody>> {
+    let m = find(&s, id, "values").await?;
     let v = m.values.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no values found for given id".into()))?;
     Ok(Json(ValuesBody::of(&v)))
 }
@@ -255,8 +259,11 @@ pub async fn values(State(s): State<AppState>, Path(id): Path<String>) -> ApiRes
         (status = 504, response = slamon_web::openapi::DbUnavailable),
     ),
 )]
-pub async fn metadata(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<MetadataBody>> {
-    let m = find(&s, &id, "metadata").await?;
+pub async fn metadata(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<MetadataBody>> {
+    let m = find(&s, id, "metadata").await?;
     let md =
         m.metadata.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no metadata found for given id".into()))?;
     Ok(Json(MetadataBody { metadata: Metadata::of(&md) }))
@@ -276,8 +283,11 @@ pub async fn metadata(State(s): State<AppState>, Path(id): Path<String>) -> ApiR
         (status = 504, response = slamon_web::openapi::DbUnavailable),
     ),
 )]
-pub async fn prediction(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PredictionBody>> {
-    let m = find(&s, &id, "prediction").await?;
+pub async fn prediction(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<PredictionBody>> {
+    let m = find(&s, id, "prediction").await?;
     let p = m
         .prediction
         .ok_or_else(|| ApiError::BadRequest("Invalid metric id or no prediction found for given id".into()))?;

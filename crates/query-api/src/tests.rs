@@ -110,6 +110,12 @@ async fn values_have_the_spec_shape_and_errors_the_spec_messages() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         assert_eq!(body, json!({"error": format!("Invalid metric id or no {what} found for given id")}), "{uri}");
     }
+    // a segment that is not UTF-8 is no id either: the same JSON 400, not axum's text rejection
+    for what in ["values", "metadata", "prediction"] {
+        let (status, body) = get(&app, &format!("/metrics/%FF/{what}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, json!({"error": format!("Invalid metric id or no {what} found for given id")}));
+    }
     let (status, body) = get(&app, "/nope").await;
     assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"error": "No such route"})));
 }
@@ -170,4 +176,12 @@ async fn a_down_database_is_a_504_within_the_deadline() {
 fn the_checked_in_openapi_contract_is_what_the_code_generates() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/query-api.json");
     slamon_web::openapi::check_checked_in(&openapi(), &path, "slamon-query-api");
+}
+
+#[tokio::test]
+async fn the_contract_is_served_at_openapi_json() {
+    let (app, _d) = app_with(vec![]).await;
+    let (status, body) = get(&app, "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, openapi());
 }
