@@ -93,6 +93,22 @@ impl Family {
 
 /// `GET /metrics/prometheus`: the SLA state in the text exposition format (empty when
 /// no SLA set is defined).
+#[utoipa::path(
+    get,
+    path = "/metrics/prometheus",
+    operation_id = "getSlaMetrics",
+    tag = "sla",
+    responses(
+        (status = 200, description = "The SLA state in Prometheus's text exposition format (version 0.0.4): \
+            slamon_sla_state{state}, slamon_sla_violation_seconds{window}, slamon_sla_violations{window}, \
+            slamon_sla_last_value, slamon_sla_range_min, slamon_sla_range_max, slamon_sla_for_seconds, \
+            slamon_sla_next_violation_seconds{description}, slamon_sla_forecast_value{horizon_seconds}, each with \
+            the series' labels (its `__name__` as `sla_metric`) and `sla_id`; empty when no SLA set is defined",
+            body = String, content_type = "text/plain",
+            example = "# HELP slamon_sla_range_max the upper bound of the allowed range\n# TYPE slamon_sla_range_max gauge\nslamon_sla_range_max{instance=\"demo:9100\",job=\"demo\",sensor=\"package\",sla_id=\"39a4aba385c3e67aaa9964aa\",sla_metric=\"cpuTemp\"} 75\n"),
+        (status = 504, response = slamon_web::openapi::DbUnavailable),
+    ),
+)]
 pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response> {
     let now = UnixMillis::now();
     let entries = match set_with_samples(&s).await {

@@ -8,18 +8,24 @@ use axum::body::{to_bytes, Body};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use slamon_domain::semantics::{future_violations, status, violations};
 use slamon_domain::sla::validate_sla_set;
 use slamon_domain::{
-    seed_time, Event, EventEnvelope, Labels, MetricFilter, ReadModelStore, Sample, SlaEntry, SlaSetDefined,
-    SlaSetVersion, SlaSetView, UnixMillis,
+    Event, EventEnvelope, Labels, MetricFilter, ReadModelStore, Sample, SlaEntry, SlaSetDefined, SlaSetView, UnixMillis,
 };
 use slamon_events::Publisher;
+use slamon_query_api::MetricItem;
+use slamon_web::openapi::{DbUnavailable, ErrorBody, TooManyRequests};
 use slamon_web::{db, ApiError, ApiResult};
 use tokio::sync::Mutex;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod bodies;
+
+use bodies::{FutureItem, FutureRun, HistoryItem, PutAnswer, SlaEntryBody, SlaEntryInput, StatusItem, ViolationsItem};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -50,47 +56,78 @@ pub struct AppState {
     pub body_read_timeout: Duration,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/slaset", get(get_set).put(put_set))
-        .route("/slaset/history", get(history))
+/// The REST API of SPEC §6 (each route documented in the contract, [`openapi`]) and
+/// `/openapi.json`.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_set, put_set))
+        .routes(routes!(history))
         // the seed's client lists the metrics here too (SPEC §6)
-        .route("/metrics", get(list_metrics))
+        .routes(routes!(list_metrics))
         // the SLA state for Prometheus to scrape
-        .route("/metrics/prometheus", get(crate::exposition::prometheus_metrics))
-        .route("/status", get(get_status))
-        .route("/violations", get(get_violations))
-        .route("/future-violations", get(get_future))
+        .routes(routes!(crate::exposition::prometheus_metrics))
+        .routes(routes!(get_status))
+        .routes(routes!(get_violations))
+        .routes(routes!(get_future))
+        .merge(slamon_web::openapi::document(openapi))
+}
+
+/// The routes of the SLA manager's REST API: SPEC §6, `/openapi.json`, `/livez`,
+/// `/readyz` and the web page; JSON 404 elsewhere.
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api().merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
+    api
         // the web page (HTML)
         .merge(crate::page::routes())
-        .merge(slamon_web::health_routes(state.store.clone(), state.db_timeout))
         .fallback(slamon_web::not_found)
         .method_not_allowed_fallback(slamon_web::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
         .with_state(state)
 }
 
-fn entry_json(e: &SlaEntry) -> Value {
-    json!({
-        "_id": {"$oid": e.id().to_string()},
-        "name": e.labels,
-        "range": {"min": e.range.min, "max": e.range.max},
-        "for": e.for_minutes,
-    })
-}
-
-fn set_json(v: &SlaSetVersion) -> Value {
-    Value::Array(v.entries.iter().map(entry_json).collect())
+/// The SLA manager's OpenAPI 3.1 contract (its REST API), as served at
+/// `GET /openapi.json` and checked in as `openapi/sla-manager.json`.
+pub fn openapi() -> Value {
+    let mut doc = api().into_openapi();
+    doc.merge(slamon_web::openapi::probe_paths());
+    slamon_query_api::add_list_schemas(&mut doc);
+    slamon_web::openapi::finish(
+        doc,
+        slamon_web::openapi::Info {
+            title: "slamon SLA manager",
+            version: env!("CARGO_PKG_VERSION"),
+            description: "The SLA manager's REST API (port 5001, SLAMON_SLA_MANAGER_LISTEN): define the SLA set \
+                (recorded as an `SlaSetDefined` event), and read its status, violations and future violations, \
+                derived at query time from the read models; the SLA state in Prometheus's text format for a \
+                Prometheus to scrape. Without a write token it listens on loopback only. The web page \
+                (`/`, `/sla/{id}`, HTML) is not part of this contract.",
+        },
+    )
 }
 
 async fn current(s: &AppState) -> ApiResult<Option<SlaSetView>> {
     db(s.db_timeout, s.store.sla_set()).await
 }
 
+/// `GET /slaset`: the current set.
+#[utoipa::path(
+    get,
+    path = "/slaset",
+    operation_id = "getSlaSet",
+    tag = "slaset",
+    responses(
+        (status = 200, description = "The current set (`[]` when none is defined)", body = Vec<SlaEntryBody>,
+            headers(
+                ("X-Slaset-Version" = u64, description = "The set's version (0 when none is defined)"),
+                ("ETag" = String, description = "The version quoted, `\"N\"`: send it back in `If-Match`"),
+            )),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
 async fn get_set(State(s): State<AppState>) -> ApiResult {
     let (body, version) = match current(&s).await? {
-        Some(v) => (set_json(&v.current), v.current.version),
-        None => (json!([]), 0),
+        Some(v) => (SlaEntryBody::set(&v.current), v.current.version),
+        None => (Vec::new(), 0),
     };
     let mut res = Json(body).into_response();
     res.headers_mut().insert("X-Slaset-Version", HeaderValue::from(version));
@@ -98,6 +135,27 @@ async fn get_set(State(s): State<AppState>) -> ApiResult {
     Ok(res)
 }
 
+/// `GET /metrics`: every live series (the query API's list; the seed's client asks it here).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "listMetrics",
+    tag = "metrics",
+    params(
+        ("name" = Option<String>, Query, description = "Only the series of this metric (`__name__`)"),
+        ("match" = Option<Vec<slamon_query_api::Matcher>>, Query, style = Form, explode = true,
+            description = "Only the series with this label value, `<label>=<value>`; repeat for several"),
+        ("limit" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
+            description = "At most this many series"),
+        ("offset" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
+            description = "Skip this many series first (in id order)"),
+    ),
+    responses(
+        (status = 200, description = "The series, in id order", body = Vec<MetricItem>),
+        (status = 400, description = "An unknown or malformed parameter", body = ErrorBody),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
 async fn list_metrics(
     State(s): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
@@ -105,17 +163,32 @@ async fn list_metrics(
     slamon_query_api::list_metrics(s.store.as_ref(), s.db_timeout, &params).await
 }
 
-async fn history(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+/// `GET /slaset/history`: every version of the set.
+#[utoipa::path(
+    get,
+    path = "/slaset/history",
+    operation_id = "getSlaSetHistory",
+    tag = "slaset",
+    responses(
+        (status = 200, description = "Every version, oldest first", body = Vec<HistoryItem>),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
+async fn history(State(s): State<AppState>) -> ApiResult<Json<Vec<HistoryItem>>> {
     let versions = db(s.db_timeout, s.store.sla_set_history()).await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         versions
             .iter()
-            .map(|v| json!({"version": v.version, "defined_at": slamon_domain::rfc3339_ms(v.defined_at_ms), "slaset": set_json(v)}))
+            .map(|v| HistoryItem {
+                version: v.version,
+                defined_at: slamon_domain::rfc3339_ms(v.defined_at_ms),
+                slaset: SlaEntryBody::set(v),
+            })
             .collect(),
-    )))
+    ))
 }
 
-/// The version an `If-Match` header asks for: `3`, `"3"` or `W/"3"`; `*` (any
+/// The version an `If-Match` header asks for: `3`, `"3"` (the ETag) or `W/"3"`; `*` (any
 /// existing set) is `Some(None)`.
 ///
 /// # Errors
@@ -126,12 +199,19 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<Option<u64>>> {
     if text == "*" {
         return Ok(Some(None));
     }
-    let bare = text.trim_start_matches("W/").trim_matches('"');
-    bare.parse::<u64>().map(|v| Some(Some(v))).map_err(|_| {
-        ApiError::BadRequest(format!(
-            "If-Match must be an SLA set version (as in X-Slaset-Version or ETag), not `{text}`"
-        ))
-    })
+    let digits = match text.strip_prefix("W/") {
+        Some(weak) => weak.strip_prefix('"').and_then(|t| t.strip_suffix('"')),
+        None => Some(text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text)),
+    };
+    digits
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u64>().ok())
+        .map(|v| Some(Some(v)))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "If-Match must be an SLA set version (as in X-Slaset-Version or ETag), not `{text}`"
+            ))
+        })
 }
 
 /// The entries of a set in a canonical order, to tell an identical set.
@@ -141,6 +221,56 @@ fn canonical(entries: &[SlaEntry]) -> Vec<&SlaEntry> {
     sorted
 }
 
+/// `PUT /slaset`: replaces the whole set.
+#[utoipa::path(
+    put,
+    path = "/slaset",
+    operation_id = "putSlaSet",
+    tag = "slaset",
+    params(
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|"[0-9]{1,19}"|W/"[0-9]{1,19}")$"#,
+            description = "Change the set only if it is at this version (`N`, `\"N\"` as in ETag, or `W/\"N\"`; \
+                `*`: only if one is defined), else 412"),
+    ),
+    request_body(
+        content = Vec<SlaEntryInput>, content_type = "application/json",
+        description = "The whole set: SLAMON_SLA_SET_SIZE entries (5 by default), each a series the metrics read \
+            model lists, at most once; at most SLAMON_MAX_BODY_BYTES (1 MiB), sent within SLAMON_HEADER_READ_TIMEOUT",
+        example = json!([
+            {"name": {"__name__": "cpuTemp", "instance": "demo:9100", "job": "demo", "sensor": "package"}, "range": {"min": 30, "max": 75}, "for": 5},
+            {"name": {"__name__": "diskUsage", "device": "/dev/sda2", "instance": "demo:9100", "job": "demo"}, "range": {"min": 0, "max": 66}, "for": 10},
+            {"name": {"__name__": "realUsedMem", "instance": "demo:9100", "job": "demo"}, "range": {"min": 0, "max": 5000000000_u64}, "for": 10},
+            {"name": {"__name__": "networkThroughput", "instance": "demo:9100", "interface": "eth0", "job": "demo"}, "range": {"min": 100000, "max": 3000000}, "for": 3},
+            {"name": {"__name__": "node_filesystem_avail_bytes", "device": "/dev/sda2", "fstype": "ext4", "instance": "demo:9100", "job": "demo", "mountpoint": "/"}, "range": {"min": 8500000000_u64, "max": 13000000000_u64}, "for": 15}
+        ]),
+    ),
+    responses(
+        (status = 200, description = "`SLA set updated` (a new version) or `SLA set unchanged` (the same set: nothing \
+            recorded); a GET now shows it", body = PutAnswer, headers(
+                ("X-Slaset-Version" = u64, description = "The set's version now"),
+                ("ETag" = String, description = "The version quoted, `\"N\"`"),
+            )),
+        (status = 201, description = "`SLA set created`: the first set; a GET now shows it", body = PutAnswer, headers(
+                ("X-Slaset-Version" = u64, description = "The set's version now"),
+                ("ETag" = String, description = "The version quoted, `\"N\"`"),
+            )),
+        (status = 202, description = "Recorded in the event log, not yet shown by the read model within \
+            SLAMON_PUT_VISIBILITY_TIMEOUT", body = PutAnswer, headers(
+                ("X-Slaset-Version" = u64, description = "The set's version now"),
+                ("ETag" = String, description = "The version quoted, `\"N\"`"),
+            )),
+        (status = 400, description = "Rejected, nothing changed: malformed JSON, not an array, a bad entry (every \
+            problem in `details`, one line each), a body too large or too slow, or a malformed If-Match", body = ErrorBody,
+            example = json!({"error": "SLA set must consist of 5 metrics. 4 provided", "details": ["SLA set must consist of 5 metrics. 4 provided"]})),
+        (status = 412, description = "If-Match names another version than the current one; nothing changed", body = ErrorBody,
+            example = json!({"error": "The SLA set is at version 3, not 2: read it again and retry"})),
+        (status = 429, response = TooManyRequests),
+        (status = 503, description = "The event log cannot take the change (nothing changed), or over the \
+            listener's limits", body = ErrorBody,
+            example = json!({"error": "Event log not available, the SLA set was not changed: broker down"})),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
 async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
     if let Some(limiter) = &s.put_rate {
         if limiter.check().is_err() {
@@ -227,7 +357,7 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
 
 /// `{"message", "version"}` with the version in `X-Slaset-Version` and `ETag`.
 fn version_answer(status: StatusCode, message: &str, version: u64) -> axum::response::Response {
-    let mut res = (status, Json(json!({"message": message, "version": version}))).into_response();
+    let mut res = (status, Json(PutAnswer { message: message.to_owned(), version })).into_response();
     res.headers_mut().insert("X-Slaset-Version", HeaderValue::from(version));
     res.headers_mut().insert(header::ETAG, etag(version));
     res
@@ -249,74 +379,85 @@ pub(crate) async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, V
     Ok(out)
 }
 
-use slamon_web::number as num;
-
-async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+/// `GET /status`: the state of every SLA now.
+#[utoipa::path(
+    get,
+    path = "/status",
+    operation_id = "getStatus",
+    tag = "sla",
+    responses(
+        (status = 200, description = "One item per SLA, in the set's order", body = Vec<StatusItem>),
+        (status = 400, description = "No SLA set is defined", body = ErrorBody, example = json!({"error": "SLA set not defined"})),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
+async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Vec<StatusItem>>> {
     let now = UnixMillis::now();
     let items = set_with_samples(&s)
         .await?
         .into_iter()
         .map(|(e, samples)| {
             let st = status(&e, &samples, now, s.lookback, s.absent_after);
-            json!({
-                "name": e.labels,
-                "status": st.state,
-                "description": st.description,
-                "last-values": st.last_values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
-            })
+            StatusItem::of(&e, st)
         })
         .collect();
-    Ok(Json(Value::Array(items)))
+    Ok(Json(items))
 }
 
-fn run_json(r: &slamon_domain::semantics::Run) -> Value {
-    json!({
-        "start_time": seed_time(r.start.millis()),
-        "end_time": seed_time(r.end.millis()),
-        "duration": r.duration_minutes(),
-        "avg_value": num(r.avg),
-        "max_value": num(r.max),
-        "min_value": num(r.min),
-    })
-}
-
-async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+/// `GET /violations`: every SLA's violations over 1h, 3h and 12h.
+#[utoipa::path(
+    get,
+    path = "/violations",
+    operation_id = "getViolations",
+    tag = "sla",
+    responses(
+        (status = 200, description = "One item per SLA, in the set's order", body = Vec<ViolationsItem>),
+        (status = 400, description = "No SLA set is defined", body = ErrorBody, example = json!({"error": "SLA set not defined"})),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
+async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Vec<ViolationsItem>>> {
     let now = UnixMillis::now();
     let items = set_with_samples(&s)
         .await?
         .into_iter()
-        .map(|(e, samples)| {
-            let r = violations(&e, &samples, now, s.lookback);
-            let mut o = json!({"name": e.labels});
-            for (w, v) in &r.windows {
-                o[w.label()] = json!({"n": v.n, "time": v.time});
-            }
-            o["violation_list"] = Value::Array(r.list.iter().map(run_json).collect());
-            o
-        })
+        .map(|(e, samples)| ViolationsItem::of(&e, &violations(&e, &samples, now, s.lookback)))
         .collect();
-    Ok(Json(Value::Array(items)))
+    Ok(Json(items))
 }
 
-async fn get_future(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+/// `GET /future-violations`: every SLA's predicted violations (its forecast appended to
+/// its recent samples).
+#[utoipa::path(
+    get,
+    path = "/future-violations",
+    operation_id = "getFutureViolations",
+    tag = "sla",
+    responses(
+        (status = 200, description = "One item per SLA, in the set's order", body = Vec<FutureItem>),
+        (status = 400, description = "No SLA set is defined", body = ErrorBody, example = json!({"error": "SLA set not defined"})),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
+async fn get_future(State(s): State<AppState>) -> ApiResult<Json<Vec<FutureItem>>> {
     let mut items = Vec::new();
     for (e, samples) in set_with_samples(&s).await? {
         let metric = db(s.db_timeout, s.store.metric(&e.id())).await?;
         let Some(prediction) = metric.and_then(|m| m.prediction) else {
-            items.push(json!({"name": e.labels, "error": "Prediction not available"}));
+            items.push(FutureItem::Unavailable { name: e.labels, error: "Prediction not available".into() });
             continue;
         };
-        let list: Vec<Value> = future_violations(&e, &samples, &prediction.points, s.lookback)
+        let violations = future_violations(&e, &samples, &prediction.points, s.lookback)
             .iter()
-            .map(|v| {
-                let mut o = run_json(&v.run);
-                o["description"] = json!(v.kind.description());
-                o
-            })
+            .map(|v| FutureRun::of(&v.run, v.kind))
             .collect();
-        items.push(json!({"name": e.labels, "violations": list, "prediction_rmse": num(prediction.rmse)}));
+        items.push(FutureItem::Predicted {
+            name: e.labels,
+            violations,
+            prediction_rmse: slamon_web::openapi::Number(prediction.rmse),
+        });
     }
-    Ok(Json(Value::Array(items)))
+    Ok(Json(items))
 }
 
 #[cfg(test)]

@@ -426,3 +426,39 @@ async fn status_violations_and_future_violations_from_the_read_models() {
     let fv = &f[4]["violations"][0];
     assert_eq!((fv["description"].clone(), fv["duration"].clone()), (json!("Will fire"), json!(8.0)));
 }
+
+#[test]
+fn the_checked_in_openapi_contract_is_what_the_code_generates() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/sla-manager.json");
+    slamon_web::openapi::check_checked_in(&openapi(), &path, "slamon-sla-manager");
+}
+
+#[tokio::test]
+async fn the_contract_is_served_at_openapi_json_and_its_put_example_is_a_valid_set() {
+    let h = harness(false).await;
+    let (status, body, _) = call(&h.app, "GET", "/openapi.json", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, openapi());
+    // the documented example is what the validation takes
+    let example = &body["paths"]["/slaset"]["put"]["requestBody"]["content"]["application/json"]["example"];
+    let entries: Vec<bodies::SlaEntryInput> = serde_json::from_value(example.clone()).unwrap();
+    assert_eq!(entries.len(), 5);
+    let set = slamon_domain::sla::validate_sla_set(example.to_string().as_bytes(), 5, |_| true).unwrap();
+    assert_eq!(set.len(), 5);
+}
+
+#[test]
+fn if_match_takes_a_version_an_etag_or_a_weak_etag_and_nothing_else() {
+    let header = |v: &str| {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("if-match", v.parse().unwrap());
+        if_match(&h)
+    };
+    for (value, version) in [("3", Some(3)), ("\"3\"", Some(3)), ("W/\"3\"", Some(3)), ("*", None)] {
+        assert_eq!(header(value).unwrap(), Some(version), "{value}");
+    }
+    for bad in ["two", "\"3", "3\"", "W/3", "W/W/\"3\"", "+3", "\"\"", "99999999999999999999"] {
+        assert!(header(bad).is_err(), "{bad} was taken");
+    }
+    assert_eq!(if_match(&axum::http::HeaderMap::new()).unwrap(), None);
+}
