@@ -27,9 +27,12 @@ pub mod bodies;
 
 use bodies::{FutureItem, FutureRun, HistoryItem, PutAnswer, SlaEntryBody, SlaEntryInput, StatusItem, ViolationsItem};
 
+/// What the handlers share (the alert sender and the web page read it too).
 #[derive(Clone)]
 pub struct AppState {
+    /// The read models.
     pub store: Arc<dyn ReadModelStore>,
+    /// Appends `SlaSetDefined` to the event log.
     pub publisher: Publisher,
     /// The number of entries an SLA set must have.
     pub set_size: usize,
