@@ -54,6 +54,48 @@ pub enum ReplayError {
     /// A shutdown came first; the live read models are as they were.
     #[error("cancelled before the rebuild finished")]
     Cancelled,
+    /// Projectors are running: a swap would race them; nothing was changed.
+    #[error(
+        "{members} projector(s) are members of consumer group {group}: swapping the rebuilt read models in now would race them (what they apply between the rebuild's end and the swap would be lost, and their caches would write old documents back). Stop them (docker compose stop projector; kubectl -n slamon scale deployment projector --replicas=0), replay, then start them again; `slamon replay --dry-run` compares without swapping and may run beside them. Nothing was changed."
+    )]
+    LiveProjectors { group: String, members: usize },
+}
+
+/// How long a replay waits for the projector group to empty (a killed member with a
+/// static id stays until its session times out, 10 s).
+const LIVE_PROJECTORS_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a replay asks again a log that cannot list the group.
+const GROUP_LIST_RETRY: Duration = Duration::from_secs(5);
+
+/// Waits up to [`LIVE_PROJECTORS_WAIT`] for consumer group `group` to have no member.
+/// A log that cannot say (a broker that does not describe groups) is asked again for
+/// [`GROUP_LIST_RETRY`], then the replay goes on with a warning to stop them.
+///
+/// # Errors
+/// [`ReplayError::LiveProjectors`] when members remain.
+pub async fn no_live_projectors(log: &dyn EventLog, group: &str) -> Result<(), ReplayError> {
+    let deadline = tokio::time::Instant::now() + LIVE_PROJECTORS_WAIT;
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    loop {
+        match log.group_members(group).await {
+            Ok(None | Some(0)) => return Ok(()),
+            Ok(Some(members)) if tokio::time::Instant::now() >= deadline => {
+                return Err(ReplayError::LiveProjectors { group: group.to_owned(), members })
+            }
+            Ok(Some(members)) => {
+                tracing::info!(group, members, "waiting for the projectors' group to empty before replaying");
+            }
+            Err(e) if failing_since.get_or_insert_with(tokio::time::Instant::now).elapsed() < GROUP_LIST_RETRY => {
+                tracing::debug!(error = %e, "the projectors' group cannot be listed yet");
+            }
+            Err(e) => {
+                tracing::warn!(group, error = %e, "cannot tell whether projectors of the group run: make sure they are stopped before a swap");
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Settings of a replay (`slamon replay`).
@@ -85,6 +127,8 @@ pub struct App {
     log: std::sync::Arc<dyn EventLog>,
     codec: std::sync::Arc<EventCodec>,
     topic: String,
+    /// The live projectors' consumer group.
+    projector_group: String,
     store: std::sync::Arc<dyn RebuildableStore>,
 }
 
@@ -99,6 +143,7 @@ impl App {
             log: backends.log()?,
             codec: backends.codec()?,
             topic: backends.settings().topic.clone(),
+            projector_group: backends.settings().projector_group.clone(),
             store: backends.rebuildable_store().await?,
         })
     }
@@ -110,31 +155,43 @@ impl App {
     /// As [`run`]; [`ReplayError::Cancelled`].
     pub async fn run(self, cancel: tokio_util::sync::CancellationToken) -> Result<Finished, ReplayError> {
         tokio::select! {
-            finished = run(&self.config, self.log.as_ref(), &self.codec, &self.topic, self.store.as_ref()) => finished,
+            finished = run(&self.config, self.log.as_ref(), &self.codec, &self.topic, &self.projector_group, self.store.as_ref()) => finished,
             _ = cancel.cancelled() => Err(ReplayError::Cancelled),
         }
     }
 }
 
 /// Rebuilds `store`'s read models from offset 0 of `topic` beside the live ones, then
-/// swaps them in, or with `config.dry_run` compares and drops them.
+/// swaps them in, or with `config.dry_run` compares and drops them. A swap needs the
+/// projectors of `projector_group` stopped ([`no_live_projectors`], asked before the
+/// rebuild and again before the swap): with none running, the rebuild has every event
+/// they applied, and when they start again they resume from their committed positions
+/// and skip what the rebuild already holds.
 ///
 /// # Errors
-/// [`ReplayError`] when the log, a store or the registry fails; the live read models are
-/// then as they were and the unfinished rebuild is dropped at the next replay.
+/// [`ReplayError`] when the log, a store or the registry fails, or projectors run; the
+/// live read models are then as they were and the unfinished rebuild is dropped.
 pub async fn run(
     config: &Config,
     log: &dyn EventLog,
     codec: &EventCodec,
     topic: &str,
+    projector_group: &str,
     store: &dyn RebuildableStore,
 ) -> Result<Finished, ReplayError> {
+    if !config.dry_run {
+        no_live_projectors(log, projector_group).await?;
+    }
     let rebuild = store.begin_rebuild().await?;
     let report = rebuild_into(log, codec, topic, rebuild.target(), config.batch).await?;
     if config.dry_run {
         let differences = diff(store, rebuild.target()).await?;
         rebuild.discard().await?;
         return Ok(Finished::Compared(report, differences));
+    }
+    if let Err(e) = no_live_projectors(log, projector_group).await {
+        rebuild.discard().await?;
+        return Err(e);
     }
     rebuild.swap_in().await?;
     Ok(Finished::SwappedIn(report))
@@ -376,14 +433,70 @@ mod tests {
 
         // run: a dry run finds the difference and changes nothing; a real one repairs it
         let dry = Config { dry_run: true, batch: 50 };
-        let Finished::Compared(_, differences) = run(&dry, log.as_ref(), &codec, TOPIC, &rebuilt).await.unwrap() else {
+        let Finished::Compared(_, differences) =
+            run(&dry, log.as_ref(), &codec, TOPIC, "projectors", &rebuilt).await.unwrap()
+        else {
             panic!("a dry run compares")
         };
         assert_eq!(differences.len(), 1);
         assert_eq!(diff(&live, &rebuilt).await.unwrap().len(), 1, "a dry run changes nothing");
         let real = Config { dry_run: false, batch: 50 };
-        assert!(matches!(run(&real, log.as_ref(), &codec, TOPIC, &rebuilt).await.unwrap(), Finished::SwappedIn(_)));
+        assert!(matches!(
+            run(&real, log.as_ref(), &codec, TOPIC, "projectors", &rebuilt).await.unwrap(),
+            Finished::SwappedIn(_)
+        ));
         assert!(diff(&live, &rebuilt).await.unwrap().is_empty(), "the swapped-in rebuild equals the projection");
         cancel.cancel();
+    }
+
+    /// A log whose projector group has `members` (counted down by one each time it is
+    /// asked, to 0, when `leaving`), or cannot be listed.
+    struct Groups {
+        members: std::sync::Mutex<Option<usize>>,
+        leaving: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl EventLog for Groups {
+        async fn append(&self, _: &str, _: Vec<(String, Vec<u8>)>) -> Result<Vec<Position>, PortError> {
+            unreachable!("a replay never appends")
+        }
+        async fn consumer(&self, _: &str, _: &str) -> Result<Box<dyn slamon_domain::LogConsumer>, PortError> {
+            unreachable!("not consumed here")
+        }
+        async fn group_members(&self, _: &str) -> Result<Option<usize>, PortError> {
+            let mut m = self.members.lock().unwrap();
+            match *m {
+                None => Err(PortError::Unavailable("the broker does not describe groups".into())),
+                Some(n) => {
+                    if self.leaving && n > 0 {
+                        *m = Some(n - 1);
+                    }
+                    Ok(Some(n))
+                }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_swap_waits_for_the_projectors_to_go_and_refuses_while_they_run() {
+        let running = Groups { members: Some(2).into(), leaving: false };
+        let started = tokio::time::Instant::now();
+        match no_live_projectors(&running, "slamon-projector").await {
+            Err(ReplayError::LiveProjectors { group, members }) => {
+                assert_eq!((group.as_str(), members), ("slamon-projector", 2))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() >= LIVE_PROJECTORS_WAIT, "it waited for them first");
+        // members that leave (a killed one whose session times out): the swap goes on
+        let leaving = Groups { members: Some(3).into(), leaving: true };
+        no_live_projectors(&leaving, "g").await.unwrap();
+        assert_eq!(*leaving.members.lock().unwrap(), Some(0));
+        // a log that cannot say: asked again for a while, then a warning, not a refusal
+        let unknown = Groups { members: None.into(), leaving: false };
+        let started = tokio::time::Instant::now();
+        no_live_projectors(&unknown, "g").await.unwrap();
+        assert!(started.elapsed() >= GROUP_LIST_RETRY);
     }
 }

@@ -92,6 +92,15 @@ pub trait EventLog: Send + Sync {
     /// [`PortError::Unavailable`] when the log cannot be reached; [`PortError::Other`] when the consumer
     /// cannot be created (e.g. a bad configuration).
     async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>>;
+    /// How many members consumer group `group` has now; `None` when the log has no
+    /// groups shared between processes (the embedded log: one process holds it).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot say within its timeout.
+    async fn group_members(&self, group: &str) -> PortResult<Option<usize>> {
+        let _ = group;
+        Ok(None)
+    }
 }
 
 /// Where a consumer group stands: records after its committed positions, and the sum of

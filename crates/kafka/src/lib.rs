@@ -206,6 +206,16 @@ impl EventLog for KafkaLog {
         Ok(positions)
     }
 
+    async fn group_members(&self, group: &str) -> PortResult<Option<usize>> {
+        let (client, group, timeout) = (self.producer.clone(), group.to_owned(), self.config.timeout);
+        tokio::task::spawn_blocking(move || {
+            let list = client.client().fetch_group_list(Some(&group), timeout).map_err(unavailable)?;
+            Ok(Some(list.groups().iter().filter(|g| g.name() == group).map(|g| g.members().len()).sum()))
+        })
+        .await
+        .map_err(|e| PortError::Other(format!("kafka group list: {e}")))?
+    }
+
     async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>> {
         let epoch = Arc::new(AtomicU64::new(0));
         let consumer: StreamConsumer<EpochContext> = self
