@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 use slamon_backends::Backends;
 use slamon_domain::{MetricFilter, MetricId, MetricView, ReadModelStore};
-use slamon_web::openapi::ErrorBody;
+use slamon_web::openapi::{ErrorBody, Guarded};
 use slamon_web::{db, ApiError, ApiResult, TaskFailed, Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -51,11 +51,13 @@ impl App {
     /// # Errors
     /// The store cannot be opened or the address is taken.
     pub async fn build(config: &Config, backends: &Backends) -> slamon_backends::Result<App> {
-        let state = AppState { store: backends.store().await?, db_timeout: backends.settings().db_timeout };
+        let state = AppState {
+            store: backends.store().await?,
+            db_timeout: backends.settings().db_timeout,
+            access: config.access.clone(),
+        };
         let listener = slamon_backends::bind(config.query_api_listen, "query API").await?;
-        let router =
-            router(state).layer(axum::middleware::from_fn_with_state(config.access.clone(), slamon_web::auth::require));
-        Ok(App { listener, router, serving: config.serving.clone() })
+        Ok(App { listener, router: router(state), serving: config.serving.clone() })
     }
 
     /// Serves until `cancel`, then drains open requests for a bounded grace.
@@ -76,29 +78,43 @@ pub struct AppState {
     pub store: Arc<dyn ReadModelStore>,
     /// The deadline of one read-model call (then `504 DB not available`).
     pub db_timeout: Duration,
+    /// Who may read.
+    pub access: slamon_web::auth::Access,
 }
 
-/// The routes of SPEC §5 (each documented in the contract, [`openapi`]), `/livez`,
-/// `/readyz` and `/openapi.json`.
-fn api() -> OpenApiRouter<AppState> {
+/// The routes of SPEC §5 (each documented in the contract, [`openapi`]) and
+/// `/openapi.json` (the document of a deployment that guards `guarded`).
+fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(values))
         .routes(routes!(metadata))
         .routes(routes!(prediction))
-        .merge(slamon_web::openapi::document(openapi))
+        .merge(slamon_web::openapi::document(move || openapi_for(guarded)))
 }
 
-/// The routes of SPEC §5, `/livez`, `/readyz` and `/openapi.json`; JSON 404 elsewhere.
+/// The routes of SPEC §5, `/livez`, `/readyz` and `/openapi.json`, behind the read
+/// tokens of `state.access`; JSON 404 elsewhere.
 pub fn router(state: AppState) -> Router {
-    let (api, _) = api().merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
-    api.fallback(slamon_web::not_found).method_not_allowed_fallback(slamon_web::method_not_allowed).with_state(state)
+    let guarded = Guarded::of(&state.access);
+    let (api, _) =
+        api(guarded).merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
+    api.fallback(slamon_web::not_found)
+        .method_not_allowed_fallback(slamon_web::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
+        .with_state(state)
 }
 
-/// The query API's OpenAPI 3.1 contract, as served at `GET /openapi.json` and checked in
-/// as `openapi/query-api.json`.
+/// The query API's OpenAPI 3.1 contract, as checked in as `openapi/query-api.json`: that
+/// of a deployment with read tokens (one without serves it with no token needed).
 pub fn openapi() -> Value {
-    let mut doc = api().into_openapi();
+    openapi_for(Guarded::ALL)
+}
+
+/// The query API's OpenAPI 3.1 document for a deployment that guards `guarded`, as it
+/// serves it at `GET /openapi.json`.
+pub fn openapi_for(guarded: Guarded) -> Value {
+    let mut doc = api(guarded).into_openapi();
     doc.merge(slamon_web::openapi::probe_paths());
     add_list_schemas(&mut doc);
     slamon_web::openapi::finish(
@@ -110,6 +126,7 @@ pub fn openapi() -> Value {
                 Prometheus lists, with its window statistics, forecast and metadata. Read only; a read model \
                 that cannot be reached answers `504 DB not available` within SLAMON_DB_TIMEOUT.",
         },
+        guarded,
     )
 }
 

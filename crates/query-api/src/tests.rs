@@ -60,7 +60,14 @@ async fn app_with(docs: Vec<MetricView>) -> (Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
     store.write(docs.into_iter().map(Document::Metric).collect()).await.unwrap();
-    (router(AppState { store: Arc::new(store), db_timeout: Duration::from_secs(2) }), dir)
+    (
+        router(AppState {
+            store: Arc::new(store),
+            db_timeout: Duration::from_secs(2),
+            access: slamon_web::auth::Access::open(),
+        }),
+        dir,
+    )
 }
 
 #[tokio::test]
@@ -162,7 +169,11 @@ impl DownStore {
 #[tokio::test]
 async fn a_down_database_is_a_504_within_the_deadline() {
     for hang in [false, true] {
-        let app = router(AppState { store: Arc::new(DownStore { hang }), db_timeout: Duration::from_millis(300) });
+        let app = router(AppState {
+            store: Arc::new(DownStore { hang }),
+            db_timeout: Duration::from_millis(300),
+            access: slamon_web::auth::Access::open(),
+        });
         let id = labels("up", "a").id();
         for uri in ["/metrics".to_owned(), format!("/metrics/{id}/values"), "/readyz".to_owned()] {
             let (status, body) =
@@ -179,9 +190,17 @@ fn the_checked_in_openapi_contract_is_what_the_code_generates() {
 }
 
 #[tokio::test]
-async fn the_contract_is_served_at_openapi_json() {
+async fn the_contract_is_served_at_openapi_json_naming_only_the_tokens_this_deployment_needs() {
     let (app, _d) = app_with(vec![]).await;
     let (status, body) = get(&app, "/openapi.json").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, openapi());
+    // no read tokens here: no operation takes one, none answers 401
+    assert_eq!(body, openapi_for(Guarded { reads: false, writes: false }));
+    let values = &body["paths"]["/metrics/{id}/values"]["get"];
+    assert!(values["security"].is_null() && values["responses"]["401"].is_null(), "{values}");
+    // the checked-in contract is that of a deployment with read tokens
+    let contract = openapi();
+    let values = &contract["paths"]["/metrics/{id}/values"]["get"];
+    assert_eq!(values["security"], json!([{"bearer": []}]));
+    assert_eq!(values["responses"]["401"]["$ref"], "#/components/responses/Unauthorized");
 }

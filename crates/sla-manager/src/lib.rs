@@ -9,7 +9,7 @@ pub mod grpc;
 mod page;
 mod rest;
 
-pub use rest::{bodies, openapi, router, AppState};
+pub use rest::{bodies, openapi, openapi_for, router, AppState};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

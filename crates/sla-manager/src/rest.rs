@@ -17,7 +17,7 @@ use slamon_domain::{
 };
 use slamon_events::Publisher;
 use slamon_query_api::MetricItem;
-use slamon_web::openapi::{DbUnavailable, ErrorBody, TooManyRequests};
+use slamon_web::openapi::{DbUnavailable, ErrorBody, Guarded, TooManyRequests};
 use slamon_web::{db, ApiError, ApiResult};
 use tokio::sync::Mutex;
 use utoipa_axum::router::OpenApiRouter;
@@ -60,8 +60,8 @@ pub struct AppState {
 }
 
 /// The REST API of SPEC §6 (each route documented in the contract, [`openapi`]) and
-/// `/openapi.json`.
-fn api() -> OpenApiRouter<AppState> {
+/// `/openapi.json` (the document of a deployment that guards `guarded`).
+fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_set, put_set))
         .routes(routes!(history))
@@ -72,13 +72,15 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(get_status))
         .routes(routes!(get_violations))
         .routes(routes!(get_future))
-        .merge(slamon_web::openapi::document(openapi))
+        .merge(slamon_web::openapi::document(move || openapi_for(guarded)))
 }
 
 /// The routes of the SLA manager's REST API: SPEC §6, `/openapi.json`, `/livez`,
 /// `/readyz` and the web page; JSON 404 elsewhere.
 pub fn router(state: AppState) -> Router {
-    let (api, _) = api().merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
+    let guarded = Guarded::of(&state.access);
+    let (api, _) =
+        api(guarded).merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
     api
         // the web page (HTML)
         .merge(crate::page::routes())
@@ -88,10 +90,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The SLA manager's OpenAPI 3.1 contract (its REST API), as served at
-/// `GET /openapi.json` and checked in as `openapi/sla-manager.json`.
+/// The SLA manager's OpenAPI 3.1 contract (its REST API), as checked in as
+/// `openapi/sla-manager.json`: that of a deployment with read and write tokens.
 pub fn openapi() -> Value {
-    let mut doc = api().into_openapi();
+    openapi_for(Guarded::ALL)
+}
+
+/// The SLA manager's OpenAPI 3.1 document for a deployment that guards `guarded`, as it
+/// serves it at `GET /openapi.json`.
+pub fn openapi_for(guarded: Guarded) -> Value {
+    let mut doc = api(guarded).into_openapi();
     doc.merge(slamon_web::openapi::probe_paths());
     slamon_query_api::add_list_schemas(&mut doc);
     slamon_web::openapi::finish(
@@ -103,8 +111,9 @@ pub fn openapi() -> Value {
                 (recorded as an `SlaSetDefined` event), and read its status, violations and future violations, \
                 derived at query time from the read models; the SLA state in Prometheus's text format for a \
                 Prometheus to scrape. Without a write token it listens on loopback only. The web page \
-                (`/`, `/sla/{id}`, HTML) is not part of this contract.",
+                (`/`, `/sla/{id}`, `/ui/...`, HTML) is not part of this contract.",
         },
+        guarded,
     )
 }
 

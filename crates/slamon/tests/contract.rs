@@ -1,12 +1,13 @@
 //! The OpenAPI 3.1 contracts of the two REST services hold against the running system:
 //! `openapi-spec-validator` accepts the checked-in documents (`openapi/*.json`), each
-//! service serves its own at `/openapi.json` (with the read rules: a token when read
+//! service serves its document at `/openapi.json` (with the read rules: a token when read
 //! tokens are on), and schemathesis fuzzes every operation of both services of
-//! `slamon up --demo` (tokens on, an SLA set defined) with a few thousand generated
-//! requests, `--checks all`: no 5xx, every status, header, content type and body as
-//! documented, auth enforced where declared. Needs `openapi-spec-validator` and
-//! `schemathesis` (PyPI; `scripts/services.sh install`): skipped locally without them,
-//! failing in CI.
+//! `slamon up --demo` (an SLA set defined) with `--checks all`: no 5xx, every status,
+//! header, content type and body as documented, tokens enforced where declared. First
+//! with read and write tokens (the checked-in contract), a few thousand requests; then
+//! with write tokens only (compose's default: reads open), a shorter run of the document
+//! that deployment serves. Needs `openapi-spec-validator` and `schemathesis` (PyPI;
+//! `scripts/services.sh install`): skipped locally without them, failing in CI.
 
 mod support;
 
@@ -16,12 +17,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use slamon_web::openapi::Guarded;
 use support::*;
 
 /// Generated test cases per operation (schemathesis `--max-examples`), with the
-/// deterministic generation: about 4200 requests over both services in about 70 s on two
+/// deterministic generation: about 4200 requests over both services in about 60 s on two
 /// cores (operations without parameters take only a few).
 const MAX_EXAMPLES: &str = "300";
+/// The same for the deployment with write tokens only.
+const MAX_EXAMPLES_OPEN_READS: &str = "40";
 
 const WRITE_TOKEN: &str = "contract-test-write-token";
 const READ_TOKEN: &str = "contract-test-read-token";
@@ -83,34 +87,53 @@ async fn both_rest_services_keep_their_openapi_contract_under_fuzzing() {
     }
     let started = Instant::now();
     let root = root();
-    let documents = [("query API", "openapi/query-api.json"), ("SLA manager", "openapi/sla-manager.json")];
-    for (_, file) in documents {
+    for file in ["openapi/query-api.json", "openapi/sla-manager.json"] {
         output(Command::new("openapi-spec-validator").arg(root.join(file)));
     }
+    let (all, all_figures) = fuzz_deployment(Guarded::ALL, MAX_EXAMPLES).await;
+    assert!(all >= 2000, "only {all} requests: {all_figures:?}");
+    let open_reads = Guarded { reads: false, writes: true };
+    let (open, open_figures) = fuzz_deployment(open_reads, MAX_EXAMPLES_OPEN_READS).await;
+    eprintln!(
+        "contract fuzzing, read and write tokens: {all} requests, 0 failures\n  {}\n\
+         write tokens only: {open} requests, 0 failures\n  {}\n(whole test {:.0} s)",
+        all_figures.join("\n  "),
+        open_figures.join("\n  "),
+        started.elapsed().as_secs_f64()
+    );
+}
 
+/// Runs `slamon up --demo` guarding `guarded`, defines the demo SLA set, checks the
+/// documents it serves, and fuzzes both services with `max_examples`: the requests made,
+/// and a line of figures per service.
+async fn fuzz_deployment(guarded: Guarded, max_examples: &str) -> (usize, Vec<String>) {
+    let root = root();
     let dir = tempfile::tempdir().unwrap();
     let (write, read) = (dir.path().join("write-tokens"), dir.path().join("read-tokens"));
     std::fs::write(&write, format!("{WRITE_TOKEN}\n")).unwrap();
     std::fs::write(&read, format!("{READ_TOKEN}\n")).unwrap();
     let setting = |k: &str, v: &Path| (k.to_owned(), v.display().to_string());
-    let extra = [
-        setting("SLAMON_API_TOKEN_FILE", &write),
-        setting("SLAMON_READ_TOKEN_FILE", &read),
+    let mut extra = vec![
         // fuzzed PUTs would otherwise be mostly 429s after the first minute's worth
         ("SLAMON_PUT_RATE_LIMIT".to_owned(), "0".to_owned()),
         // one ETL cycle at start is what the answers need; fewer leave the CPU to the fuzzing
         ("SLAMON_ETL_PERIOD".to_owned(), "60s".to_owned()),
     ];
+    if guarded.writes {
+        extra.push(setting("SLAMON_API_TOKEN_FILE", &write));
+    }
+    if guarded.reads {
+        extra.push(setting("SLAMON_READ_TOKEN_FILE", &read));
+    }
     let log = dir.path().join("slamon.log");
     let s = start_slamon(&dir.path().join("data"), "", &log, &extra);
 
-    let listed = eventually("the demo series", Duration::from_secs(60), async || {
+    eventually("the demo series", Duration::from_secs(60), async || {
         let (status, body) = get_with(&format!("{}/metrics", s.query), Some(READ_TOKEN)).await?;
         let list: Value = serde_json::from_str(&body).ok()?;
-        (status == 200 && list.as_array().is_some_and(|a| a.len() >= 5)).then_some(list)
+        (status == 200 && list.as_array().is_some_and(|a| a.len() >= 5)).then_some(())
     })
     .await;
-    assert!(!listed.as_array().unwrap().is_empty());
 
     // the README's SLA set of the demo series: the SLA reads answer 200 while fuzzed
     let set = std::fs::read_to_string(root.join("examples/demo-slaset.json")).unwrap();
@@ -130,12 +153,21 @@ async fn both_rest_services_keep_their_openapi_contract_under_fuzzing() {
     })
     .await;
 
-    // each serves its checked-in document, to readers only
-    for ((_, file), base) in documents.iter().zip([&s.query, &s.sla]) {
+    // each serves the document of this deployment (with both tokens, the checked-in one),
+    // to readers only
+    let documents = [
+        ("query-api", &s.query, slamon_query_api::openapi_for(guarded), "openapi/query-api.json"),
+        ("sla-manager", &s.sla, slamon_sla_manager::openapi_for(guarded), "openapi/sla-manager.json"),
+    ];
+    for (_, base, doc, file) in &documents {
         let url = format!("{base}/openapi.json");
         let served = get_with(&url, Some(READ_TOKEN)).await.unwrap();
-        assert_eq!(served, (200, std::fs::read_to_string(root.join(file)).unwrap()), "{url}");
-        assert_eq!(get_with(&url, None).await.unwrap().0, 401, "{url} without a token");
+        assert_eq!(served, (200, slamon_web::openapi::render(doc)), "{url}");
+        if guarded == Guarded::ALL {
+            assert_eq!(served.1, std::fs::read_to_string(root.join(file)).unwrap(), "{url}");
+        }
+        let anonymous = get_with(&url, None).await.unwrap().0;
+        assert_eq!(anonymous, if guarded.reads { 401 } else { 200 }, "{url} without a token");
     }
 
     // schemathesis on both at once (each with two workers); the write token reads too
@@ -148,7 +180,7 @@ async fn both_rest_services_keep_their_openapi_contract_under_fuzzing() {
             .arg(&config)
             .arg("run")
             .arg(format!("{base}/openapi.json"))
-            .args(["--checks", "all", "--max-examples", MAX_EXAMPLES, "--generation-deterministic"])
+            .args(["--checks", "all", "--max-examples", max_examples, "--generation-deterministic"])
             .args(["--workers", "2", "--request-timeout", "10"])
             // generation speed depends on the machine's load, not on the API
             .args(["--suppress-health-check", "too_slow"])
@@ -163,26 +195,28 @@ async fn both_rest_services_keep_their_openapi_contract_under_fuzzing() {
             .stderr(out)
             .spawn()
             .unwrap();
-        (name.to_owned(), base.to_owned(), har, child)
+        (har, child)
     };
-    let runs = [fuzz("query-api", &s.query), fuzz("sla-manager", &s.sla)];
+    let runs: Vec<_> = documents.iter().map(|(name, base, doc, _)| (*name, *base, doc, fuzz(name, base))).collect();
     let fuzz_started = Instant::now();
     let (mut figures, mut total) = (Vec::new(), 0);
-    for ((name, base, har, mut child), (_, file)) in runs.into_iter().zip(documents) {
+    for (name, base, doc, (har, mut child)) in runs {
         let status = child.wait().unwrap();
         let text = std::fs::read_to_string(dir.path().join(format!("{name}.txt"))).unwrap();
         assert!(
             status.success(),
-            "schemathesis found the {name} breaking its contract ({status}):\n{text}\n--- slamon log (tail) ---\n{}",
+            "schemathesis found the {name} breaking its contract ({status}, {guarded:?}):\n{text}\n\
+             --- slamon log (tail) ---\n{}",
             std::fs::read_to_string(&log).unwrap_or_default().lines().rev().take(40).collect::<Vec<_>>().join("\n")
         );
-        let documented = operations(&serde_json::from_str(&std::fs::read_to_string(root.join(file)).unwrap()).unwrap());
-        let (per_operation, statuses) = tally(&har, &base, &documented);
+        let documented = operations(doc);
+        let (per_operation, statuses) = tally(&har, base, &documented);
         let requests: usize = per_operation.values().sum();
         total += requests;
         let server_errors: usize = statuses.iter().filter(|(s, _)| **s >= 500).map(|(_, n)| n).sum();
         assert_eq!(server_errors, 0, "{name}: 5xx answers {statuses:?}\n{text}");
-        // every documented operation was fuzzed (schemathesis loads /openapi.json itself)
+        // every documented operation was fuzzed (schemathesis leaves out the one that
+        // served it the document, compared above)
         for (method, path) in &documented {
             let key = format!("{method} {path}");
             assert!(
@@ -192,15 +226,11 @@ async fn both_rest_services_keep_their_openapi_contract_under_fuzzing() {
         }
         let summary = text.lines().rev().find(|l| l.contains(" generated, ")).unwrap_or_default().trim().to_owned();
         figures.push(format!(
-            "{name}: {requests} requests over {} documented operations ({summary}); statuses {statuses:?}; per operation {per_operation:?}",
+            "{name}: {requests} requests over {} documented operations ({summary}); statuses {statuses:?}; \
+             per operation {per_operation:?}",
             documented.len()
         ));
     }
-    assert!(total >= 2000, "only {total} requests: {figures:?}");
-    eprintln!(
-        "contract fuzzing: {total} requests, 0 failures\n  {}\n(fuzzing {:.0} s, whole test {:.0} s)",
-        figures.join("\n  "),
-        fuzz_started.elapsed().as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
+    figures.push(format!("fuzzing {:.0} s", fuzz_started.elapsed().as_secs_f64()));
+    (total, figures)
 }

@@ -234,6 +234,11 @@ impl Access {
         self.write.is_some()
     }
 
+    /// Whether reads need a token.
+    pub fn protects_reads(&self) -> bool {
+        self.read.is_some()
+    }
+
     /// Whether a request with `headers` may do `operation`.
     ///
     /// # Errors

@@ -151,14 +151,15 @@ pub fn probe_paths() -> OpenApi {
     probes_api().into_openapi()
 }
 
-/// The document a service serves, made once from its `openapi` function.
+/// The document a service serves, made once at the first request.
 #[derive(Clone)]
 struct Document {
-    make: fn() -> Value,
+    make: Arc<dyn Fn() -> Value + Send + Sync>,
     text: Arc<OnceLock<String>>,
 }
 
-/// `GET /openapi.json`: this document (the same text as the checked-in file).
+/// `GET /openapi.json`: this document (with read and write tokens configured, the same
+/// text as the checked-in file).
 #[utoipa::path(
     get,
     path = "/openapi.json",
@@ -173,8 +174,32 @@ async fn openapi_json(State(d): State<Document>) -> Response {
 
 /// The route of `GET /openapi.json`, serving what `make` returns (made at the first
 /// request).
-pub fn document<S: Clone + Send + Sync + 'static>(make: fn() -> Value) -> OpenApiRouter<S> {
-    OpenApiRouter::new().routes(routes!(openapi_json)).with_state(Document { make, text: Arc::default() })
+pub fn document<S: Clone + Send + Sync + 'static>(
+    make: impl Fn() -> Value + Send + Sync + 'static,
+) -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .with_state(Document { make: Arc::new(make), text: Arc::default() })
+}
+
+/// Which operations of a deployment need a bearer token: what its
+/// [`Access`](crate::auth::Access) guards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guarded {
+    /// Reads (GET) need a read or a write token (SLAMON_READ_TOKEN_FILE is set).
+    pub reads: bool,
+    /// Writes (PUT) need a write token (SLAMON_API_TOKEN_FILE is set).
+    pub writes: bool,
+}
+
+impl Guarded {
+    /// Both guarded: the contract as checked in (`openapi/*.json`).
+    pub const ALL: Guarded = Guarded { reads: true, writes: true };
+
+    /// What `access` guards.
+    pub fn of(access: &crate::auth::Access) -> Self {
+        Guarded { reads: access.protects_reads(), writes: access.protects_writes() }
+    }
 }
 
 /// The text of a document: pretty JSON and a final newline (as checked in).
@@ -297,19 +322,23 @@ Numbers that are not finite (NaN, +Inf, -Inf) are the strings `\"NaN\"`, `\"+Inf
 Prometheus's HTTP API writes them (the `Number` schema); `null` means only that a value does not exist.
 
 Tokens: when SLAMON_READ_TOKEN_FILE names a file of tokens, every read needs `Authorization: Bearer <token>` \
-(a read or a write token); when SLAMON_API_TOKEN_FILE does, every write needs a write token. Without them \
-the operations are open. `/livez` and `/readyz` never need one.
+(a read or a write token, else `401`); when SLAMON_API_TOKEN_FILE does, every write needs a write token \
+(`401`; a read token is `403`). Without them the operations are open. `/livez` and `/readyz` never need one. \
+The operations below that name the `bearer` scheme are those that need a token in the deployment that serves \
+this document at `/openapi.json`; the checked-in contract (`openapi/*.json`) is that of a deployment with both \
+files.
 
 Limits: at most SLAMON_MAX_IN_FLIGHT requests run at once and each is answered within SLAMON_REQUEST_TIMEOUT, \
 else `503`.";
 
 /// Completes a service's document made from its routes: title, version and description,
 /// the bearer scheme, the shared response components and schemas, and on every
-/// operation what the edge adds (a token when configured: 401, and 403 on writes; 503
-/// over the listener's limits, except on `/livez`). Returns the document as JSON, every
-/// response header marked `required` where it is always sent (all but 503's
+/// operation what the edge adds: the bearer requirement and 401 where `guarded` says a
+/// token is needed (and 403 on writes when reads are guarded too: a read token on a
+/// write); 503 over the listener's limits, except on `/livez`. Returns the document as
+/// JSON, every response header marked `required` where it is always sent (all but 503's
 /// `Retry-After`).
-pub fn finish(mut doc: OpenApi, info: Info<'_>) -> Value {
+pub fn finish(mut doc: OpenApi, info: Info<'_>, guarded: Guarded) -> Value {
     doc.info = InfoBuilder::new()
         .title(info.title)
         .version(info.version)
@@ -344,7 +373,7 @@ pub fn finish(mut doc: OpenApi, info: Info<'_>) -> Value {
         ];
         for (method, operation) in operations {
             if let Some(operation) = operation {
-                edge(path, &method, operation);
+                edge(path, &method, operation, guarded);
             }
         }
     }
@@ -354,7 +383,7 @@ pub fn finish(mut doc: OpenApi, info: Info<'_>) -> Value {
 }
 
 /// What the edge adds to one operation.
-fn edge(path: &str, method: &HttpMethod, operation: &mut Operation) {
+fn edge(path: &str, method: &HttpMethod, operation: &mut Operation, guarded: Guarded) {
     let responses = &mut operation.responses.responses;
     let mut add = |status: &str, name: &str| {
         responses.entry(status.to_owned()).or_insert_with(|| Ref::from_response_name(name).into());
@@ -362,9 +391,12 @@ fn edge(path: &str, method: &HttpMethod, operation: &mut Operation) {
     if path != "/livez" {
         add("503", "Overloaded");
     }
-    if !is_probe(path) {
+    // the same rule as `auth::Operation::of`
+    let write = !matches!(method, HttpMethod::Get | HttpMethod::Head | HttpMethod::Options);
+    let needs_token = if write { guarded.writes } else { guarded.reads };
+    if needs_token && !is_probe(path) {
         add("401", "Unauthorized");
-        if !matches!(method, HttpMethod::Get | HttpMethod::Head | HttpMethod::Options) {
+        if write && guarded.reads {
             add("403", "Forbidden");
         }
         operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>(BEARER, [])]);
@@ -453,7 +485,11 @@ mod tests {
     fn the_edge_adds_tokens_and_limits_to_every_operation_but_the_probes() {
         let mut doc = document::<()>(|| Value::Null).into_openapi();
         doc.merge(probe_paths());
-        let doc = finish(doc, Info { title: "t", version: "1", description: "d" });
+        let open =
+            finish(doc.clone(), Info { title: "t", version: "1", description: "d" }, Guarded::of(&Default::default()));
+        let contract = &open["paths"]["/openapi.json"]["get"];
+        assert!(contract["security"].is_null() && contract["responses"]["401"].is_null(), "open reads: {contract}");
+        let doc = finish(doc, Info { title: "t", version: "1", description: "d" }, Guarded::ALL);
         assert_eq!(doc["openapi"], "3.1.0");
         let livez = &doc["paths"]["/livez"]["get"];
         assert!(livez["security"].is_null() && livez["responses"]["503"].is_null(), "{livez}");

@@ -438,13 +438,30 @@ async fn the_contract_is_served_at_openapi_json_and_its_put_example_is_a_valid_s
     let h = harness(false).await;
     let (status, body, _) = call(&h.app, "GET", "/openapi.json", vec![]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, openapi());
+    // no tokens here: no operation takes one
+    assert_eq!(body, openapi_for(Guarded { reads: false, writes: false }));
+    assert!(body["paths"]["/slaset"]["put"]["security"].is_null());
     // the documented example is what the validation takes
     let example = &body["paths"]["/slaset"]["put"]["requestBody"]["content"]["application/json"]["example"];
     let entries: Vec<bodies::SlaEntryInput> = serde_json::from_value(example.clone()).unwrap();
     assert_eq!(entries.len(), 5);
     let set = slamon_domain::sla::validate_sla_set(example.to_string().as_bytes(), 5, |_| true).unwrap();
     assert_eq!(set.len(), 5);
+}
+
+#[test]
+fn the_served_document_names_the_tokens_the_deployment_needs() {
+    // write tokens only (compose's default): reads take none, a PUT one, and no 403
+    let doc = openapi_for(Guarded { reads: false, writes: true });
+    let (get, put) = (&doc["paths"]["/slaset"]["get"], &doc["paths"]["/slaset"]["put"]);
+    assert!(get["security"].is_null() && get["responses"]["401"].is_null(), "{get}");
+    assert_eq!(put["security"], json!([{"bearer": []}]));
+    assert!(put["responses"]["401"].is_object() && put["responses"]["403"].is_null(), "{put}");
+    // both: the checked-in contract, where a read token on a PUT is 403
+    let contract = openapi();
+    assert_eq!(contract["paths"]["/status"]["get"]["security"], json!([{"bearer": []}]));
+    assert_eq!(contract["paths"]["/slaset"]["put"]["responses"]["403"]["$ref"], "#/components/responses/Forbidden");
+    assert!(contract["paths"]["/livez"]["get"]["security"].is_null());
 }
 
 #[test]
