@@ -466,9 +466,11 @@ pub struct Etl {
     last_seen: HashMap<MetricId, (Labels, i64)>,
     /// Timestamp of the last SLA sample emitted per SLA metric.
     cursors: HashMap<MetricId, i64>,
-    /// Seasonal period (in 1-minute samples) of each series, from its last metadata.
-    periods: HashMap<MetricId, Option<usize>>,
-    /// The SLA set whose samples and forecasts were last published.
+    /// Seasonal period (in 1-minute samples) of each series, from its last metadata
+    /// (written by the metadata task, read by the forecasts).
+    periods: Arc<std::sync::Mutex<HashMap<MetricId, Option<usize>>>>,
+    /// The SLA set whose samples and forecasts were last published: the one the cycles
+    /// keep using while the SLA manager does not answer.
     sla_set: Option<Vec<SlaEntry>>,
 }
 
@@ -488,7 +490,7 @@ impl Etl {
             metrics,
             last_seen: HashMap::new(),
             cursors: HashMap::new(),
-            periods: HashMap::new(),
+            periods: Arc::default(),
             sla_set: None,
         }
     }
@@ -498,24 +500,21 @@ impl Etl {
         self.config.clock = clock;
     }
 
-    /// Runs the metadata cycle and the statistics cycle at once, then each every its
-    /// period, and between cycles watches the SLA set for changes, until `cancel`.
+    /// Runs the statistics cycle at once and then every period, and between cycles watches
+    /// the SLA set for changes, until `cancel`. The metadata cycle runs in a task of its
+    /// own ([`Etl::metadata_task`]): however long it takes, it never delays the SLA
+    /// samples and forecasts.
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(source = %self.source.describe(), period = ?self.config.period, metadata_period = ?self.config.metadata_period, "etl started");
+        let metadata = tokio::spawn(self.metadata_task().run(cancel.clone()));
         let mut ticker = tokio::time::interval(self.config.period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut metadata_ticker = tokio::time::interval(self.config.metadata_period);
-        metadata_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sla_ticker = tokio::time::interval(self.config.sla_watch);
         sla_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // the first metadata cycle runs first, so the first forecasts know the periods
-        metadata_ticker.tick().await;
-        self.run_metadata(&cancel).await;
         loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = metadata_ticker.tick() => self.run_metadata(&cancel).await,
                 _ = ticker.tick() => {
                     let started = Instant::now();
                     match self.cycle(&cancel).await {
@@ -533,68 +532,30 @@ impl Etl {
                 }
             }
         }
+        let _ = metadata.await;
         tracing::info!("etl stopped");
     }
 
-    async fn run_metadata(&mut self, cancel: &CancellationToken) {
-        let started = Instant::now();
-        match self.metadata_cycle(cancel).await {
-            Ok(report) => tracing::info!(?report, elapsed = ?started.elapsed(), "metadata cycle done"),
-            Err(e) => tracing::warn!(error = %e, "metadata cycle failed"),
+    /// The metadata cycle as a task of its own, sharing this ETL's source, log, metrics
+    /// and seasonal periods.
+    pub fn metadata_task(&self) -> MetadataTask {
+        MetadataTask {
+            source: self.source.clone(),
+            appender: self.appender(),
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            periods: self.periods.clone(),
         }
     }
 
-    /// Stationarity, autocorrelation and seasonality of every series.
+    fn appender(&self) -> Appender {
+        Appender { publisher: self.publisher.clone(), metrics: self.metrics.clone(), batch: self.config.publish_batch }
+    }
+
+    /// Stationarity, autocorrelation and seasonality of every series, at once (no
+    /// spreading, no deadline: [`MetadataTask::cycle`]).
     pub async fn metadata_cycle(&mut self, cancel: &CancellationToken) -> Result<MetadataReport, EtlError> {
-        let at = (self.config.clock)();
-        let series = self
-            .source
-            .series()
-            .await
-            .map_err(|e| {
-                self.metrics.source_failures.inc();
-                EtlError::ListSeries(e)
-            })?
-            .series;
-        let window = self.config.metadata_window.as_millis() as i64;
-        let nlags = self.config.acf_lags;
-        let mut report = MetadataReport { series: series.len(), ..Default::default() };
-        let source = self.source.clone();
-        let results: Vec<_> = futures::stream::iter(series)
-            .map(|labels| {
-                let source = source.clone();
-                async move {
-                    // the hourly input of every series: query_range, gaps interpolated
-                    match analysis::input(source.as_ref(), &labels, at, window, false).await {
-                        Ok(input) => analysis::metadata_event(labels.clone(), input.values, nlags, at)
-                            .await
-                            .map_err(|e| (labels, e)),
-                        Err(e) => Err((labels, e)),
-                    }
-                }
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
-        let mut events = Vec::new();
-        for r in results {
-            match r {
-                Ok((event, secs)) => {
-                    self.metrics.executiontime_metadata.with_label_values(&[event.labels.name()]).set(secs);
-                    let period = event.seasonality.as_ref().and_then(|s| s.add.as_ref().map(|f| f.period as usize));
-                    self.periods.insert(event.labels.id(), period);
-                    report.computed += 1;
-                    events.push(self.envelope(Event::MetricMetadataComputed(event)));
-                }
-                Err((labels, e)) => {
-                    report.failed += 1;
-                    self.metrics.source_failures.inc();
-                    tracing::warn!(series = %labels, error = %e, "no metadata this cycle");
-                }
-            }
-        }
-        self.publish(events, cancel).await?;
-        Ok(report)
+        self.metadata_task().cycle(cancel, None).await
     }
 
     /// One cycle at the current time.
@@ -619,7 +580,22 @@ impl Etl {
 
         self.export_source_counters();
 
-        let Some(entries) = self.sla.fetch_until_answered(cancel).await else { return Ok(report) };
+        let entries = match self.sla.fetch().await {
+            Ok(entries) => entries,
+            Err(status) => {
+                self.metrics.sla_set_unavailable.inc();
+                match &self.sla_set {
+                    Some(known) => {
+                        tracing::warn!(endpoint = self.sla.describe(), code = ?status.code(), message = status.message(), "the SLA manager did not answer: the samples and forecasts of the last known SLA set");
+                        known.clone()
+                    }
+                    None => {
+                        tracing::warn!(endpoint = self.sla.describe(), code = ?status.code(), message = status.message(), "the SLA manager did not answer and no SLA set is known yet: no SLA samples this cycle");
+                        return Ok(report);
+                    }
+                }
+            }
+        };
         self.sla_pass(entries, at, &mut report, cancel).await?;
         self.export_source_counters();
         Ok(report)
@@ -654,10 +630,10 @@ impl Etl {
 
     /// Between cycles: when the SLA set differs from the one last published for, the
     /// samples and forecasts of the new set, so a new SLA has its status and prediction
-    /// within seconds instead of at the next cycle. Before the first cycle, and when the
-    /// SLA manager does not answer, it leaves the work to the cycle.
+    /// within seconds instead of at the next cycle; also the first set known, when the SLA
+    /// manager answers again after the cycles had none. When it does not answer, it
+    /// leaves the work to the cycle.
     pub async fn watch_sla_set(&mut self, cancel: &CancellationToken) -> Option<CycleReport> {
-        let known = self.sla_set.as_ref()?;
         let entries = match self.sla.fetch().await {
             Ok(entries) => entries,
             Err(status) => {
@@ -665,7 +641,7 @@ impl Etl {
                 return None;
             }
         };
-        if &entries == known {
+        if self.sla_set.as_ref() == Some(&entries) {
             return None;
         }
         let mut report = CycleReport::default();
@@ -834,7 +810,7 @@ impl Etl {
         let window = self.config.forecast_window.as_millis() as i64;
         let results: Vec<_> = futures::stream::iter(entries.iter().cloned())
             .map(|e| async move {
-                let period = self.periods.get(&e.id()).copied().flatten();
+                let period = self.periods.lock().expect("periods lock").get(&e.id()).copied().flatten();
                 match analysis::input(self.source.as_ref(), &e.labels, at, window, true).await {
                     Ok(input) => analysis::forecast_event(e.labels.clone(), input, period, at)
                         .await
@@ -863,6 +839,24 @@ impl Etl {
         EventEnvelope::new(self.config.producer.clone(), event)
     }
 
+    async fn publish(&self, events: Vec<EventEnvelope>, cancel: &CancellationToken) -> Result<(), EtlError> {
+        self.appender().publish(events, cancel).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Appends events for the ETL's cycles and its metadata task.
+#[derive(Clone)]
+struct Appender {
+    publisher: Publisher,
+    metrics: EtlMetrics,
+    /// Events per append.
+    batch: usize,
+}
+
+impl Appender {
     /// Appends events in batches; a failed append is retried with backoff until it
     /// succeeds. Only a shutdown stops the retries, and then it says what it dropped. A
     /// batch refused for good (an event too large, refused by the registry) is appended
@@ -870,7 +864,7 @@ impl Etl {
     /// (`etl_events_dropped_total`) and dropped. An event appended twice is harmless: the
     /// projection is idempotent.
     async fn publish(&self, events: Vec<EventEnvelope>, cancel: &CancellationToken) -> Result<(), EtlError> {
-        for chunk in events.chunks(self.config.publish_batch.max(1)) {
+        for chunk in events.chunks(self.batch.max(1)) {
             let Err(e) = self.append(chunk, cancel).await? else { continue };
             tracing::warn!(error = %e, events = chunk.len(), "append refused for good: appending one by one");
             for event in chunk {
@@ -920,5 +914,127 @@ impl Etl {
     }
 }
 
-#[cfg(test)]
-mod tests;
+/// The metadata cycle (stationarity, autocorrelation and seasonality of every series) as
+/// a task of its own beside the ETL's cycles ([`Etl::metadata_task`]).
+pub struct MetadataTask {
+    source: Arc<dyn MetricSource>,
+    appender: Appender,
+    config: EtlConfig,
+    metrics: EtlMetrics,
+    periods: Arc<std::sync::Mutex<HashMap<MetricId, Option<usize>>>>,
+}
+
+impl MetadataTask {
+    /// A cycle at once (the first forecasts learn the periods soon), then one every
+    /// metadata period, each spread over half the period, until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let period = self.config.metadata_period;
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut first = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let spread = (!first).then_some(period / 2);
+            first = false;
+            let started = Instant::now();
+            match self.cycle(&cancel, spread).await {
+                Ok(report) => tracing::info!(?report, elapsed = ?started.elapsed(), "metadata cycle done"),
+                Err(e) => tracing::warn!(error = %e, "metadata cycle failed"),
+            }
+            self.metrics.metadata_cycle_seconds.set(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// One metadata cycle. With `spread`, the series start evenly over that span (a
+    /// name of many series does not load the source at once) and the cycle stops at the
+    /// metadata period, publishing what it computed and counting the cut-off
+    /// (`etl_metadata_cycles_cut_off_total`); a shutdown stops it too. Events are
+    /// published as they are computed, in batches.
+    ///
+    /// # Errors
+    /// [`EtlError::ListSeries`] when the source cannot list the series; a shutdown while
+    /// appending.
+    pub async fn cycle(
+        &self,
+        cancel: &CancellationToken,
+        spread: Option<Duration>,
+    ) -> Result<MetadataReport, EtlError> {
+        let at = (self.config.clock)();
+        let series = self
+            .source
+            .series()
+            .await
+            .map_err(|e| {
+                self.metrics.source_failures.inc();
+                EtlError::ListSeries(e)
+            })?
+            .series;
+        let window = self.config.metadata_window.as_millis() as i64;
+        let nlags = self.config.acf_lags;
+        let mut report = MetadataReport { series: series.len(), ..Default::default() };
+        let gap = spread.map(|s| s / series.len().max(1) as u32).filter(|g| !g.is_zero());
+        let deadline =
+            tokio::time::sleep(if spread.is_some() { self.config.metadata_period } else { Duration::MAX / 4 });
+        let source = self.source.clone();
+        let mut results = futures::stream::iter(series)
+            .then(|labels| async move {
+                if let Some(gap) = gap {
+                    tokio::time::sleep(gap).await;
+                }
+                labels
+            })
+            .map(|labels| {
+                let source = source.clone();
+                async move {
+                    // the hourly input of every series: query_range, gaps interpolated
+                    match analysis::input(source.as_ref(), &labels, at, window, false).await {
+                        Ok(input) => analysis::metadata_event(labels.clone(), input.values, nlags, at)
+                            .await
+                            .map_err(|e| (labels, e)),
+                        Err(e) => Err((labels, e)),
+                    }
+                }
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .take_until(cancel.cancelled())
+            .take_until(deadline)
+            .boxed();
+        let mut events = Vec::new();
+        let mut done = 0;
+        while let Some(r) = results.next().await {
+            done += 1;
+            match r {
+                Ok((event, secs)) => {
+                    self.metrics.executiontime_metadata.with_label_values(&[event.labels.name()]).set(secs);
+                    let period = event.seasonality.as_ref().and_then(|s| s.add.as_ref().map(|f| f.period as usize));
+                    self.periods.lock().expect("periods lock").insert(event.labels.id(), period);
+                    report.computed += 1;
+                    events.push(EventEnvelope::new(self.config.producer.clone(), Event::MetricMetadataComputed(event)));
+                }
+                Err((labels, e)) => {
+                    report.failed += 1;
+                    self.metrics.source_failures.inc();
+                    tracing::warn!(series = %labels, error = %e, "no metadata this cycle");
+                }
+            }
+            if events.len() >= self.appender.batch.max(1) {
+                self.appender.publish(std::mem::take(&mut events), cancel).await?;
+            }
+        }
+        drop(results);
+        if done < report.series && !cancel.is_cancelled() {
+            self.metrics.metadata_cut_off.inc();
+            tracing::warn!(
+                series = report.series,
+                done,
+                "metadata cycle stopped at its deadline (the metadata period)"
+            );
+        }
+        self.appender.publish(events, cancel).await?;
+        Ok(report)
+    }
+}

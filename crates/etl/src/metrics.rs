@@ -25,6 +25,12 @@ pub struct EtlMetrics {
     pub events_dropped: IntCounterVec,
     pub cycle_seconds: Histogram,
     pub series: IntGauge,
+    /// Cycles in which the SLA manager did not answer (the last known SLA set was used).
+    pub sla_set_unavailable: IntCounter,
+    /// Metadata cycles cut off at their deadline (the period), with series left over.
+    pub metadata_cut_off: IntCounter,
+    /// Seconds the last metadata cycle took.
+    pub metadata_cycle_seconds: prometheus::Gauge,
 }
 
 impl EtlMetrics {
@@ -57,6 +63,11 @@ impl EtlMetrics {
         registry.register(Box::new(cycle_seconds.clone()))?;
         let series = IntGauge::with_opts(Opts::new("etl_series", "series seen in the source at the last cycle"))?;
         registry.register(Box::new(series.clone()))?;
+        let metadata_cycle_seconds = prometheus::Gauge::with_opts(Opts::new(
+            "etl_metadata_cycle_duration_seconds",
+            "seconds the last metadata cycle took (spread over half the metadata period)",
+        ))?;
+        registry.register(Box::new(metadata_cycle_seconds.clone()))?;
         Ok(Self {
             executiontime_1h: gauge("etl_executiontime_1h", "seconds to compute the 1 h statistics of a metric name")?,
             executiontime_3h: gauge("etl_executiontime_3h", "seconds to compute the 3 h statistics of a metric name")?,
@@ -89,6 +100,15 @@ impl EtlMetrics {
             events_dropped,
             cycle_seconds,
             series,
+            sla_set_unavailable: counter(
+                "etl_sla_set_unavailable_total",
+                "cycles in which the SLA manager did not answer: the last known SLA set was used",
+            )?,
+            metadata_cut_off: counter(
+                "etl_metadata_cycles_cut_off_total",
+                "metadata cycles stopped at their deadline (the metadata period) with series left over",
+            )?,
+            metadata_cycle_seconds,
         })
     }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use slamon_domain::{Labels, SlaEntry, SlaRange};
 use slamon_proto::sla::v2::sla_service_client::SlaServiceClient;
 use slamon_proto::sla::v2::GetSlaSetRequest;
-use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
 /// Where the ETL reads the SLA set: the SLA manager's gRPC, or (in `slamon up`, one
@@ -52,6 +51,14 @@ impl SlaClient {
         })
     }
 
+    /// Where it reads the set: the gRPC endpoint, or the local read model.
+    pub fn describe(&self) -> &str {
+        match &self.inner {
+            Inner::Grpc { endpoint, .. } => endpoint,
+            Inner::Local { .. } => "the SLA set read model",
+        }
+    }
+
     /// The SLA set read model of this process (what the SLA manager's gRPC answers from),
     /// each read bounded by `timeout`.
     pub fn local(store: std::sync::Arc<dyn slamon_domain::ReadModelStore>, timeout: Duration) -> Self {
@@ -84,27 +91,5 @@ impl SlaClient {
                 for_minutes: e.for_minutes,
             })
             .collect())
-    }
-
-    /// Asks until answered (at-least-once; the call is idempotent); `None` on shutdown.
-    pub async fn fetch_until_answered(&self, cancel: &CancellationToken) -> Option<Vec<SlaEntry>> {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match self.fetch().await {
-                Ok(set) => return Some(set),
-                Err(status) => {
-                    let endpoint = match &self.inner {
-                        Inner::Grpc { endpoint, .. } => endpoint.as_str(),
-                        Inner::Local { .. } => "the SLA set read model",
-                    };
-                    tracing::warn!(endpoint, code = ?status.code(), message = status.message(), ?backoff, "SLA manager did not answer, retrying");
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
     }
 }

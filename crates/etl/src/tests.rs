@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 
-/// A stand-in SLA manager that answers with a fixed set.
+/// A stand-in SLA manager that answers with a fixed set, or `unavailable` while its
+/// second field is set.
 #[derive(Clone, Default)]
-struct FixedSla(Arc<Mutex<Vec<WireEntry>>>);
+struct FixedSla(Arc<Mutex<Vec<WireEntry>>>, Arc<std::sync::atomic::AtomicBool>);
 
 #[tonic::async_trait]
 impl SlaService for FixedSla {
@@ -21,6 +22,9 @@ impl SlaService for FixedSla {
         &self,
         _: tonic::Request<GetSlaSetRequest>,
     ) -> Result<tonic::Response<GetSlaSetResponse>, tonic::Status> {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("SLA manager down"));
+        }
         let entries = self.0.lock().unwrap().clone();
         Ok(tonic::Response::new(GetSlaSetResponse { defined: !entries.is_empty(), version: 1, entries }))
     }
@@ -199,8 +203,9 @@ fn count(events: &[EventEnvelope], kind: fn(&Event) -> bool) -> usize {
 #[tokio::test]
 async fn a_changed_sla_set_gets_its_samples_and_forecast_before_the_next_cycle() {
     let mut h = harness(true).await;
-    // before the first cycle the watch leaves the work to the cycle
-    assert_eq!(h.etl.watch_sla_set(&h.cancel).await, None);
+    // the first set seen (empty here) is taken at once, before any cycle
+    let first = h.etl.watch_sla_set(&h.cancel).await.expect("the first set known");
+    assert_eq!((first.sla_metrics, first.samples), (0, 0));
     assert_eq!(h.etl.cycle(&h.cancel).await.unwrap().sla_metrics, 0);
     // the same (empty) set: nothing to do
     assert_eq!(h.etl.watch_sla_set(&h.cancel).await, None);
@@ -257,20 +262,91 @@ async fn the_running_etl_watches_the_sla_set_between_cycles() {
 }
 
 #[tokio::test]
-async fn an_unanswering_sla_manager_is_retried_until_shutdown() {
+async fn a_down_sla_manager_holds_up_nothing_and_the_last_known_set_is_kept() {
+    // never answering from the start: the statistics go out, the SLA part waits for a set
     let mut h = harness(false).await;
-    let etl_cancel = CancellationToken::new();
-    let c = etl_cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        c.cancel();
-    });
-    // statistics are still published; the SLA part waits for an answer
-    let report = h.etl.cycle(&etl_cancel).await.unwrap();
-    assert_eq!(report.aggregates, 8);
-    assert_eq!(report.sla_metrics, 0);
+    let report = h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!((report.aggregates, report.sla_metrics), (8, 0));
     assert_eq!(read_all(&h, "a").await.len(), 8);
     h.cancel.cancel();
+
+    // answering, then down: the cycles go on with the set they last had
+    let mut h = harness(true).await;
+    let cpu_entry = entry(&cpu().await);
+    h.sla.0.lock().unwrap().push(cpu_entry);
+    assert_eq!(h.etl.cycle(&h.cancel).await.unwrap().sla_metrics, 1);
+    h.sla.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let report = h.etl.cycle(&h.cancel).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "the cycle waited for the SLA manager");
+    assert_eq!((report.aggregates, report.sla_metrics, report.forecasts), (8, 1, 1), "{report:?}");
+    let forecasts =
+        read_all(&h, "f").await.into_iter().filter(|e| matches!(e.event, Event::MetricForecastComputed(_))).count();
+    assert_eq!(forecasts, 2, "a forecast in each cycle");
+    let unavailable = h.registry.gather().into_iter().find(|f| f.name() == "etl_sla_set_unavailable_total").unwrap();
+    assert_eq!(unavailable.get_metric()[0].get_counter().get_value(), 1.0);
+    h.cancel.cancel();
+}
+
+/// A source whose `range` queries (the metadata's input) take `delay` each.
+struct SlowRange {
+    inner: DemoSource,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl MetricSource for SlowRange {
+    async fn series(&self) -> PortResult<SeriesList> {
+        self.inner.series().await
+    }
+    async fn window_stats(&self, name: &str, w: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        self.inner.window_stats(name, w, at_ms).await
+    }
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        self.inner.raw_samples(series, after_ms, at_ms).await
+    }
+    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.range(series, start_ms, end_ms, step_ms).await
+    }
+    fn describe(&self) -> String {
+        "slow range".into()
+    }
+}
+
+#[tokio::test]
+async fn a_slow_metadata_cycle_never_delays_the_sla_samples() {
+    // every metadata input takes 2 s: the 8 series' metadata take far longer than the
+    // statistics period, which used to wait for them
+    let source = Arc::new(SlowRange { inner: DemoSource::new(), delay: Duration::from_secs(2) });
+    let config = EtlConfig {
+        period: Duration::from_millis(300),
+        concurrency: 1,
+        sla_watch: Duration::from_secs(3600),
+        ..EtlConfig::default()
+    };
+    let Harness { etl, log, codec, sla, cancel, registry, _dir } = harness_with(true, source, config).await;
+    let cpu_entry = entry(&cpu().await);
+    sla.0.lock().unwrap().push(cpu_entry);
+    let started = std::time::Instant::now();
+    let run = tokio::spawn(etl.run(cancel.clone()));
+    let mut group = 0;
+    loop {
+        group += 1;
+        let events = read_log(&log, &codec, &format!("s{group}")).await;
+        if count(&events, |e| matches!(e, Event::SlaSamplesObserved(_))) >= 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no SLA samples");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    let events = read_log(&log, &codec, "all").await;
+    assert_eq!(count(&events, |e| matches!(e, Event::MetricMetadataComputed(_))), 0, "the metadata is still running");
+    assert!(waited < Duration::from_secs(8), "the SLA samples waited {waited:?} for the metadata");
+    cancel.cancel();
+    run.await.unwrap();
+    let _ = registry;
 }
 
 /// 2026-11-30T10:00:00Z.
