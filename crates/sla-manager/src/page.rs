@@ -18,8 +18,6 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use plotters::prelude::*;
 use slamon_domain::semantics::{future_violations, status, violation_runs, violations, Run, SlaState};
@@ -35,16 +33,6 @@ const CHART_SPAN: Duration = Duration::from_secs(12 * 3600);
 const RECENT_SPAN: Duration = Duration::from_secs(3600);
 /// Series a page of the metrics browser lists.
 const PAGE_SIZE: usize = 100;
-
-/// The page routes, for the SLA manager's router.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(overview))
-        .route("/sla/{id}", get(sla_page))
-        .route("/ui/metrics", get(metrics_page))
-        .route("/ui/metrics/{id}", get(metric_page))
-        .route("/ui/history", get(history_page))
-}
 
 const STYLE: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
@@ -308,7 +296,17 @@ async fn entries(
     Ok(Some(out))
 }
 
-async fn overview(State(s): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "pageSlas",
+    tag = "page",
+    responses(
+        (status = 200, description = "The SLA set: each entry's state, description and a chart of its last 12 h (or how to define a set)", body = String, content_type = "text/html"),
+        (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
+    ),
+)]
+pub(crate) async fn overview(State(s): State<AppState>) -> Response {
     let now = UnixMillis::now();
     let set = match entries(&s).await {
         Ok(set) => set,
@@ -354,7 +352,19 @@ async fn overview(State(s): State<AppState>) -> Response {
     )
 }
 
-async fn sla_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/sla/{id}",
+    operation_id = "pageSla",
+    tag = "page",
+    params(("id" = String, Path, description = "The metric id of the series")),
+    responses(
+        (status = 200, description = "One SLA: state, violations, forecast, charts", body = String, content_type = "text/html"),
+        (status = 404, description = "No SLA of the current set has this id (an HTML page saying so)", body = String, content_type = "text/html"),
+        (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
+    ),
+)]
+pub(crate) async fn sla_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let now = UnixMillis::now();
     let set = match entries(&s).await {
         Ok(set) => set.unwrap_or_default(),
@@ -423,10 +433,39 @@ async fn sla_page(State(s): State<AppState>, Path(id): Path<String>) -> Response
     )
 }
 
-async fn metrics_page(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> Response {
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty());
+#[utoipa::path(
+    get,
+    path = "/ui/metrics",
+    operation_id = "pageMetrics",
+    tag = "page",
+    params(
+        ("name" = Option<String>, Query, description = "Only the series of this metric (`__name__`)"),
+        ("match" = Option<String>, Query, pattern = "^$|^[^=]+=",
+            description = "Only the series with this label value, `<label>=<value>`"),
+        ("offset" = Option<u64>, Query, maximum = 9223372036854775807_u64, description = "Series to skip (pages of 100)"),
+    ),
+    responses(
+        (status = 200, description = "The metrics browser: 100 series a page with their 1 h statistics", body = String, content_type = "text/html"),
+        (status = 400, description = "A `match` that is not `<label>=<value>`, or an offset that is not an integer from 0 to 2^63 − 1 (an HTML page saying so)", body = String, content_type = "text/html"),
+        (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
+    ),
+)]
+pub(crate) async fn metrics_page(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> Response {
+    // an empty field (as the form sends it) is no filter
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let (name, matcher) = (get("name"), get("match"));
-    let offset: usize = get("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+    let offset: usize = match params.iter().find(|(n, _)| n == "offset").map(|(_, v)| v) {
+        None => 0,
+        // MongoDB's skip is a signed 64-bit number
+        Some(o) => match o.parse::<i64>().ok().filter(|n| *n >= 0).and_then(|n| usize::try_from(n).ok()) {
+            Some(n) => n,
+            None => {
+                return error_page(ApiError::BadRequest(format!(
+                    "Invalid offset `{o}`: expected an integer from 0 to 9223372036854775807"
+                )))
+            }
+        },
+    };
     let mut filter = MetricFilter { name: name.clone(), offset, limit: Some(PAGE_SIZE + 1), ..MetricFilter::default() };
     if let Some(m) = &matcher {
         match m.split_once('=') {
@@ -489,7 +528,19 @@ fn url_query(params: &[(&str, Option<&str>)]) -> String {
     }
 }
 
-async fn metric_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/ui/metrics/{id}",
+    operation_id = "pageMetric",
+    tag = "page",
+    params(("id" = String, Path, description = "The metric id of the series")),
+    responses(
+        (status = 200, description = "A series: window statistics, metadata and forecast", body = String, content_type = "text/html"),
+        (status = 404, description = "No series has this id (an HTML page saying so)", body = String, content_type = "text/html"),
+        (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
+    ),
+)]
+pub(crate) async fn metric_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let missing = || ApiError::NotFound(format!("No series with id {id}"));
     let Ok(metric_id) = id.parse::<MetricId>() else {
         return error_page(missing());
@@ -557,7 +608,17 @@ async fn metric_page(State(s): State<AppState>, Path(id): Path<String>) -> Respo
     )
 }
 
-async fn history_page(State(s): State<AppState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/ui/history",
+    operation_id = "pageHistory",
+    tag = "page",
+    responses(
+        (status = 200, description = "Every version of the SLA set, newest first", body = String, content_type = "text/html"),
+        (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
+    ),
+)]
+pub(crate) async fn history_page(State(s): State<AppState>) -> Response {
     let mut versions = match db(s.db_timeout, s.store.sla_set_history()).await {
         Ok(v) => v,
         Err(e) => return error_page(e),

@@ -72,6 +72,12 @@ fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
         .routes(routes!(get_status))
         .routes(routes!(get_violations))
         .routes(routes!(get_future))
+        // the web page (HTML)
+        .routes(routes!(crate::page::overview))
+        .routes(routes!(crate::page::sla_page))
+        .routes(routes!(crate::page::metrics_page))
+        .routes(routes!(crate::page::metric_page))
+        .routes(routes!(crate::page::history_page))
         .merge(slamon_web::openapi::document(move || openapi_for(guarded)))
 }
 
@@ -81,10 +87,7 @@ pub fn router(state: AppState) -> Router {
     let guarded = Guarded::of(&state.access);
     let (api, _) =
         api(guarded).merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
-    api
-        // the web page (HTML)
-        .merge(crate::page::routes())
-        .fallback(slamon_web::not_found)
+    api.fallback(slamon_web::not_found)
         .method_not_allowed_fallback(slamon_web::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
         .with_state(state)
@@ -110,8 +113,8 @@ pub fn openapi_for(guarded: Guarded) -> Value {
             description: "The SLA manager's REST API (port 5001, SLAMON_SLA_MANAGER_LISTEN): define the SLA set \
                 (recorded as an `SlaSetDefined` event), and read its status, violations and future violations, \
                 derived at query time from the read models; the SLA state in Prometheus's text format for a \
-                Prometheus to scrape. Without a write token it listens on loopback only. The web page \
-                (`/`, `/sla/{id}`, `/ui/...`, HTML) is not part of this contract.",
+                Prometheus to scrape; and the web page (`/`, `/sla/{id}`, `/ui/...`: HTML with no script). Without a \
+                write token it listens on loopback only.",
         },
         guarded,
     )
