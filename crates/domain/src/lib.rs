@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod labels;
+pub mod liveness;
 pub mod ports;
 pub mod projection;
 pub mod runner;

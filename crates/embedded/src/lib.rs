@@ -12,12 +12,37 @@ pub use store::EmbeddedStore;
 
 use slamon_domain::PortError;
 
+/// redb's answer to every call after an I/O error on commit (a full disk, a failing
+/// device): it stays so until the database is reopened.
+const LATCHED: &str = "Previous I/O error occurred";
+
+/// A storage error as a port error; redb's latched I/O failure also marks the process as
+/// no longer live ([`slamon_domain::liveness`]).
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> PortError {
-    PortError::Unavailable(e.to_string())
+    let text = e.to_string();
+    if text.contains(LATCHED) && slamon_domain::liveness::fail(format!("the embedded storage failed for good: {text}"))
+    {
+        tracing::error!(error = %text, "the embedded storage failed for good: /livez answers 503 until slamon restarts");
+    }
+    PortError::Unavailable(text)
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PortError> + Send + 'static,
 ) -> Result<T, PortError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| PortError::Other(format!("storage task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_latched_io_failure_marks_the_process_as_not_live() {
+        let busy = super::unavailable("Database already open. Cannot acquire lock.");
+        assert!(matches!(busy, slamon_domain::PortError::Unavailable(_)));
+        assert_eq!(slamon_domain::liveness::failure(), None, "an ordinary failure is not fatal");
+        let latched = super::unavailable(redb::StorageError::PreviousIo);
+        assert!(matches!(latched, slamon_domain::PortError::Unavailable(_)));
+        let reason = slamon_domain::liveness::failure().expect("marked");
+        assert!(reason.contains("Previous I/O error"), "{reason}");
+    }
 }

@@ -100,16 +100,27 @@ pub const BEARER: &str = "bearer";
 /// The content type of JSON bodies.
 pub const JSON: &str = "application/json";
 
-/// `GET /livez`: the process answers (`ok`, never a token: probes carry none).
+/// `GET /livez`: the process answers (`ok`, never a token: probes carry none), or 503
+/// once a backend failed for good until a restart ([`slamon_domain::liveness`]).
 #[utoipa::path(
     get,
     path = "/livez",
     operation_id = "livez",
     tag = "probes",
-    responses((status = 200, description = "The process answers", body = String, content_type = "text/plain", example = "ok")),
+    responses(
+        (status = 200, description = "The process answers", body = String, content_type = "text/plain", example = "ok"),
+        (status = 503, description = "A backend failed for good (e.g. the embedded storage after an I/O error): restart the process",
+            body = String, content_type = "text/plain"),
+    ),
 )]
-pub async fn livez() -> &'static str {
-    "ok"
+pub async fn livez() -> Response {
+    match slamon_domain::liveness::failure() {
+        None => "ok".into_response(),
+        Some(reason) => {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("not live: {reason}; restart the process"))
+                .into_response()
+        }
+    }
 }
 
 /// What `/readyz` asks.
@@ -492,7 +503,8 @@ mod tests {
         let doc = finish(doc, Info { title: "t", version: "1", description: "d" }, Guarded::ALL);
         assert_eq!(doc["openapi"], "3.1.0");
         let livez = &doc["paths"]["/livez"]["get"];
-        assert!(livez["security"].is_null() && livez["responses"]["503"].is_null(), "{livez}");
+        // the edge's 503 (its limits) is not added to a probe; /livez has its own
+        assert!(livez["security"].is_null() && livez["responses"]["503"]["$ref"].is_null(), "{livez}");
         let readyz = &doc["paths"]["/readyz"]["get"];
         assert!(readyz["security"].is_null(), "{readyz}");
         assert_eq!(readyz["responses"]["504"]["$ref"], "#/components/responses/DbUnavailable");
