@@ -421,6 +421,13 @@ impl Notifier {
         }
         let tls = TlsFiles { ca_file: slamon_backends::given_path(&settings.alertmanager_ca_file), client_cert: None };
         let builder = reqwest::Client::builder().timeout(settings.alertmanager_timeout).no_proxy();
+        // every series of every Alertmanager from the start, at 0
+        for t in &targets {
+            for vec in [&metrics.sent, &metrics.errors, &metrics.dropped] {
+                vec.with_label_values(&[&t.shown]);
+            }
+            metrics.queue.with_label_values(&[&t.shown]).set(0);
+        }
         let http = slamon_prometheus::tls_builder(builder, &tls)
             .map_err(|e| e.to_string())?
             .build()
@@ -659,6 +666,30 @@ mod tests {
         let resent = book.evaluate(at(60), vec![changed, active("b", None)], CADENCE);
         assert_eq!(resent[0].annotations["description"], "new");
         assert_eq!(resent[0].starts_at, at(0), "the evaluation that first found it");
+    }
+
+    #[test]
+    fn every_alertmanagers_counters_exist_from_the_start() {
+        let registry = Registry::new();
+        let settings = Settings {
+            alertmanager_urls: vec!["http://am-1:9093".into(), "http://user:secret@am-2:9093/prefix/".into()],
+            alert_evaluation_interval: Duration::from_secs(30),
+            alert_resend_delay: Duration::from_secs(60),
+            alertmanager_timeout: Duration::from_secs(10),
+            alertmanager_bearer_token_file: None,
+            alertmanager_ca_file: None,
+            external_url: None,
+        };
+        let notifier = Notifier::new(&settings, NotifierMetrics::new(&registry).unwrap()).unwrap().unwrap();
+        assert_eq!(notifier.targets[1].endpoint, "http://am-2:9093/prefix/api/v2/alerts", "credentials taken out");
+        let text = slamon_web::render(&registry);
+        for family in ["sent_total", "errors_total", "dropped_total", "queue_length"] {
+            for am in ["http://am-1:9093", "http://am-2:9093/prefix"] {
+                let line = format!("sla_manager_notifications_{family}{{alertmanager=\"{am}\"}} 0");
+                assert!(text.contains(&line), "{line} missing: {text}");
+            }
+        }
+        assert!(!text.contains("secret"));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -38,9 +39,9 @@ const STYLE: &str = "
 body{font-family:system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 header{background:#1d2430;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.5rem;align-items:baseline}
 header a{color:#cfe3ff;text-decoration:none}header strong{font-size:1.2rem}
-main{padding:1rem 1.2rem;max-width:1300px;overflow-wrap:anywhere}
+main{padding:1rem 1.2rem;max-width:1300px;overflow-wrap:break-word}
 table{border-collapse:collapse;background:#fff;margin:.5rem 0 1rem;max-width:100%}
-td{overflow-wrap:anywhere}svg{max-width:100%;height:auto}
+td{overflow-wrap:break-word}svg{max-width:100%;height:auto}
 th,td{border:1px solid #d8dce3;padding:.3rem .55rem;text-align:left;vertical-align:top;font-size:.92rem}
 th{background:#eef0f4}
 .state{font-weight:600;padding:.1rem .45rem;border-radius:.3rem;color:#fff}
@@ -364,7 +365,12 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Response {
         (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
     ),
 )]
-pub(crate) async fn sla_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>, PathRejection>) -> Response {
+    // an id that is not even UTF-8 is no SLA's
+    let Ok(Path(id)) = id else {
+        return error_page(ApiError::NotFound("No SLA with this id in the current SLA set".into()));
+    };
+    let id = id.to_ascii_lowercase();
     let now = UnixMillis::now();
     let set = match entries(&s).await {
         Ok(set) => set.unwrap_or_default(),
@@ -451,9 +457,11 @@ pub(crate) async fn sla_page(State(s): State<AppState>, Path(id): Path<String>) 
     ),
 )]
 pub(crate) async fn metrics_page(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> Response {
-    // an empty field (as the form sends it) is no filter
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
-    let (name, matcher) = (get("name"), get("match"));
+    // as the query API reads them: the last `name`, every `match`; an empty field (as the
+    // form sends it) is no filter
+    let given = |k: &'static str| params.iter().filter(move |(n, v)| n == k && !v.is_empty()).map(|(_, v)| v.clone());
+    let name = given("name").next_back();
+    let matchers: Vec<String> = given("match").collect();
     let offset: usize = match params.iter().find(|(n, _)| n == "offset").map(|(_, v)| v) {
         None => 0,
         // MongoDB's skip is a signed 64-bit number
@@ -467,7 +475,7 @@ pub(crate) async fn metrics_page(State(s): State<AppState>, Query(params): Query
         },
     };
     let mut filter = MetricFilter { name: name.clone(), offset, limit: Some(PAGE_SIZE + 1), ..MetricFilter::default() };
-    if let Some(m) = &matcher {
+    for m in &matchers {
         match m.split_once('=') {
             Some((l, v)) if !l.is_empty() => filter.matchers.push((l.to_owned(), v.to_owned())),
             _ => return error_page(ApiError::BadRequest(format!("Invalid match `{m}`: expected <label>=<value>"))),
@@ -480,7 +488,9 @@ pub(crate) async fn metrics_page(State(s): State<AppState>, Query(params): Query
     let more = listed.len() > PAGE_SIZE;
     listed.truncate(PAGE_SIZE);
     let link = |offset: usize| {
-        let mut q = url_query(&[("name", name.as_deref()), ("match", matcher.as_deref())]);
+        let mut pairs = vec![("name", name.as_deref())];
+        pairs.extend(matchers.iter().map(|m| ("match", Some(m.as_str()))));
+        let mut q = url_query(&pairs);
         q.push_str(&format!("{}offset={offset}", if q.is_empty() { "?" } else { "&" }));
         format!("/ui/metrics{q}")
     };
@@ -490,10 +500,14 @@ pub(crate) async fn metrics_page(State(s): State<AppState>, Query(params): Query
             form method="get" action="/ui/metrics" {
                 label { "name " input name="name" value=(name.clone().unwrap_or_default()) placeholder="node_load1"; }
                 " "
-                label { "label " input name="match" value=(matcher.clone().unwrap_or_default()) placeholder="job=node"; }
+                label { "label " input name="match" value=(matchers.first().cloned().unwrap_or_default()) placeholder="job=node"; }
                 " " button type="submit" { "Filter" }
             }
-            p { "Series " (offset + 1) "–" (offset + listed.len()) }
+            @if listed.is_empty() {
+                p { @if offset > 0 { "No series past " (offset) "." } @else { "No series match." } }
+            } @else {
+                p { "Series " (offset + 1) "–" (offset + listed.len()) }
+            }
             table {
                 tr { th { "series" } th { "1h avg" } th { "1h min" } th { "1h max" } th { "samples (1h)" } }
                 @for m in &listed {
@@ -540,7 +554,10 @@ fn url_query(params: &[(&str, Option<&str>)]) -> String {
         (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
     ),
 )]
-pub(crate) async fn metric_page(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn metric_page(State(s): State<AppState>, id: Result<Path<String>, PathRejection>) -> Response {
+    let Ok(Path(id)) = id else {
+        return error_page(ApiError::NotFound("No series with this id".into()));
+    };
     let missing = || ApiError::NotFound(format!("No series with id {id}"));
     let Ok(metric_id) = id.parse::<MetricId>() else {
         return error_page(missing());

@@ -128,6 +128,14 @@ async fn every_page_shows_its_content_in_chromium_without_javascript() {
     screenshot(&profile, &format!("{}/sla/{id}", s.sla), &shots.join("sla.png"));
     let unknown = dom(&profile, &format!("{}/sla/000000000000000000000000", s.sla));
     assert!(unknown.contains("No SLA with id 000000000000000000000000"), "{unknown}");
+    // an id in capitals is the same SLA; one that is not even UTF-8 is an HTML 404
+    let upper = client.get(format!("{}/sla/{}", s.sla, id.to_ascii_uppercase())).send().await.unwrap();
+    assert_eq!(upper.status(), 200);
+    for path in ["/sla/%ff%fe", "/ui/metrics/%ff%fe"] {
+        let res = client.get(format!("{}{path}", s.sla)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+    }
 
     // the metrics browser: every demo series, a filter by name, a series' statistics
     let browser = dom(&profile, &format!("{}/ui/metrics", s.sla));
@@ -138,6 +146,12 @@ async fn every_page_shows_its_content_in_chromium_without_javascript() {
     let filtered = dom(&profile, &format!("{}/ui/metrics?name={name}", s.sla));
     let same_name = listed.as_array().unwrap().iter().filter(|m| m["name"]["__name__"] == name).count();
     assert_eq!(filtered.matches("href=\"/ui/metrics/").count(), same_name, "{filtered}");
+    // every label filter applies, as in the query API; nothing left says so
+    let job = picked[0]["name"]["job"].as_str().unwrap();
+    let both = dom(&profile, &format!("{}/ui/metrics?match=job={job}&match=job=nope", s.sla));
+    assert!(both.contains("No series match.") && !both.contains("href=\"/ui/metrics/"), "{both}");
+    let past = dom(&profile, &format!("{}/ui/metrics?offset=100000", s.sla));
+    assert!(past.contains("No series past 100000."), "{past}");
     screenshot(&profile, &format!("{}/ui/metrics", s.sla), &shots.join("metrics.png"));
     let series = eventually("window statistics on the series page", Duration::from_secs(60), async || {
         let page = dom(&profile, &format!("{}/ui/metrics/{id}", s.sla));
