@@ -62,7 +62,13 @@ pub type AlertLabels = BTreeMap<String, String>;
 pub struct Settings {
     /// Alertmanager base URLs, separated by commas (e.g. `http://alertmanager:9093`); a
     /// `user:password@` in one is its basic authentication. None: no alerts are sent.
-    #[arg(long = "alertmanager-url", env = "SLAMON_ALERTMANAGER_URL", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long = "alertmanager-url",
+        env = "SLAMON_ALERTMANAGER_URL",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = alertmanager_url
+    )]
     pub alertmanager_urls: Vec<String>,
     /// How often the SLA set is evaluated for alerts (a rule group's `interval`).
     #[arg(long, env = "SLAMON_ALERT_EVALUATION_INTERVAL", default_value = "30s", value_parser = slamon_backends::duration)]
@@ -84,6 +90,24 @@ pub struct Settings {
     /// `http://HOSTNAME:PORT` of its REST listener.
     #[arg(long, env = "SLAMON_EXTERNAL_URL")]
     pub external_url: Option<String>,
+}
+
+/// One item of `SLAMON_ALERTMANAGER_URL`, checked when the settings are read (before
+/// anything starts): an http(s) URL with a host and no query or fragment; empty is none.
+/// The errors never quote the value (it may hold a password).
+fn alertmanager_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    let url = reqwest::Url::parse(s).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("an Alertmanager URL is http(s) with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an Alertmanager base URL takes no query string or fragment".into());
+    }
+    Ok(s.to_owned())
 }
 
 /// An alert as Alertmanager's API v2 takes it.

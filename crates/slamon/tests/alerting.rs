@@ -158,3 +158,22 @@ async fn firing_slas_reach_alertmanager_are_resent_grouped_and_resolved() {
         .unwrap();
     assert!(every.as_array().unwrap().iter().all(|a| a["status"]["state"] != "active"), "{every}");
 }
+
+#[test]
+fn a_bad_alertmanager_url_stops_slamon_before_anything_starts() {
+    for bad in ["http://[::1", "ftp://alertmanager:9093", "http://user:secretpw@am:9093/?x=1", "not-a-url"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let out = Command::new(env!("CARGO_BIN_EXE_slamon"))
+            .arg("up")
+            .env("SLAMON_ALERTMANAGER_URL", bad)
+            .env("SLAMON_DATA_DIR", &data)
+            .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--alertmanager-url") && !stderr.contains("secretpw"), "{bad}: {stderr}");
+        assert!(!data.exists(), "{bad}: the data dir was written before the setting was refused");
+    }
+}
