@@ -172,18 +172,36 @@ async fn rest_and_grpc_are_served_over_tls_with_a_test_ca() {
         ("SLAMON_TLS_KEY_FILE".to_owned(), key_file.display().to_string()),
     ];
     let log = dir.path().join("slamon.log");
-    let s = start_slamon(&dir.path().join("data"), "", &log, &env);
     let https = |url: &str| url.replacen("http://", "https://", 1);
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
         .build()
         .unwrap();
-    let metrics = eventually("the query API over TLS", Duration::from_secs(60), async || {
-        let r = client.get(format!("{}/metrics", https(&s.query))).send().await.ok()?;
-        let body: Value = r.json().await.ok()?;
-        body.as_array().is_some_and(|a| !a.is_empty()).then_some(body)
-    })
-    .await;
+    // a port picked free can be taken before slamon binds it (another test's outgoing
+    // connection): a process that exits is started again on other ports
+    let mut attempts = 0;
+    let (s, metrics) = 'started: loop {
+        attempts += 1;
+        let mut s = start_slamon(&dir.path().join(format!("data-{attempts}")), "", &log, &env);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = s.proc.0.try_wait() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(attempts < 3, "slamon exited ({status}) three times: {text}");
+                continue 'started;
+            }
+            let answer = async {
+                let r = client.get(format!("{}/metrics", https(&s.query))).send().await.ok()?;
+                let body: Value = r.json().await.ok()?;
+                body.as_array().is_some_and(|a| !a.is_empty()).then_some(body)
+            };
+            if let Some(body) = answer.await {
+                break 'started (s, body);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("timed out waiting for the query API over TLS: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
     assert!(metrics.as_array().unwrap()[0]["id"].is_string(), "{metrics}");
     let ready = client.get(format!("{}/readyz", https(&s.sla))).send().await.unwrap();
     assert_eq!(ready.status(), 200);
