@@ -179,14 +179,7 @@ impl SourceSettings {
         let password = slamon_backends::given_path(&self.prometheus_password_file);
         let bearer = slamon_backends::given_path(&self.prometheus_bearer_token_file);
         let source = |m: &str| EtlError::Source(m.to_owned());
-        if !url.username().is_empty() || url.password().is_some() {
-            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-            let in_url = Credentials::Basic {
-                username: decode(url.username()),
-                password: url.password().map(decode).unwrap_or_default(),
-            };
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
+        if let Some(in_url) = slamon_prometheus::credentials_in_url(url) {
             if bearer.is_some() || username.is_some() || password.is_some() {
                 return Err(source(
                     "the Prometheus URL holds a user and password, and other credentials are given too",

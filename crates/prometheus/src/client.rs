@@ -104,6 +104,22 @@ impl Credentials {
     }
 }
 
+/// The `user:password@` of `url`, percent-decoded, as basic-authentication credentials,
+/// taken out of `url`; `None` when it holds none.
+pub fn credentials_in_url(url: &mut reqwest::Url) -> Option<Credentials> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let credentials = Credentials::Basic {
+        username: decode(url.username()),
+        password: url.password().map(decode).unwrap_or_default(),
+    };
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(credentials)
+}
+
 /// PEM files for `https`: extra trusted CAs (beside the system's roots) and a client
 /// certificate with its key (mutual TLS).
 #[derive(Debug, Clone, Default)]

@@ -8,6 +8,6 @@ mod demo;
 mod multi;
 mod staleness;
 
-pub use client::{tls_builder, with_causes, Credentials, PrometheusSource, SourceConfig, TlsFiles};
+pub use client::{credentials_in_url, tls_builder, with_causes, Credentials, PrometheusSource, SourceConfig, TlsFiles};
 pub use demo::DemoSource;
 pub use multi::MultiSource;

@@ -417,22 +417,14 @@ impl Notifier {
             if url.query().is_some() || url.fragment().is_some() {
                 return Err("SLAMON_ALERTMANAGER_URL: a base URL takes no query string or fragment".into());
             }
-            let credentials = if !url.username().is_empty() || url.password().is_some() {
-                if bearer.is_some() {
+            let credentials = match slamon_prometheus::credentials_in_url(&mut url) {
+                Some(_) if bearer.is_some() => {
                     return Err(
                         "an Alertmanager URL holds a user and password, and a bearer token file is given too".into()
-                    );
+                    )
                 }
-                let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
-                let c = Credentials::Basic {
-                    username: decode(url.username()),
-                    password: url.password().map(decode).unwrap_or_default(),
-                };
-                let _ = url.set_username("");
-                let _ = url.set_password(None);
-                c
-            } else {
-                bearer.clone().map(Credentials::BearerFile).unwrap_or_default()
+                Some(basic) => basic,
+                None => bearer.clone().map(Credentials::BearerFile).unwrap_or_default(),
             };
             let base = url.as_str().trim_end_matches('/').to_owned();
             targets.push(Arc::new(Target {

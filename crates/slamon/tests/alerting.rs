@@ -69,13 +69,7 @@ async fn firing_slas_reach_alertmanager_are_resent_grouped_and_resolved() {
     ]
     .map(|(k, v)| (k.to_owned(), v));
     let s = start_slamon(&dir.path().join("data"), "", &dir.path().join("slamon.log"), &settings);
-    let listed = eventually("the demo series", Duration::from_secs(60), async || {
-        get(&format!("{}/metrics", s.query))
-            .await
-            .filter(|(c, b)| *c == 200 && b.as_array().is_some_and(|a| a.len() >= 5))
-    })
-    .await
-    .1;
+    let listed = demo_series(&s).await;
     let picked = &listed.as_array().unwrap()[..5];
     // every value is below the range: violating since the first sample, so firing
     let set: Vec<Value> =

@@ -21,13 +21,7 @@ async fn prometheus_scrapes_the_sla_state_and_promtool_accepts_it() {
     }
     let dir = tempfile::tempdir().unwrap();
     let s = start_slamon(&dir.path().join("data"), "", &dir.path().join("slamon.log"), &[]);
-    let listed = eventually("the demo series", Duration::from_secs(60), async || {
-        get(&format!("{}/metrics", s.query))
-            .await
-            .filter(|(c, b)| *c == 200 && b.as_array().is_some_and(|a| a.len() >= 5))
-    })
-    .await
-    .1;
+    let listed = demo_series(&s).await;
     // every value is below the range: violating since the first sample, so firing
     let set: Vec<Value> = listed.as_array().unwrap()[..5]
         .iter()

@@ -63,13 +63,7 @@ async fn every_page_shows_its_content_in_chromium_without_javascript() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("page-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let s = start_slamon(&dir.path().join("data"), "", &dir.path().join("slamon.log"), &[]);
-    let listed = eventually("the demo series", Duration::from_secs(60), async || {
-        get(&format!("{}/metrics", s.query))
-            .await
-            .filter(|(c, b)| *c == 200 && b.as_array().is_some_and(|a| a.len() >= 5))
-    })
-    .await
-    .1;
+    let listed = demo_series(&s).await;
     let picked: Vec<Value> = listed.as_array().unwrap()[..5].to_vec();
 
     // no set yet: the page says how to define one

@@ -226,6 +226,17 @@ pub fn start_slamon(data_dir: &Path, prometheus_url: &str, log: &Path, extra: &[
     }
 }
 
+/// The series `slamon up --demo` (`s`) lists, once there are at least five.
+pub async fn demo_series(s: &Slamon) -> Value {
+    eventually("the demo series", Duration::from_secs(60), async || {
+        get(&format!("{}/metrics", s.query))
+            .await
+            .filter(|(c, b)| *c == 200 && b.as_array().is_some_and(|a| a.len() >= 5))
+    })
+    .await
+    .1
+}
+
 /// Status and JSON body of a GET (`null` when the body is not JSON); `None` when nothing answers.
 pub async fn get(url: &str) -> Option<(u16, Value)> {
     let res = reqwest::get(url).await.ok()?;
