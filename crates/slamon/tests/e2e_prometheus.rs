@@ -336,9 +336,30 @@ async fn scenario(backend: &[(String, String)]) {
     let before_history = get(&format!("{}/slaset/history", s.sla)).await.unwrap();
     let before_violations = get(&format!("{}/violations", s.sla)).await.unwrap();
     drop(s.proc);
-    let s2 = start_slamon(&data, &prom_url, &log, backend);
-    let after_set =
-        eventually("slamon back up", Duration::from_secs(60), async || get(&format!("{}/slaset", s2.sla)).await).await;
+    // a port picked free can be taken before slamon binds it: a process that exits is
+    // started again on other ports; a timeout says what its log said
+    let mut attempts = 0;
+    let (s2, after_set) = 'started: loop {
+        attempts += 1;
+        let mut s2 = start_slamon(&data, &prom_url, &log, backend);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = s2.proc.0.try_wait() {
+                assert!(
+                    attempts < 3,
+                    "slamon exited ({status}) three times: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue 'started;
+            }
+            if let Some(answer) = get(&format!("{}/slaset", s2.sla)).await {
+                break 'started (s2, answer);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("timed out waiting for slamon back up: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
     assert_eq!(after_set, before_set);
     assert_eq!(get(&format!("{}/slaset/history", s2.sla)).await.unwrap(), before_history);
     let (_, after_metrics) = get(&format!("{}/metrics?match=job=e2e", s2.query)).await.unwrap();
