@@ -129,6 +129,35 @@ start() {
   fi
   wait_port "$MONGO_PORT" secantus
   wait_port "$KAFKA_PORT" tansu
+  keep_unlimited_retention
+}
+
+# Kafka reads retention.ms=-1 (what `slamon init` and `slamon up` give prometheusdata) as
+# "no time limit"; tansu 0.6.0's maintenance, every 10 minutes, reads it as "older than
+# -1 ms" and deletes every record of the topic. A test whose run spans that moment then
+# replays a log that lost its first events. A trigger in tansu's database ignores those
+# deletions, so the test broker keeps such a topic as Kafka does.
+keep_unlimited_retention() {
+  python3 - "$RUN/tansu/tansu.db" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=30)
+deadline = time.time() + 60
+while True:
+    tables = {r[0] for r in db.execute("select name from sqlite_master where type = 'table'")}
+    if {"record", "topition", "topic_configuration"} <= tables:
+        break
+    if time.time() > deadline:
+        sys.exit("services.sh: tansu's database has no record table after 60 s")
+    time.sleep(0.5)
+db.execute("""
+    create trigger if not exists slamon_unlimited_retention before delete on record
+    when exists (select 1 from topition tp join topic_configuration tc on tc.topic = tp.topic
+                 where tp.id = old.topition and tc.name = 'retention.ms'
+                 and cast(tc.value as integer) < 0)
+    begin select raise(ignore); end""")
+db.commit()
+PY
+  log "tansu keeps topics with retention.ms=-1 (its maintenance would delete them)"
 }
 
 stop() {
