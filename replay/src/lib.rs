@@ -26,10 +26,16 @@ pub struct ReplayReport {
     pub undecodable: u64,
     /// Documents per collection in the rebuilt models.
     pub documents: Vec<(String, usize)>,
+    /// The log's snapshot the rebuild started from: the offset it covers up to and its
+    /// documents (`None`: from offset 0).
+    pub snapshot: Option<(i64, usize)>,
 }
 
 impl std::fmt::Display for ReplayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((next, documents)) = self.snapshot {
+            write!(f, "from the log's snapshot at offset {next} ({documents} documents), then ")?;
+        }
         write!(
             f,
             "{} records: {} events applied, {} skipped, {} undecodable; documents:",
@@ -257,12 +263,24 @@ pub async fn rebuild_into(
     batch: usize,
 ) -> Result<ReplayReport, ReplayError> {
     let group = format!("slamon-replay-{}", uuid::Uuid::now_v7().simple());
-    let mut consumer = log.consumer(&group, topic).await?;
     let mut report = ReplayReport::default();
+    // a log that deleted its older records (the embedded log's retention) keeps a
+    // snapshot of the read models in their place: the rebuild starts from it
+    let snapshot = log.snapshot(topic).await?;
+    let mut cache = match &snapshot {
+        Some(s) => {
+            for chunk in s.documents.chunks(batch.max(1)) {
+                target.write(chunk.to_vec()).await?;
+            }
+            report.snapshot = Some((s.next.offset, s.documents.len()));
+            DocCache::new(CACHE_CAPACITY)
+        }
+        // `target` is fresh and only this replay writes it: what it has not written is absent
+        None => DocCache::for_fresh_store(CACHE_CAPACITY),
+    };
+    let mut consumer = log.consumer(&group, topic).await?;
     let mut progress: Option<Progress> = None;
     let mut idle = 0;
-    // `target` is fresh and only this replay writes it: what it has not written is absent
-    let mut cache = DocCache::for_fresh_store(CACHE_CAPACITY);
     loop {
         let records = consumer.poll(batch, Duration::from_millis(500)).await?;
         if records.is_empty() {
@@ -281,6 +299,16 @@ pub async fn rebuild_into(
             continue;
         }
         idle = 0;
+        if let (Some(s), 0) = (&snapshot, report.records) {
+            // the records right after the snapshot, or the log was compacted again meanwhile
+            let first = records.iter().filter(|r| r.position.partition == s.next.partition).map(|r| r.position.offset);
+            if let Some(first) = first.min().filter(|&o| o > s.next.offset) {
+                return Err(ReplayError::Port(PortError::Unavailable(format!(
+                    "the log was compacted during the replay (snapshot at offset {}, first record at {first}); run it again",
+                    s.next.offset
+                ))));
+            }
+        }
         let mut decoded: Vec<(EventEnvelope, Position)> = Vec::with_capacity(records.len());
         for r in &records {
             match codec.decode(&r.value).await {
@@ -446,6 +474,103 @@ mod tests {
             Finished::SwappedIn(_)
         ));
         assert!(diff(&live, &rebuilt).await.unwrap().is_empty(), "the swapped-in rebuild equals the projection");
+        cancel.cancel();
+    }
+
+    /// The projector's loop in small: reads group `group` from its committed position,
+    /// projects into `store` and commits, until caught up.
+    async fn project(log: &EmbeddedLog, codec: &EventCodec, group: &str, store: &dyn ReadModelStore) {
+        let mut consumer = log.consumer(group, TOPIC).await.unwrap();
+        let mut cache = DocCache::new(CACHE_CAPACITY);
+        loop {
+            let records = consumer.poll(40, std::time::Duration::from_millis(10)).await.unwrap();
+            if records.is_empty() {
+                return;
+            }
+            let mut decoded = Vec::new();
+            for r in &records {
+                decoded.push((codec.decode(&r.value).await.unwrap(), r.position));
+            }
+            project_batch(store, &mut cache, &decoded).await.unwrap();
+            consumer.commit(&next_positions(&records)).await.unwrap();
+        }
+    }
+
+    fn mixed_events(from: i64, to: i64) -> Vec<EventEnvelope> {
+        (from..to)
+            .map(|i| {
+                let labels: Labels = [("__name__", "m"), ("i", &*(i % 7).to_string())].into_iter().collect();
+                let event = match i % 50 {
+                    0 => Event::SlaSetDefined(SlaSetDefined { version: 1 + i as u64 / 50, entries: vec![] }),
+                    n if n % 3 == 0 => Event::SlaSamplesObserved(SlaSamplesObserved {
+                        labels,
+                        window_start_ms: (i - 10) * 1000,
+                        samples: vec![Sample { ts_ms: i * 1000, value: i as f64 }],
+                    }),
+                    _ => Event::MetricAggregatesComputed(MetricAggregatesComputed {
+                        labels,
+                        computed_at_ms: i,
+                        windows: vec![],
+                    }),
+                };
+                EventEnvelope::new("t", event)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_log_compacted_into_a_snapshot_rebuilds_the_same_read_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(slamon_registry::serve(dir.path().join("r.redb"), listener, cancel.clone()));
+        let log = EmbeddedLog::open(&dir.path().join("log.redb")).unwrap();
+        let codec = Arc::new(EventCodec::new(&url, TOPIC).unwrap());
+        let publisher = Publisher::new(codec.clone(), Arc::new(log.clone()));
+        let live: Arc<dyn ReadModelStore> = Arc::new(EmbeddedStore::open(&dir.path().join("live.redb")).unwrap());
+
+        publisher.publish(&mixed_events(0, 160)).await.unwrap();
+        project(&log, &codec, "projectors", live.as_ref()).await;
+        let registry = prometheus::Registry::new();
+        let retention = slamon_embedded::LogRetention::new(
+            log.clone(),
+            live.clone(),
+            TOPIC,
+            "projectors",
+            std::time::Duration::from_secs(3600),
+            &registry,
+        )
+        .unwrap();
+        assert_eq!(retention.compact_if_due().await.unwrap(), None, "no record is an hour old");
+        let retention = slamon_embedded::LogRetention::new(
+            log.clone(),
+            live.clone(),
+            TOPIC,
+            "projectors",
+            Duration::ZERO,
+            &prometheus::Registry::new(),
+        )
+        .unwrap();
+        let compaction = retention.compact_if_due().await.unwrap().expect("due");
+        assert_eq!((compaction.next, compaction.deleted), (160, 160));
+        assert_eq!(log.state(TOPIC).await.unwrap().first, 160);
+
+        // the log goes on; a second compaction replaces the first snapshot
+        publisher.publish(&mixed_events(160, 260)).await.unwrap();
+        project(&log, &codec, "projectors", live.as_ref()).await;
+        assert_eq!(retention.compact_if_due().await.unwrap().expect("due").deleted, 100);
+        publisher.publish(&mixed_events(260, 330)).await.unwrap();
+        project(&log, &codec, "projectors", live.as_ref()).await;
+
+        let rebuilt = EmbeddedStore::open(&dir.path().join("rebuilt.redb")).unwrap();
+        let report = rebuild_into(&log, &codec, TOPIC, &rebuilt, 32).await.unwrap();
+        assert_eq!(report.snapshot.map(|(next, _)| next), Some(260));
+        assert_eq!(report.records, 70, "only the records after the snapshot are read");
+        assert!(diff(live.as_ref(), &rebuilt).await.unwrap().is_empty(), "{report}");
+        // every SLA set version is still in the history
+        let history = rebuilt.sla_set_history().await.unwrap();
+        assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
         cancel.cancel();
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use reqwest::Url;
 use slamon_domain::{EventLog, PortError, ReadModelStore, RebuildableStore, PROJECTOR_GROUP, TOPIC};
-use slamon_embedded::{EmbeddedLog, EmbeddedStore};
+use slamon_embedded::{EmbeddedLog, EmbeddedStore, LogRetention};
 use slamon_events::{EventCodec, Publisher};
 use slamon_registry::{Compatibility, Registry};
 use tokio::net::TcpListener;
@@ -90,6 +90,25 @@ pub enum StoreKind {
 /// A message saying what was expected.
 pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2m, 30s or 1h: {e}"))
+}
+
+/// A retention: a duration of at least one second, or `off` (`None`: keep everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<Duration>);
+
+/// A [`Retention`]: a duration of at least one second, or `off`.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn retention(s: &str) -> Result<Retention, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(Retention(None));
+    }
+    let d = duration(s.trim())?;
+    if d < Duration::from_secs(1) {
+        return Err(format!("`{s}` is shorter than a second; say `off` to keep every record"));
+    }
+    Ok(Retention(Some(d)))
 }
 
 /// An absolute `http` or `https` URL.
@@ -370,6 +389,52 @@ impl prometheus::core::Collector for UndecodableDocuments {
     }
 }
 
+/// The disk the data dir uses and has left: read at every scrape.
+struct DataDirUsage {
+    dir: PathBuf,
+    files: prometheus::IntGaugeVec,
+    available: prometheus::IntGauge,
+}
+
+impl DataDirUsage {
+    fn new(dir: PathBuf) -> prometheus::Result<Self> {
+        let files = prometheus::IntGaugeVec::new(
+            prometheus::Opts::new("slamon_data_dir_bytes", "Size of each file of the data dir, in bytes"),
+            &["file"],
+        )?;
+        let available = prometheus::IntGauge::new(
+            "slamon_data_dir_available_bytes",
+            "Bytes the data dir's file system has left for slamon (statvfs f_bavail × f_frsize)",
+        )?;
+        Ok(Self { dir, files, available })
+    }
+}
+
+impl prometheus::core::Collector for DataDirUsage {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.files.desc().into_iter().chain(self.available.desc()).collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.files.reset();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_file() {
+                    self.files
+                        .with_label_values(&[entry.file_name().to_string_lossy().as_ref()])
+                        .set(meta.len() as i64);
+                }
+            }
+        }
+        match rustix::fs::statvfs(&self.dir) {
+            Ok(fs) => self.available.set(fs.f_bavail.saturating_mul(fs.f_frsize).min(i64::MAX as u64) as i64),
+            Err(e) => tracing::debug!(error = %e, "cannot read the data dir's file system"),
+        }
+        self.files.collect().into_iter().chain(self.available.collect()).collect()
+    }
+}
+
 /// The opened backends, shared by the services of one process. Cheap to share by
 /// reference; each backend opens at its first use.
 pub struct Backends {
@@ -377,6 +442,8 @@ pub struct Backends {
     registry_url: Url,
     metrics: prometheus::Registry,
     log: OnceLock<Arc<dyn EventLog>>,
+    /// The same log as `log` when it is the embedded one (its retention needs it).
+    embedded_log: OnceLock<EmbeddedLog>,
     store: tokio::sync::OnceCell<StoreHandles>,
     codec: OnceLock<Arc<EventCodec>>,
 }
@@ -390,6 +457,7 @@ impl Backends {
             registry_url,
             metrics: prometheus::Registry::new(),
             log: OnceLock::new(),
+            embedded_log: OnceLock::new(),
             store: tokio::sync::OnceCell::new(),
             codec: OnceLock::new(),
         }
@@ -421,12 +489,41 @@ impl Backends {
                     .map_err(|source| Error::Open { what: "kafka producer", source })?,
             ),
             EventLogKind::Embedded => {
-                Arc::new(EmbeddedLog::open(&data_dir(&self.settings.data_dir)?.join("log.redb")).map_err(|source| {
-                    Error::Open { what: "opening the event log (is another slamon using this data dir?)", source }
-                })?)
+                let log =
+                    EmbeddedLog::open(&data_dir(&self.settings.data_dir)?.join("log.redb")).map_err(|source| {
+                        Error::Open { what: "opening the event log (is another slamon using this data dir?)", source }
+                    })?;
+                Arc::new(self.embedded_log.get_or_init(|| log).clone())
             }
         };
         Ok(self.log.get_or_init(|| log).clone())
+    }
+
+    /// The embedded log's retention ([`LogRetention`]): once its oldest record of the
+    /// topic is older than `retention`, the read models the projector group committed
+    /// become the log's snapshot and the records they cover are deleted. `None` with
+    /// Kafka (the topic's own retention applies; `init` makes it unlimited).
+    ///
+    /// # Errors
+    /// As [`Backends::log`] and [`Backends::store`]; [`Error::Metrics`] when its metrics
+    /// are registered twice.
+    pub async fn log_retention(&self, retention: Duration) -> Result<Option<LogRetention>> {
+        self.log()?;
+        let Some(log) = self.embedded_log.get() else { return Ok(None) };
+        let store = self.store().await?;
+        let s = &self.settings;
+        Ok(Some(LogRetention::new(log.clone(), store, &s.topic, &s.projector_group, retention, &self.metrics)?))
+    }
+
+    /// Registers `slamon_data_dir_bytes{file}` (the size of each file of the data dir)
+    /// and `slamon_data_dir_available_bytes` (what its file system has left for this
+    /// user), read at every scrape.
+    ///
+    /// # Errors
+    /// [`Error::Metrics`] when registered twice.
+    pub fn register_data_dir_usage(&self) -> Result<()> {
+        self.metrics.register(Box::new(DataDirUsage::new(self.settings.data_dir.clone())?))?;
+        Ok(())
     }
 
     async fn stores(&self) -> Result<StoreHandles> {

@@ -64,6 +64,21 @@ pub struct LogRecord {
     pub timestamp_ms: i64,
 }
 
+/// The read models as projected up to a position of the log, kept by a log whose older
+/// records were deleted (the embedded log's retention): a replay starts from these
+/// documents and reads the log from `next` on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSnapshot {
+    /// The first position the snapshot does not cover (partition 0 of a one-partition
+    /// log): every event before it is folded into `documents`, and events at or after it
+    /// may be too (the projection skips them as redeliveries).
+    pub next: Position,
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub taken_at_ms: i64,
+    /// Every document of every collection.
+    pub documents: Vec<Document>,
+}
+
 /// The positions to commit after `records`: per partition, one past the highest offset.
 pub fn next_positions(records: &[LogRecord]) -> Vec<Position> {
     let mut by_partition = std::collections::BTreeMap::new();
@@ -99,6 +114,15 @@ pub trait EventLog: Send + Sync {
     /// [`PortError::Unavailable`] when the log cannot say within its timeout.
     async fn group_members(&self, group: &str) -> PortResult<Option<usize>> {
         let _ = group;
+        Ok(None)
+    }
+    /// The snapshot that stands for the records of `topic` the log no longer holds;
+    /// `None` when it holds every record from offset 0 (Kafka: the topic keeps them all).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot be read.
+    async fn snapshot(&self, topic: &str) -> PortResult<Option<LogSnapshot>> {
+        let _ = topic;
         Ok(None)
     }
 }

@@ -5,12 +5,14 @@
 //! never lost by a `kill -9`, and committed consumer positions survive a restart.
 
 mod log;
+mod retention;
 mod store;
 
-pub use log::{EmbeddedConsumer, EmbeddedLog};
+pub use log::{EmbeddedConsumer, EmbeddedLog, TopicState};
+pub use retention::{Compaction, LogRetention};
 pub use store::EmbeddedStore;
 
-use slamon_domain::PortError;
+use slamon_domain::{Document, PortError, PortResult};
 
 /// redb's answer to every call after an I/O error on commit (a full disk, a failing
 /// device): it stays so until the database is reopened.
@@ -25,6 +27,25 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> PortError {
         tracing::error!(error = %text, "the embedded storage failed for good: /livez answers 503 until slamon restarts");
     }
     PortError::Unavailable(text)
+}
+
+/// A document as stored: CBOR (RFC 8949), which keeps every `f64` exactly, NaN and ±Inf
+/// included (JSON has no non-finite numbers).
+pub(crate) fn encode(doc: &Document) -> PortResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(doc, &mut bytes)
+        .map_err(|e| PortError::Invalid(format!("cannot encode {}: {e}", doc.key())))?;
+    Ok(bytes)
+}
+
+/// A stored document: CBOR, or the JSON of the first release (a JSON object starts with
+/// `{`; a CBOR map never does).
+pub(crate) fn decode(bytes: &[u8]) -> Result<Document, String> {
+    if bytes.first() == Some(&b'{') {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    } else {
+        ciborium::from_reader(bytes).map_err(|e| e.to_string())
+    }
 }
 
 pub(crate) async fn blocking<T: Send + 'static>(

@@ -11,29 +11,10 @@ use slamon_domain::{
     RebuildableStore,
 };
 
-use crate::{blocking, unavailable};
+use crate::{blocking, decode, encode, unavailable};
 
 fn table(c: Collection) -> TableDefinition<'static, &'static str, &'static [u8]> {
     TableDefinition::new(c.name())
-}
-
-/// A document as stored: CBOR (RFC 8949), which keeps every `f64` exactly, NaN and ±Inf
-/// included (JSON has no non-finite numbers).
-fn encode(doc: &Document) -> PortResult<Vec<u8>> {
-    let mut bytes = Vec::new();
-    ciborium::into_writer(doc, &mut bytes)
-        .map_err(|e| PortError::Invalid(format!("cannot encode {}: {e}", doc.key())))?;
-    Ok(bytes)
-}
-
-/// A stored document: CBOR, or the JSON of the first release (a JSON object starts with
-/// `{`; a CBOR map never does).
-fn decode(bytes: &[u8]) -> Result<Document, String> {
-    if bytes.first() == Some(&b'{') {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
-    } else {
-        ciborium::from_reader(bytes).map_err(|e| e.to_string())
-    }
 }
 
 /// Counts and logs a document that cannot be decoded.

@@ -79,6 +79,11 @@ pub struct UpCmd {
     /// Address of the embedded Schema Registry.
     #[arg(long, env = "SLAMON_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
     pub registry_listen: SocketAddr,
+    /// Once the embedded log's oldest record is older than this, the read models as
+    /// projected so far become the log's snapshot and the records they cover are deleted
+    /// (a replay starts from the snapshot); `off` keeps every record. Kafka: unused.
+    #[arg(long, env = "SLAMON_EMBEDDED_LOG_RETENTION", default_value = "24h", value_parser = slamon_backends::retention)]
+    pub embedded_log_retention: slamon_backends::Retention,
 }
 
 #[derive(Debug, Args)]

@@ -126,6 +126,16 @@ async fn up(mut a: UpCmd, mut tasks: Tasks) -> Result<()> {
     tasks.spawn("query-api", query.run(tasks.cancel()));
     tasks.spawn("sla-manager", sla.run(tasks.cancel()));
     tasks.spawn("etl", etl.run(tasks.cancel()));
+    backends.register_data_dir_usage()?;
+    if let Some(retention) = a.embedded_log_retention.0 {
+        if let Some(retention) = backends.log_retention(retention).await? {
+            let cancel = tasks.cancel();
+            tasks.spawn("embedded-log-retention", async move {
+                retention.run(cancel).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
+    }
     tracing::info!(data_dir = %data_dir.display(), "slamon is up");
     Ok(tasks.wait().await?)
 }

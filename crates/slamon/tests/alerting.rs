@@ -44,15 +44,6 @@ async fn json_get(url: &str) -> Option<Value> {
     res.json().await.ok()
 }
 
-/// A counter of the exporter, summed over its label sets.
-async fn counter(exporter: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{exporter}/metrics")).await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn firing_slas_reach_alertmanager_are_resent_grouped_and_resolved() {
     if !tools(&[ALERTMANAGER]) {

@@ -237,6 +237,15 @@ pub async fn demo_series(s: &Slamon) -> Value {
     .1
 }
 
+/// A metric of the exporter at `exporter`, summed over its label sets.
+pub async fn counter(exporter: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{exporter}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Status and JSON body of a GET (`null` when the body is not JSON); `None` when nothing answers.
 pub async fn get(url: &str) -> Option<(u16, Value)> {
     let res = reqwest::get(url).await.ok()?;
