@@ -79,6 +79,15 @@ pub struct LogSnapshot {
     pub documents: Vec<Document>,
 }
 
+/// Whether `committed` (a group's next positions) reaches every position of `ends`: the
+/// group has consumed everything appended before `ends` was read.
+pub fn reaches(committed: &[Position], ends: &[Position]) -> bool {
+    ends.iter().all(|end| {
+        let at = committed.iter().find(|c| c.partition == end.partition).map_or(0, |c| c.offset);
+        at >= end.offset
+    })
+}
+
 /// The positions to commit after `records`: per partition, one past the highest offset.
 pub fn next_positions(records: &[LogRecord]) -> Vec<Position> {
     let mut by_partition = std::collections::BTreeMap::new();
@@ -115,6 +124,24 @@ pub trait EventLog: Send + Sync {
     async fn group_members(&self, group: &str) -> PortResult<Option<usize>> {
         let _ = group;
         Ok(None)
+    }
+    /// Per partition of `topic`, the position the next appended record gets. Empty when
+    /// the log cannot tell (then nobody waits on it).
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot be reached.
+    async fn end_positions(&self, topic: &str) -> PortResult<Vec<Position>> {
+        let _ = topic;
+        Ok(Vec::new())
+    }
+    /// Per partition of `topic`, the next position consumer group `group` reads (what it
+    /// committed; a partition it never committed is absent). Asking joins no group.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when the log cannot be reached.
+    async fn committed_positions(&self, group: &str, topic: &str) -> PortResult<Vec<Position>> {
+        let _ = (group, topic);
+        Ok(Vec::new())
     }
     /// The snapshot that stands for the records of `topic` the log no longer holds;
     /// `None` when it holds every record from offset 0 (Kafka: the topic keeps them all).

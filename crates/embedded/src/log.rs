@@ -257,6 +257,14 @@ impl EventLog for EmbeddedLog {
         }))
     }
 
+    async fn end_positions(&self, topic: &str) -> PortResult<Vec<Position>> {
+        Ok(vec![Position::new(0, self.end_offset(topic).await? as i64)])
+    }
+
+    async fn committed_positions(&self, group: &str, topic: &str) -> PortResult<Vec<Position>> {
+        Ok(vec![Position::new(0, self.committed(group, topic).await? as i64)])
+    }
+
     async fn snapshot(&self, topic: &str) -> PortResult<Option<LogSnapshot>> {
         let db = self.db.clone();
         let topic = topic.to_owned();

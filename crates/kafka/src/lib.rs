@@ -90,6 +90,17 @@ impl KafkaLog {
         self.producer.flush(self.config.timeout).map_err(unavailable)
     }
 
+    /// A consumer of `group` that never subscribes, so it never joins the group: for
+    /// asking offsets.
+    fn probe(&self, group: &str) -> PortResult<BaseConsumer> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.config.bootstrap_servers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| PortError::Other(format!("kafka consumer: {e}")))
+    }
+
     fn consumer_config(&self, group: &str) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.config.bootstrap_servers)
@@ -216,6 +227,43 @@ impl EventLog for KafkaLog {
         .map_err(|e| PortError::Other(format!("kafka group list: {e}")))?
     }
 
+    async fn end_positions(&self, topic: &str) -> PortResult<Vec<Position>> {
+        let probe = self.probe("slamon-probe")?;
+        let (topic, timeout) = (topic.to_owned(), self.config.timeout);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for p in partitions(&probe, &topic, timeout)? {
+                let (_, high) = probe.fetch_watermarks(&topic, p, timeout).map_err(unavailable)?;
+                out.push(Position::new(p, high));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| PortError::Other(format!("kafka watermarks: {e}")))?
+    }
+
+    async fn committed_positions(&self, group: &str, topic: &str) -> PortResult<Vec<Position>> {
+        let probe = self.probe(group)?;
+        let (topic, timeout) = (topic.to_owned(), self.config.timeout);
+        tokio::task::spawn_blocking(move || {
+            let mut list = TopicPartitionList::new();
+            for p in partitions(&probe, &topic, timeout)? {
+                list.add_partition(&topic, p);
+            }
+            let committed = probe.committed_offsets(list, timeout).map_err(unavailable)?;
+            Ok(committed
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some(Position::new(e.partition(), o)),
+                    _ => None,
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| PortError::Other(format!("kafka committed offsets: {e}")))?
+    }
+
     async fn consumer(&self, group: &str, topic: &str) -> PortResult<Box<dyn LogConsumer>> {
         let epoch = Arc::new(AtomicU64::new(0));
         let consumer: StreamConsumer<EpochContext> = self
@@ -329,6 +377,12 @@ impl LogConsumer for KafkaConsumer {
     }
 }
 
+/// The partitions of `topic`.
+fn partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, timeout: Duration) -> PortResult<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(unavailable)?;
+    Ok(metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect())
+}
+
 /// The committed positions of the consumer's group against the end of every partition
 /// of `topic`. Short bounds, so a group that is rebalancing never stalls the caller long.
 fn group_progress(
@@ -395,6 +449,30 @@ mod tests {
     mod suite {
         use super::*;
         slamon_domain::event_log_suite!(|topic: String| async move { log(&topic).await.map(|log| ((), log)) });
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_groups_committed_positions_and_the_ends_are_read_without_joining_it() {
+        let topic = format!("slamon-test-{}", uuid::Uuid::now_v7().simple());
+        let Some(log) = log(&topic).await else { return };
+        let records: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("k{i}"), vec![i as u8])).collect();
+        log.append(&topic, records).await.unwrap();
+        let mut ends = log.end_positions(&topic).await.unwrap();
+        ends.sort_by_key(|p| p.partition);
+        assert_eq!(ends.len(), 4);
+        assert_eq!(ends.iter().map(|p| p.offset).sum::<i64>(), 20);
+        assert_eq!(log.committed_positions("g", &topic).await.unwrap(), vec![], "nothing committed yet");
+        assert!(!slamon_domain::reaches(&[], &ends));
+        // a member reads everything and commits
+        let mut c = log.consumer("g", &topic).await.unwrap();
+        let mut read = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while read.len() < 20 && std::time::Instant::now() < deadline {
+            read.extend(c.poll(100, Duration::from_millis(500)).await.unwrap());
+        }
+        c.commit(&slamon_domain::next_positions(&read)).await.unwrap();
+        let committed = log.committed_positions("g", &topic).await.unwrap();
+        assert!(slamon_domain::reaches(&committed, &ends), "{committed:?} vs {ends:?}");
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -115,6 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_body_bytes: 1 << 20,
         producer: "bench".into(),
         put_lock: Arc::default(),
+        caught_up: tokio::sync::watch::channel(true).1,
         access: slamon_web::auth::Access::open(),
         put_rate: None,
         body_read_timeout: Duration::from_secs(10),

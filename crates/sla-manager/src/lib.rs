@@ -27,6 +27,56 @@ fn put_rate(per_minute: u32) -> Option<Arc<governor::DefaultDirectRateLimiter>> 
     Some(Arc::new(governor::RateLimiter::direct(governor::Quota::per_minute(per_minute))))
 }
 
+/// Reads the ends of the log once, then waits for the projector's group to commit past
+/// them: from then on the read model holds every SLA set given before this process
+/// started, and PUTs may number the next version from it.
+pub(crate) struct CatchUp {
+    pub(crate) log: Arc<dyn slamon_domain::EventLog>,
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    pub(crate) caught_up: tokio::sync::watch::Sender<bool>,
+}
+
+impl CatchUp {
+    pub(crate) async fn run(self, cancel: CancellationToken) {
+        let every = Duration::from_millis(500);
+        let ends = loop {
+            match self.log.end_positions(&self.topic).await {
+                Ok(ends) => break ends,
+                Err(e) => tracing::debug!(error = %e, "the log's ends are unknown yet"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        };
+        let started = std::time::Instant::now();
+        let mut warned = false;
+        loop {
+            match self.log.committed_positions(&self.group, &self.topic).await {
+                Ok(committed) if slamon_domain::reaches(&committed, &ends) => {
+                    tracing::info!(group = self.group, "the read model holds the log as it was at start");
+                    self.caught_up.send_replace(true);
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "the projector's positions are unknown now"),
+            }
+            if !warned && started.elapsed() > Duration::from_secs(60) {
+                tracing::warn!(
+                    group = self.group,
+                    "the projector has not caught up with the log for a minute: PUT /slaset answers 503 meanwhile"
+                );
+                warned = true;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
 /// Settings of the SLA manager.
 #[derive(Debug, Clone, clap::Args)]
 #[group(id = "sla_manager")]
@@ -78,6 +128,8 @@ pub struct App {
     rest: TcpListener,
     grpc: TcpListener,
     state: AppState,
+    /// Watches the projector catch up with the log as it was at start.
+    catch_up: CatchUp,
     serving: slamon_web::listener::Serving,
     /// The alert sender, when an Alertmanager is configured, with its cadence and the
     /// external URL of links.
@@ -90,7 +142,15 @@ impl App {
     /// # Errors
     /// A backend cannot be opened or an address is taken.
     pub async fn build(config: &Config, backends: &Backends) -> slamon_backends::Result<App> {
+        let (caught_up, watch) = tokio::sync::watch::channel(false);
+        let catch_up = CatchUp {
+            log: backends.log()?,
+            topic: backends.settings().topic.clone(),
+            group: backends.settings().projector_group.clone(),
+            caught_up,
+        };
         let state = AppState {
+            caught_up: watch,
             store: backends.store().await?,
             publisher: backends.publisher()?,
             set_size: config.sla_set_size,
@@ -125,7 +185,7 @@ impl App {
                 });
                 (notifier, cadence, external)
             });
-        Ok(App { rest, grpc, state, serving: config.serving.clone(), alerts })
+        Ok(App { rest, grpc, state, catch_up, serving: config.serving.clone(), alerts })
     }
 
     /// The address the gRPC service listens on (the ETL of `slamon up` calls it).
@@ -139,6 +199,11 @@ impl App {
     /// A server failed.
     pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
         let mut tasks = Tasks::new(cancel);
+        let cancel = tasks.cancel();
+        tasks.spawn("sla-manager-catch-up", async move {
+            self.catch_up.run(cancel).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
         let service = grpc::SlaGrpc { store: self.state.store.clone(), db_timeout: self.state.db_timeout };
         let grpc = grpc::router(service, self.state.access.clone())
             .await

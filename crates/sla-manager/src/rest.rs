@@ -13,7 +13,8 @@ use serde_json::Value;
 use slamon_domain::semantics::{future_violations, status, violations};
 use slamon_domain::sla::validate_sla_set;
 use slamon_domain::{
-    Event, EventEnvelope, Labels, MetricFilter, ReadModelStore, Sample, SlaEntry, SlaSetDefined, SlaSetView, UnixMillis,
+    DocKey, Document, Event, EventEnvelope, Labels, ReadModelStore, Sample, SlaEntry, SlaSetDefined, SlaSetView,
+    UnixMillis,
 };
 use slamon_events::Publisher;
 use slamon_query_api::MetricItem;
@@ -51,6 +52,10 @@ pub struct AppState {
     /// PUTs are serialised so versions stay monotonic; it holds the last version this
     /// process gave, so a version is never given twice while the read model lags.
     pub put_lock: Arc<Mutex<u64>>,
+    /// Whether the read model holds every event appended before this process started
+    /// (the projector's committed positions reached the log's ends read at start): until
+    /// then a PUT cannot know the last version given, by an earlier run included.
+    pub caught_up: tokio::sync::watch::Receiver<bool>,
     /// Who may write (PUT) and read.
     pub access: slamon_web::auth::Access,
     /// PUTs allowed over time; `None`: no limit.
@@ -280,8 +285,9 @@ fn canonical(entries: &[SlaEntry]) -> Vec<&SlaEntry> {
         (status = 412, description = "If-Match names another version than the current one; nothing changed", body = ErrorBody,
             example = json!({"error": "The SLA set is at version 3, not 2: read it again and retry"})),
         (status = 429, response = TooManyRequests),
-        (status = 503, description = "The event log cannot take the change (nothing changed), or over the \
-            listener's limits", body = ErrorBody,
+        (status = 503, description = "The event log cannot take the change, or the read model has not yet caught \
+            up with the log since the SLA manager started (nothing changed either way), or over the listener's \
+            limits", body = ErrorBody,
             example = json!({"error": "Event log not available, the SLA set was not changed: broker down"})),
         (status = 504, response = DbUnavailable),
     ),
@@ -311,10 +317,26 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
             )))
         }
     };
-    let known: HashSet<Labels> =
-        db(s.db_timeout, s.store.metrics(&MetricFilter::default())).await?.into_iter().map(|m| m.labels).collect();
+    // load only the series the body names (a first pass collects them), not every one
+    let named = std::cell::RefCell::new(Vec::new());
+    let _ = validate_sla_set(&bytes, s.set_size, |l| {
+        named.borrow_mut().push(DocKey::Metric(l.id()));
+        true
+    });
+    let named = named.into_inner();
+    let known: HashSet<Labels> = db(s.db_timeout, s.store.load(&named))
+        .await?
+        .into_iter()
+        .filter_map(|d| match d {
+            Some(Document::Metric(m)) if !m.removed => Some(m.labels),
+            _ => None,
+        })
+        .collect();
     let entries =
         validate_sla_set(&bytes, s.set_size, |l| known.contains(l)).map_err(|r| ApiError::Rejected(r.lines))?;
+    // the read model must hold every set given before this process started, or the
+    // version below could be one given already
+    wait_caught_up(&s).await?;
 
     let wanted = if_match(&headers)?;
     let mut last_issued = s.put_lock.lock().await;
@@ -368,6 +390,24 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
         _ => (StatusCode::OK, "SLA set updated"),
     };
     Ok(version_answer(status, message, version))
+}
+
+/// Waits up to the visibility timeout for the read model to hold every event appended
+/// before this process started ([`AppState::caught_up`]).
+///
+/// # Errors
+/// [`ApiError::Unavailable`] (503, nothing changed) when it does not in time.
+async fn wait_caught_up(s: &AppState) -> Result<(), ApiError> {
+    let mut caught_up = s.caught_up.clone();
+    let reached = matches!(tokio::time::timeout(s.visibility_timeout, caught_up.wait_for(|c| *c)).await, Ok(Ok(_)));
+    if reached {
+        return Ok(());
+    }
+    Err(ApiError::Unavailable(
+        "The read model is still catching up with the event log since the SLA manager started (is the projector \
+         running?); the SLA set was not changed, retry shortly"
+            .into(),
+    ))
 }
 
 /// `{"message", "version"}` with the version in `X-Slaset-Version` and `ETag`.

@@ -17,6 +17,10 @@ use super::*;
 
 struct Harness {
     app: axum::Router,
+    state: AppState,
+    log: Arc<EmbeddedLog>,
+    /// The projector, when the harness was made without one running.
+    idle_projector: Option<Projector>,
     store: Arc<EmbeddedStore>,
     cancel: CancellationToken,
     _dir: tempfile::TempDir,
@@ -71,9 +75,12 @@ async fn harness_with(
         ProjectorConfig { poll_wait: Duration::from_millis(50), ..Default::default() },
         ProjectorMetrics::unregistered(),
     );
-    if project {
+    let idle_projector = if project {
         tokio::spawn(projector.run(cancel.clone()));
-    }
+        None
+    } else {
+        Some(projector)
+    };
     // five known series (and one more)
     let docs = (0..6)
         .map(|i| {
@@ -90,6 +97,7 @@ async fn harness_with(
         })
         .collect();
     store.write(docs).await.unwrap();
+    let embedded = log.clone();
     let log: Arc<dyn EventLog> = if broken_log { Arc::new(BrokenLog) } else { log };
     let state = AppState {
         store: store.clone(),
@@ -102,11 +110,12 @@ async fn harness_with(
         max_body_bytes: 1 << 20,
         producer: "test".into(),
         put_lock: Arc::default(),
+        caught_up: tokio::sync::watch::channel(true).1,
         access: slamon_web::auth::Access::open(),
         put_rate,
         body_read_timeout: Duration::from_secs(2),
     };
-    Harness { app: router(state), store, cancel, _dir: dir }
+    Harness { app: router(state.clone()), state, log: embedded, idle_projector, store, cancel, _dir: dir }
 }
 
 async fn call(app: &axum::Router, method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, Value, Option<String>) {
@@ -199,6 +208,67 @@ async fn a_durable_put_the_read_model_does_not_show_yet_is_202_and_versions_are_
     // the read model still shows nothing: the next version is still a new one
     let (status, body) = put(&h.app, &set(20.0)).await;
     assert_eq!((status, body["version"].as_u64()), (StatusCode::ACCEPTED, Some(2)));
+}
+
+#[tokio::test]
+async fn a_restarted_sla_manager_numbers_versions_only_once_the_read_model_caught_up() {
+    let mut h = harness_with(false, None, false).await;
+    let (status, body) = put(&h.app, &set(10.0)).await;
+    assert_eq!((status, body["version"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "durable, not shown");
+    // the SLA manager restarts: it forgets the versions it gave, the read model still lags
+    let (caught_up, watch) = tokio::sync::watch::channel(false);
+    let restarted = AppState { put_lock: Arc::default(), caught_up: watch, ..h.state.clone() };
+    let catch_up = crate::CatchUp { log: h.log.clone(), topic: TOPIC.into(), group: "p".into(), caught_up };
+    tokio::spawn(catch_up.run(h.cancel.clone()));
+    let app = router(restarted);
+    let (status, body) = put(&app, &set(20.0)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "it could give version 1 again: {body}");
+    assert!(body["error"].as_str().unwrap().contains("catching up"), "{body}");
+    assert_eq!(h.store.sla_set().await.unwrap(), None, "nothing changed");
+    // the projector runs: the read model shows version 1, the next PUT is version 2
+    tokio::spawn(h.idle_projector.take().unwrap().run(h.cancel.clone()));
+    let (status, body) = put(&app, &set(30.0)).await;
+    assert_eq!((status, body["version"].as_u64()), (StatusCode::OK, Some(2)), "{body}");
+    assert_eq!(h.store.sla_set_history().await.unwrap().len(), 2);
+}
+
+/// A store that refuses to list: every read must name its documents.
+struct NoScans(Arc<EmbeddedStore>);
+
+#[async_trait]
+impl ReadModelStore for NoScans {
+    async fn metrics(&self, _: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        Err(PortError::Other("a listing of every series".into()))
+    }
+    async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {
+        self.0.load(keys).await
+    }
+    async fn write(&self, docs: Vec<Document>) -> PortResult<()> {
+        self.0.write(docs).await
+    }
+    async fn all(&self, _: Collection) -> PortResult<Vec<Document>> {
+        Err(PortError::Other("a scan of a collection".into()))
+    }
+}
+
+#[tokio::test]
+async fn validation_reads_only_the_series_the_set_names() {
+    let h = harness(false).await;
+    let app = router(AppState { store: Arc::new(NoScans(h.store.clone())), ..h.state.clone() });
+    // a sixth series nobody names, removed: the set naming it is refused as unknown
+    let mut gone = match h.store.metric(&labels(5).id()).await.unwrap() {
+        Some(m) => m,
+        None => panic!("the harness writes six series"),
+    };
+    gone.removed = true;
+    h.store.write(vec![Document::Metric(gone)]).await.unwrap();
+    let mut body = set(10.0);
+    body[4]["name"] = json!(labels(5));
+    let (status, answer) = put(&app, &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer.to_string().contains("does not exists"), "{answer}");
+    let (status, answer) = put(&app, &set(10.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
 
 #[tokio::test]
