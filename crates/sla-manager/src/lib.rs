@@ -57,6 +57,8 @@ impl CatchUp {
                 Ok(committed) if slamon_domain::reaches(&committed, &ends) => {
                     tracing::info!(group = self.group, "the read model holds the log as it was at start");
                     self.caught_up.send_replace(true);
+                    // a task of the service: it ends with the service, not before
+                    cancel.cancelled().await;
                     return;
                 }
                 Ok(_) => {}
@@ -128,7 +130,8 @@ pub struct App {
     rest: TcpListener,
     grpc: TcpListener,
     state: AppState,
-    /// Watches the projector catch up with the log as it was at start.
+    /// Watches the projector catch up with the log as it was at start (runs until the
+    /// service stops: a task that ends stops the process).
     catch_up: CatchUp,
     serving: slamon_web::listener::Serving,
     /// The alert sender, when an Alertmanager is configured, with its cadence and the

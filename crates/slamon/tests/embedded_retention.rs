@@ -11,12 +11,30 @@ use support::*;
 
 mod support;
 
-fn replay(data: &std::path::Path, args: &[&str]) -> String {
+/// `slamon replay ARGS` on the data dir, with the data dir's registry served by
+/// `slamon registry` (what a replay of the embedded default needs beside it).
+async fn replay(data: &std::path::Path, args: &[&str]) -> String {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _registry = Proc(
+        Command::new(env!("CARGO_BIN_EXE_slamon"))
+            .arg("registry")
+            .env("SLAMON_DATA_DIR", data)
+            .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the data dir's registry", Duration::from_secs(30), async || {
+        get(&format!("{url}/subjects")).await.filter(|(c, _)| *c == 200)
+    })
+    .await;
     let out = Command::new(env!("CARGO_BIN_EXE_slamon"))
         .arg("replay")
         .args(args)
         .env("SLAMON_DATA_DIR", data)
-        .env("SLAMON_REGISTRY_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("SCHEMA_REGISTRY_URL", &url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,10 +77,10 @@ async fn a_compacted_embedded_log_still_replays_every_read_model() {
     assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
     drop(s.proc);
 
-    let dry = replay(&data, &["--dry-run"]);
+    let dry = replay(&data, &["--dry-run"]).await;
     assert!(dry.contains("from the log's snapshot at offset"), "{dry}");
     assert!(dry.contains("the rebuilt read models equal the live ones"), "{dry}");
-    let real = replay(&data, &[]);
+    let real = replay(&data, &[]).await;
     assert!(real.contains("swapped the rebuilt read models in"), "{real}");
 
     // the replayed models serve the same history
