@@ -136,6 +136,11 @@ impl MetricId {
         Self(id)
     }
 
+    /// The id whose 12 bytes are `bytes` (an ObjectId's, as MongoDB stores it).
+    pub fn from_bytes(bytes: [u8; 12]) -> Self {
+        Self(bytes)
+    }
+
     /// The 12 bytes of the id (those of the ObjectId).
     pub fn bytes(&self) -> [u8; 12] {
         self.0

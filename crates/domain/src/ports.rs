@@ -224,6 +224,16 @@ pub trait ReadModelStore: Send + Sync {
     /// [`PortError::Unavailable`] when the store cannot be reached or times out; a document that cannot be decoded is
     /// left out (see [`ReadModelStore::undecodable_documents`]).
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>>;
+    /// The ids and labels of the live series `filter` selects, sorted by id: a listing
+    /// that decodes no statistics, forecast or metadata (stores override the default,
+    /// which lists whole documents).
+    ///
+    /// # Errors
+    /// As [`ReadModelStore::metrics`].
+    async fn series(&self, filter: &MetricFilter) -> PortResult<Vec<crate::views::SeriesItem>> {
+        let metrics = self.metrics(filter).await?;
+        Ok(metrics.into_iter().map(|m| crate::views::SeriesItem { id: m.id, labels: m.labels }).collect())
+    }
     /// Documents by key, for the projector.
     /// One entry per key, in the order of `keys`; `None` where the document does not exist.
     ///

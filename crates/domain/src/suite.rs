@@ -90,7 +90,7 @@ pub mod log {
 /// [`crate::RebuildableStore`] for the rebuild). Each function gets an empty store.
 pub mod store {
     use crate::events::{Window, WindowAggregate};
-    use crate::labels::Labels;
+    use crate::labels::{Labels, MetricId};
     use crate::ports::{Position, ReadModelStore, RebuildableStore};
     use crate::views::{
         DocKey, Document, MetricFilter, MetricView, SlaSamplesView, SlaSetVersion, SlaSetVersionView, SlaSetView,
@@ -161,6 +161,50 @@ pub mod store {
         up.sort();
         let page = store.metrics(&f).await.expect("list");
         assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), vec![up[1]], "by name, then offset and limit");
+    }
+
+    /// `series` lists ids and labels of the live metrics; pages read with the `after`
+    /// cursor return every id once, in order, whatever the page size.
+    pub async fn pages_by_cursor_return_every_series_once(store: &dyn ReadModelStore) {
+        let metrics: Vec<MetricView> = (0..23).map(|i| metric("up", &format!("i{i}"), i)).collect();
+        let mut gone = metric("up", "gone", 99);
+        gone.removed = true;
+        let mut docs: Vec<Document> = metrics.iter().cloned().map(Document::Metric).collect();
+        docs.push(Document::Metric(gone.clone()));
+        store.write(docs).await.expect("write");
+        let mut ids: Vec<MetricId> = metrics.iter().map(|m| m.id).collect();
+        ids.sort();
+        for limit in [1, 5, 23, 100] {
+            let (mut seen, mut after) = (Vec::new(), None);
+            loop {
+                let f = MetricFilter { limit: Some(limit), after, ..Default::default() };
+                let page = store.series(&f).await.expect("series");
+                assert!(page.len() <= limit);
+                for item in &page {
+                    let m = metrics.iter().find(|m| m.id == item.id).expect("a live series");
+                    assert_eq!(item.labels, m.labels);
+                }
+                seen.extend(page.iter().map(|s| s.id));
+                match page.last() {
+                    Some(last) if page.len() == limit => after = Some(last.id),
+                    _ => break,
+                }
+            }
+            assert_eq!(seen, ids, "limit {limit}: every live id once, in order");
+        }
+        let f = MetricFilter { after: Some(ids[20]), ..Default::default() };
+        let tail = store.metrics(&f).await.expect("list");
+        assert_eq!(tail.iter().map(|m| m.id).collect::<Vec<_>>(), ids[21..].to_vec(), "metrics honours after");
+        // a removed series leaves the listing, a revived one comes back
+        let mut back = gone.clone();
+        back.removed = false;
+        store.write(vec![Document::Metric(back)]).await.expect("write");
+        assert_eq!(store.series(&MetricFilter::default()).await.expect("series").len(), 24);
+        let mut again = metrics[0].clone();
+        again.removed = true;
+        store.write(vec![Document::Metric(again)]).await.expect("write");
+        let listed = store.series(&MetricFilter::default()).await.expect("series");
+        assert!(listed.iter().all(|s| s.id != metrics[0].id) && listed.len() == 23);
     }
 
     /// Documents of every collection round-trip unchanged.
@@ -295,6 +339,7 @@ macro_rules! read_model_store_suite {
             upserts_and_reads_back_by_id,
             keeps_removed_metrics_as_tombstones,
             lists_metrics_sorted_filtered_and_paged,
+            pages_by_cursor_return_every_series_once,
             round_trips_every_collection,
             round_trips_non_finite_numbers,
             loads_a_batch_in_key_order,

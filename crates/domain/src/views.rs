@@ -204,7 +204,16 @@ impl Document {
     }
 }
 
-/// A filter on the metrics list (`GET /metrics?name=&match=&limit=&offset=`).
+/// One series of a listing: what `GET /metrics` shows, without its statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesItem {
+    /// The series' metric id.
+    pub id: MetricId,
+    /// Its full label set, `__name__` included.
+    pub labels: Labels,
+}
+
+/// A filter on the metrics list (`GET /metrics?name=&match=&after=&limit=&offset=`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricFilter {
     /// Keep only series whose `__name__` equals this (`?name=`); `None` for any name.
@@ -215,6 +224,9 @@ pub struct MetricFilter {
     pub limit: Option<usize>,
     /// Items to skip first (`?offset=`).
     pub offset: usize,
+    /// Only series whose id sorts after this one (`?after=`: the last id of the previous
+    /// page, a cursor that stays right while series come and go).
+    pub after: Option<MetricId>,
 }
 
 impl MetricFilter {
@@ -222,6 +234,11 @@ impl MetricFilter {
     pub fn matches(&self, labels: &Labels) -> bool {
         self.name.as_deref().is_none_or(|n| labels.name() == n)
             && self.matchers.iter().all(|(k, v)| labels.get(k) == Some(v.as_str()))
+    }
+
+    /// Whether the series `id` with `labels` is after the cursor and [`MetricFilter::matches`].
+    pub fn selects(&self, id: &MetricId, labels: &Labels) -> bool {
+        self.after.is_none_or(|after| *id > after) && self.matches(labels)
     }
 
     /// Applies `offset` and `limit` to an already filtered, sorted list.

@@ -1,20 +1,72 @@
 //! The read models in redb: one table per collection, documents as JSON by id.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use slamon_domain::{
-    Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, Rebuild,
-    RebuildableStore,
+    Collection, DocKey, Document, Labels, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, Rebuild,
+    RebuildableStore, SeriesItem,
 };
 
 use crate::{blocking, decode, encode, unavailable};
 
 fn table(c: Collection) -> TableDefinition<'static, &'static str, &'static [u8]> {
     TableDefinition::new(c.name())
+}
+
+/// `metric id → labels (CBOR)` of every live series: listings read this small table in
+/// id order instead of decoding whole metric documents. Kept in the transaction that
+/// writes the metric document.
+const SERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("series_index");
+
+/// Rows of a listing between two looks at whether its caller is still there.
+const CHECK_EVERY: usize = 1024;
+
+/// Set when the future of a listing is dropped (its client went away), so the blocking
+/// scan behind it stops instead of running to the end.
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn encode_labels(labels: &Labels) -> PortResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(labels, &mut bytes).map_err(|e| PortError::Invalid(format!("cannot encode labels: {e}")))?;
+    Ok(bytes)
+}
+
+/// Builds the series index from the metric documents when the store has none yet (a
+/// store written before the index existed, or a new one).
+fn ensure_series_index(db: &Database, counter: &AtomicU64) -> PortResult<()> {
+    let read = db.begin_read().map_err(unavailable)?;
+    match read.open_table(SERIES) {
+        Ok(_) => return Ok(()),
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(unavailable(e)),
+    }
+    drop(read);
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut index = tx.open_table(SERIES).map_err(unavailable)?;
+        let metrics = tx.open_table(table(Collection::Metrics)).map_err(unavailable)?;
+        for item in metrics.iter().map_err(unavailable)? {
+            let (k, v) = item.map_err(unavailable)?;
+            match decode(v.value()) {
+                Ok(Document::Metric(m)) if !m.removed => {
+                    index.insert(k.value(), encode_labels(&m.labels)?.as_slice()).map_err(unavailable)?;
+                }
+                Ok(_) => {}
+                Err(reason) => undecodable(counter, Collection::Metrics, k.value(), &reason),
+            }
+        }
+    }
+    tx.commit().map_err(unavailable)
 }
 
 /// Counts and logs a document that cannot be decoded.
@@ -39,7 +91,59 @@ impl EmbeddedStore {
     pub fn open(path: &Path) -> PortResult<Self> {
         let db = Database::create(path)
             .map_err(|e| PortError::Other(format!("cannot open store {}: {e}", path.display())))?;
-        Ok(Self { db: Arc::new(db), path: path.to_owned(), undecodable: Arc::default() })
+        let undecodable = AtomicU64::default();
+        ensure_series_index(&db, &undecodable)?;
+        Ok(Self { db: Arc::new(db), path: path.to_owned(), undecodable: Arc::new(undecodable) })
+    }
+
+    /// The listing behind [`ReadModelStore::series`] and [`ReadModelStore::metrics`]:
+    /// the series index from the cursor on, filtered, paged, stopped when the caller
+    /// goes away.
+    async fn list(&self, filter: &MetricFilter) -> PortResult<Vec<SeriesItem>> {
+        if filter.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let (db, filter) = (self.db.clone(), filter.clone());
+        let guard = Abandoned(Arc::new(AtomicBool::new(false)));
+        let abandoned = guard.0.clone();
+        let listed = blocking(move || {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let index = match tx.open_table(SERIES) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let after = filter.after.map(|a| a.to_string());
+            let range = match &after {
+                Some(a) => index.range::<&str>((std::ops::Bound::Excluded(a.as_str()), std::ops::Bound::Unbounded)),
+                None => index.range::<&str>(..),
+            }
+            .map_err(unavailable)?;
+            let (mut out, mut skip) = (Vec::new(), filter.offset);
+            for (row, item) in range.enumerate() {
+                if row % CHECK_EVERY == 0 && abandoned.load(Ordering::Relaxed) {
+                    return Err(PortError::Other("the listing's caller went away".into()));
+                }
+                let (k, v) = item.map_err(unavailable)?;
+                let Ok(labels) = ciborium::from_reader::<Labels, _>(v.value()) else { continue };
+                if !filter.matches(&labels) {
+                    continue;
+                }
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let Ok(id) = k.value().parse() else { continue };
+                out.push(SeriesItem { id, labels });
+                if filter.limit.is_some_and(|l| out.len() >= l) {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await;
+        drop(guard);
+        listed
     }
 
     /// Replaces every collection of this store with `rebuilt`'s in one write transaction:
@@ -49,14 +153,15 @@ impl EmbeddedStore {
         blocking(move || {
             let read = source.begin_read().map_err(unavailable)?;
             let tx = db.begin_write().map_err(unavailable)?;
-            for c in Collection::ALL {
-                tx.delete_table(table(c)).map_err(unavailable)?;
-                let from = match read.open_table(table(c)) {
+            let tables = Collection::ALL.iter().map(|c| table(*c)).chain([SERIES]);
+            for t in tables {
+                tx.delete_table(t).map_err(unavailable)?;
+                let from = match read.open_table(t) {
                     Ok(t) => t,
                     Err(redb::TableError::TableDoesNotExist(_)) => continue,
                     Err(e) => return Err(unavailable(e)),
                 };
-                let mut to = tx.open_table(table(c)).map_err(unavailable)?;
+                let mut to = tx.open_table(t).map_err(unavailable)?;
                 for item in from.iter().map_err(unavailable)? {
                     let (k, v) = item.map_err(unavailable)?;
                     to.insert(k.value(), v.value()).map_err(unavailable)?;
@@ -120,15 +225,20 @@ impl Rebuild for EmbeddedRebuild {
 #[async_trait]
 impl ReadModelStore for EmbeddedStore {
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
-        let all = self.all(Collection::Metrics).await?;
-        let live: Vec<MetricView> = all
+        // the page's ids from the index, then only their documents
+        let keys: Vec<DocKey> = self.list(filter).await?.into_iter().map(|s| DocKey::Metric(s.id)).collect();
+        let docs = self.load(&keys).await?;
+        Ok(docs
             .into_iter()
             .filter_map(|d| match d {
-                Document::Metric(m) if !m.removed && filter.matches(&m.labels) => Some(m),
+                Some(Document::Metric(m)) if !m.removed => Some(m),
                 _ => None,
             })
-            .collect();
-        Ok(filter.page(live))
+            .collect())
+    }
+
+    async fn series(&self, filter: &MetricFilter) -> PortResult<Vec<SeriesItem>> {
+        self.list(filter).await
     }
 
     /// Every document of a collection, in id order.
@@ -202,6 +312,15 @@ impl ReadModelStore for EmbeddedStore {
                 let bytes = encode(&doc)?;
                 let mut t = tx.open_table(table(key.collection())).map_err(unavailable)?;
                 t.insert(key.doc_id().as_str(), bytes.as_slice()).map_err(unavailable)?;
+                if let Document::Metric(m) = &doc {
+                    let mut index = tx.open_table(SERIES).map_err(unavailable)?;
+                    let id = key.doc_id();
+                    if m.removed {
+                        index.remove(id.as_str()).map_err(unavailable)?;
+                    } else {
+                        index.insert(id.as_str(), encode_labels(&m.labels)?.as_slice()).map_err(unavailable)?;
+                    }
+                }
             }
             tx.commit().map_err(unavailable)
         })

@@ -19,8 +19,8 @@ use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection as MongoCollection, Database, IndexModel};
 use slamon_domain::{
-    Collection, DocKey, Document, MetricFilter, MetricView, PortError, PortResult, ReadModelStore, Rebuild,
-    RebuildableStore, NAME_LABEL, SLA_SET_VERSION_ID_PREFIX,
+    Collection, DocKey, Document, Labels, MetricFilter, MetricId, MetricView, PortError, PortResult, ReadModelStore,
+    Rebuild, RebuildableStore, SeriesItem, NAME_LABEL, SLA_SET_VERSION_ID_PREFIX,
 };
 
 /// Ids per `find` of a `load`, and such finds in flight at once.
@@ -349,19 +349,57 @@ impl MongoStore {
 }
 
 impl MongoStore {
-    async fn metrics_now(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+    /// The query of `filter` (without paging); `None` when it can match nothing.
+    fn metrics_query(filter: &MetricFilter) -> Option<BsonDocument> {
         let mut query = doc! {"removed": false};
+        if let Some(after) = filter.after {
+            query.insert("_id", doc! {"$gt": ObjectId::from_bytes(after.bytes())});
+        }
         if let Some(name) = &filter.name {
             query.insert(format!("labels.{NAME_LABEL}"), name.clone());
         }
         for (label, value) in &filter.matchers {
             // label names are [a-zA-Z_][a-zA-Z0-9_]*: safe as a field path; others match nothing
-            if label.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
-                query.insert(format!("labels.{label}"), value.clone());
-            } else {
-                return Ok(Vec::new());
+            if !label.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
+                return None;
+            }
+            query.insert(format!("labels.{label}"), value.clone());
+        }
+        Some(query)
+    }
+
+    async fn series_now(&self, filter: &MetricFilter) -> PortResult<Vec<SeriesItem>> {
+        let Some(query) = Self::metrics_query(filter) else { return Ok(Vec::new()) };
+        if filter.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        // ids and labels only: the statistics, forecast and metadata stay on the server
+        let collection = self.raw(Collection::Metrics);
+        let mut find = collection
+            .find(query)
+            .projection(doc! {"_id": 1, "labels": 1})
+            .sort(doc! {"_id": 1})
+            .skip(filter.offset as u64);
+        if let Some(limit) = filter.limit {
+            find = find.limit(limit as i64);
+        }
+        let docs: Vec<BsonDocument> = find.await.map_err(unavailable)?.try_collect().await.map_err(unavailable)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for d in docs {
+            let (Ok(id), Some(Bson::Document(labels))) = (d.get_object_id("_id"), d.get("labels")) else { continue };
+            match mongodb::bson::from_document::<Labels>(labels.clone()) {
+                Ok(labels) => out.push(SeriesItem { id: MetricId::from_bytes(id.bytes()), labels }),
+                Err(e) => {
+                    self.undecodable.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(id = %id, reason = %e, "undecodable labels of a metric skipped");
+                }
             }
         }
+        Ok(out)
+    }
+
+    async fn metrics_now(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
+        let Some(query) = Self::metrics_query(filter) else { return Ok(Vec::new()) };
         let collection = self.raw(Collection::Metrics);
         let mut find = collection.find(query).sort(doc! {"_id": 1}).skip(filter.offset as u64);
         if let Some(limit) = filter.limit {
@@ -472,6 +510,10 @@ impl MongoStore {
 impl ReadModelStore for MongoStore {
     async fn metrics(&self, filter: &MetricFilter) -> PortResult<Vec<MetricView>> {
         self.bounded("list", self.metrics_now(filter)).await
+    }
+
+    async fn series(&self, filter: &MetricFilter) -> PortResult<Vec<SeriesItem>> {
+        self.bounded("list", self.series_now(filter)).await
     }
 
     async fn load(&self, keys: &[DocKey]) -> PortResult<Vec<Option<Document>>> {

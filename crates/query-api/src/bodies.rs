@@ -4,7 +4,7 @@
 //! with milliseconds.
 
 use serde::Serialize;
-use slamon_domain::{rfc3339_ms, Labels, MetricView};
+use slamon_domain::{rfc3339_ms, Labels, MetricId};
 use slamon_web::openapi::Number;
 use utoipa::ToSchema;
 
@@ -37,9 +37,9 @@ pub struct MetricItem {
 
 impl MetricItem {
     /// The list item of a series.
-    pub fn of(m: &MetricView) -> Self {
-        let id = m.id.to_string();
-        Self { oid: Oid { oid: id.clone() }, id, name: m.labels.clone() }
+    pub fn of(id: &MetricId, labels: &Labels) -> Self {
+        let id = id.to_string();
+        Self { oid: Oid { oid: id.clone() }, id, name: labels.clone() }
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::Value;
 use slamon_backends::Backends;
@@ -130,8 +132,14 @@ pub fn openapi_for(guarded: Guarded) -> Value {
     )
 }
 
-/// The largest `limit` and `offset` (MongoDB's skip and limit are signed 64-bit).
+/// The largest `offset` (MongoDB's skip is signed 64-bit).
 const MAX_PAGE: u64 = i64::MAX as u64;
+
+/// Series in a page of `GET /metrics` when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 1000;
+
+/// The largest `limit` of `GET /metrics`: a longer list is read page by page (`after`).
+pub const MAX_LIMIT: usize = 10_000;
 
 fn page_number(name: &str, v: &str) -> ApiResult<usize> {
     v.parse::<u64>().ok().filter(|n| *n <= MAX_PAGE).and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
@@ -151,15 +159,29 @@ fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
                     .ok_or_else(|| ApiError::BadRequest(format!("Invalid match `{v}`: expected <label>=<value>")))?;
                 f.matchers.push((label.to_owned(), value.to_owned()));
             }
-            "limit" => f.limit = Some(page_number("limit", v)?),
+            "limit" => {
+                let limit = v.parse::<usize>().ok().filter(|n| *n <= MAX_LIMIT).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Invalid limit `{v}`: expected an integer from 0 to {MAX_LIMIT} (read further pages with after)"
+                    ))
+                })?;
+                f.limit = Some(limit);
+            }
             "offset" => f.offset = page_number("offset", v)?,
+            "after" => {
+                let id = v.parse::<MetricId>().map_err(|_| {
+                    ApiError::BadRequest(format!("Invalid after `{v}`: expected a metric id (24 hex digits)"))
+                })?;
+                f.after = Some(id);
+            }
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "Unknown query parameter `{other}` (known: name, match, limit, offset)"
+                    "Unknown query parameter `{other}` (known: name, match, limit, after, offset)"
                 )))
             }
         }
     }
+    f.limit.get_or_insert(DEFAULT_LIMIT);
     Ok(f)
 }
 
@@ -195,28 +217,31 @@ pub fn add_list_schemas(doc: &mut utoipa::openapi::OpenApi) {
         ("name" = Option<String>, Query, description = "Only the series of this metric (`__name__`)"),
         ("match" = Option<Vec<Matcher>>, Query, style = Form, explode = true,
             description = "Only the series with this label value, `<label>=<value>`; repeat for several"),
-        ("limit" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
-            description = "At most this many series"),
+        ("limit" = Option<u64>, Query, minimum = 0, maximum = 10000,
+            description = "At most this many series (default 1000)"),
+        ("after" = Option<String>, Query, pattern = "^[0-9a-fA-F]{24}$",
+            description = "Only the series after this id: the last id of the previous page (the `next` link)"),
         ("offset" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
-            description = "Skip this many series first (in id order)"),
+            description = "Skip this many series first (in id order); `after` stays right while series come and go"),
     ),
     responses(
-        (status = 200, description = "The series, in id order", body = Vec<MetricItem>),
+        (status = 200, description = "The series, in id order; a full page links the next one", body = Vec<MetricItem>,
+            headers(("Link" = String, description = "`</metrics?…&after=<last id>>; rel=\"next\"` when the page is full"))),
         (status = 400, description = "An unknown or malformed parameter", body = ErrorBody,
-            example = json!({"error": "Invalid limit `x`: expected a non-negative integer up to 9223372036854775807"})),
+            example = json!({"error": "Invalid limit `x`: expected an integer from 0 to 10000 (read further pages with after)"})),
         (status = 504, response = slamon_web::openapi::DbUnavailable),
     ),
 )]
-pub async fn list(
-    State(s): State<AppState>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Vec<MetricItem>>> {
+pub async fn list(State(s): State<AppState>, Query(params): Query<Vec<(String, String)>>) -> ApiResult<Response> {
     list_metrics(s.store.as_ref(), s.db_timeout, &params).await
 }
 
-/// `GET /metrics` (SPEC §5, and the SLA manager's own, §6): every live series
-/// `[{"_id": {"$oid": id}, "id": id, "name": {labels}}, …]`, filtered and paged by
-/// `name`, `match=<label>=<value>`, `limit` and `offset`.
+/// `GET /metrics` (SPEC §5, and the SLA manager's own, §6): the live series
+/// `[{"_id": {"$oid": id}, "id": id, "name": {labels}}, …]` in id order, filtered by
+/// `name` and `match=<label>=<value>`, a page of `limit` ([`DEFAULT_LIMIT`], at most
+/// [`MAX_LIMIT`]) from the cursor `after` (or `offset`). A full page carries
+/// `Link: </metrics?…&after=<its last id>>; rel="next"` (RFC 8288). Reads ids and labels
+/// only ([`ReadModelStore::series`](slamon_domain::ReadModelStore::series)).
 ///
 /// # Errors
 /// [`ApiError::BadRequest`] for an unknown or malformed parameter; the store's errors.
@@ -224,10 +249,30 @@ pub async fn list_metrics(
     store: &dyn slamon_domain::ReadModelStore,
     db_timeout: Duration,
     params: &[(String, String)],
-) -> ApiResult<Json<Vec<MetricItem>>> {
+) -> ApiResult<Response> {
     let filter = parse_filter(params)?;
-    let metrics = db(db_timeout, store.metrics(&filter)).await?;
-    Ok(Json(metrics.iter().map(MetricItem::of).collect()))
+    let series = db(db_timeout, store.series(&filter)).await?;
+    let next = match (series.last(), filter.limit) {
+        (Some(last), Some(limit)) if series.len() >= limit && limit > 0 => Some(next_link(params, &last.id)),
+        _ => None,
+    };
+    let items: Vec<MetricItem> = series.iter().map(|s| MetricItem::of(&s.id, &s.labels)).collect();
+    let mut res = Json(items).into_response();
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        res.headers_mut().insert(axum::http::header::LINK, link);
+    }
+    Ok(res)
+}
+
+/// The `Link` of the page after the one that ends at `last`: the same parameters, with
+/// `after=<last>` in place of `after` and `offset`.
+fn next_link(params: &[(String, String)], last: &MetricId) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params.iter().filter(|(k, _)| k != "after" && k != "offset") {
+        query.append_pair(k, v);
+    }
+    query.append_pair("after", &last.to_string());
+    format!("</metrics?{}>; rel=\"next\"", query.finish())
 }
 
 /// The series of `id` (a path segment axum could not decode, such as invalid UTF-8, is

@@ -96,6 +96,44 @@ async fn lists_metrics_in_the_seed_shape_with_filters() {
 }
 
 #[tokio::test]
+async fn the_list_is_paged_by_cursor_with_a_next_link_and_a_bounded_page() {
+    let views: Vec<MetricView> = (0..2500).map(|i| view("up", &format!("j{i}"))).collect();
+    let mut ids: Vec<String> = views.iter().map(|v| v.id.to_string()).collect();
+    ids.sort();
+    let (app, _d) = app_with(views).await;
+    // the default page is DEFAULT_LIMIT series, and links the next one
+    let mut uri = "/metrics?name=up".to_owned();
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let res = app.clone().oneshot(Request::get(uri.as_str()).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let link = res.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
+        let body: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        let page: Vec<String> = body.as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+        assert!(page.len() <= DEFAULT_LIMIT);
+        seen.extend(page);
+        pages += 1;
+        let Some(link) = link else { break };
+        let target = link.strip_prefix('<').and_then(|l| l.split_once(">; rel=\"next\"")).expect("a next link").0;
+        assert!(target.starts_with("/metrics?name=up&") && target.contains("after="), "{target}");
+        uri = target.to_owned();
+    }
+    assert_eq!((pages, seen.len()), (3, 2500));
+    assert_eq!(seen, ids, "every series once, in id order");
+    // a page that is not full has no next link; limits are bounded
+    let res = app.clone().oneshot(Request::get("/metrics?limit=5000").body(Body::empty()).unwrap()).await.unwrap();
+    assert!(res.headers().get("link").is_none());
+    let (status, body) = get(&app, &format!("/metrics?limit={}", MAX_LIMIT + 1)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = get(&app, "/metrics?after=nothex").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("after"), "{body}");
+    let (status, body) = get(&app, &format!("/metrics?limit=2&after={}", ids[2497])).await;
+    assert_eq!((status, body.as_array().map(Vec::len)), (StatusCode::OK, Some(2)));
+}
+
+#[tokio::test]
 async fn values_have_the_spec_shape_and_errors_the_spec_messages() {
     let v = view("up", "a");
     let id = v.id.to_string();

@@ -165,13 +165,16 @@ async fn get_set(State(s): State<AppState>) -> ApiResult {
         ("name" = Option<String>, Query, description = "Only the series of this metric (`__name__`)"),
         ("match" = Option<Vec<slamon_query_api::Matcher>>, Query, style = Form, explode = true,
             description = "Only the series with this label value, `<label>=<value>`; repeat for several"),
-        ("limit" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
-            description = "At most this many series"),
+        ("limit" = Option<u64>, Query, minimum = 0, maximum = 10000,
+            description = "At most this many series (default 1000)"),
+        ("after" = Option<String>, Query, pattern = "^[0-9a-fA-F]{24}$",
+            description = "Only the series after this id: the last id of the previous page (the `next` link)"),
         ("offset" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64,
-            description = "Skip this many series first (in id order)"),
+            description = "Skip this many series first (in id order); `after` stays right while series come and go"),
     ),
     responses(
-        (status = 200, description = "The series, in id order", body = Vec<MetricItem>),
+        (status = 200, description = "The series, in id order; a full page links the next one", body = Vec<MetricItem>,
+            headers(("Link" = String, description = "`</metrics?…&after=<last id>>; rel=\"next\"` when the page is full"))),
         (status = 400, description = "An unknown or malformed parameter", body = ErrorBody),
         (status = 504, response = DbUnavailable),
     ),
@@ -179,7 +182,7 @@ async fn get_set(State(s): State<AppState>) -> ApiResult {
 async fn list_metrics(
     State(s): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
-) -> ApiResult<Json<Vec<slamon_query_api::MetricItem>>> {
+) -> ApiResult<axum::response::Response> {
     slamon_query_api::list_metrics(s.store.as_ref(), s.db_timeout, &params).await
 }
 
