@@ -97,6 +97,11 @@ pub struct SourceSettings {
     /// Timeout of one request to Prometheus.
     #[arg(long, env = "SLAMON_PROMETHEUS_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub prometheus_timeout: Duration,
+    /// The largest Prometheus answer read, in bytes: a larger one is treated as a query too
+    /// big (split by time, then by series) instead of being held in memory.
+    #[arg(long, env = "SLAMON_PROMETHEUS_MAX_ANSWER_BYTES", default_value_t = slamon_prometheus::DEFAULT_MAX_ANSWER_BYTES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..))]
+    pub prometheus_max_answer_bytes: usize,
     /// A series is present when it has a sample in this lookback.
     #[arg(long, env = "SLAMON_SERIES_LOOKBACK", default_value = "10m", value_parser = duration)]
     pub series_lookback: Duration,
@@ -247,6 +252,7 @@ impl SourceSettings {
                         },
                     },
                     headers: self.headers()?,
+                    max_answer_bytes: self.prometheus_max_answer_bytes,
                 })
                 .map_err(|e| EtlError::Source(e.to_string()))?,
             ) as Arc<dyn MetricSource>),

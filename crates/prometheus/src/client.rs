@@ -15,7 +15,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Deserialize;
-use serde_json::Value;
 use slamon_domain::{
     Labels, MetricSource, PortError, PortResult, Sample, SeriesList, Window, WindowAggregate, NAME_LABEL,
 };
@@ -48,7 +47,14 @@ pub struct SourceConfig {
     /// Extra headers sent with every request (e.g. `X-Scope-OrgID` of a multi-tenant
     /// Prometheus-compatible server); their values are never logged.
     pub headers: Vec<(String, String)>,
+    /// The largest answer read, in bytes: a larger one is refused as too big (a query
+    /// that can be split is split, by time then by series) instead of held in memory.
+    pub max_answer_bytes: usize,
 }
+
+/// [`SourceConfig::max_answer_bytes`] by default: 128 MiB, several times the series list
+/// of 100 000 series or a vector answer of as many.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 128 << 20;
 
 /// How the client authenticates to Prometheus (its `--web.config.file`, or a proxy in
 /// front of it).
@@ -198,6 +204,8 @@ enum Limit {
     Timeout,
     /// "exceeded maximum resolution of 11,000 points per timeseries": `query_range`'s HTTP 400 `bad_data`.
     Resolution,
+    /// The answer is larger than [`SourceConfig::max_answer_bytes`] (this client's own limit).
+    AnswerSize,
 }
 
 impl Limit {
@@ -221,6 +229,7 @@ impl Limit {
             Limit::Samples => "too many samples",
             Limit::Timeout => "timeout",
             Limit::Resolution => "maximum resolution",
+            Limit::AnswerSize => "answer size",
         }
     }
 }
@@ -250,10 +259,14 @@ impl From<CallError> for PortError {
     }
 }
 
+/// A Prometheus API answer, its `data` parsed straight into the type the endpoint gives
+/// (no `serde_json::Value` tree in between).
 #[derive(Deserialize)]
-struct ApiResponse {
+#[serde(bound = "T: Deserialize<'de>")]
+struct ApiResponse<T> {
     status: String,
-    data: Option<Value>,
+    #[serde(default = "Option::default")]
+    data: Option<T>,
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     error: Option<String>,
@@ -262,16 +275,57 @@ struct ApiResponse {
     warnings: Vec<String>,
 }
 
+/// The `data` of `/api/v1/query` and `/api/v1/query_range`: `result` as `R` when
+/// `resultType` is the one asked for.
+#[derive(Deserialize)]
+struct QueryData<R> {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: R,
+}
+
+/// Only the `resultType` of an answer whose `result` did not parse as asked.
+#[derive(Deserialize)]
+struct KindOnly {
+    data: Option<KindOnlyData>,
+}
+
+#[derive(Deserialize)]
+struct KindOnlyData {
+    #[serde(rename = "resultType")]
+    result_type: String,
+}
+
 #[derive(Deserialize)]
 struct VectorItem {
     metric: BTreeMap<String, String>,
-    value: (f64, String),
+    value: (f64, PromValue),
 }
 
 #[derive(Deserialize)]
 struct MatrixItem {
     metric: BTreeMap<String, String>,
-    values: Vec<(f64, String)>,
+    values: Vec<(f64, PromValue)>,
+}
+
+/// A sample value as Prometheus writes it, a string (`"1.5"`, `"NaN"`, `"+Inf"`), read
+/// into its `f64` without keeping the string.
+struct PromValue(f64);
+
+impl<'de> Deserialize<'de> for PromValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = PromValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sample value as a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PromValue, E> {
+                Ok(PromValue(parse_value(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 fn parse_value(s: &str) -> f64 {
@@ -403,9 +457,7 @@ fn aggregates(metric_name: &str, window: Window, rows: Vec<(Labels, f64)>) -> Ve
 }
 
 /// The label sets of a `/api/v1/series` answer, sorted, without duplicates.
-fn label_sets(data: Value) -> PortResult<Vec<Labels>> {
-    let items: Vec<BTreeMap<String, String>> =
-        serde_json::from_value(data).map_err(|e| PortError::Other(format!("series: {e}")))?;
+fn label_sets(items: Vec<BTreeMap<String, String>>) -> PortResult<Vec<Labels>> {
     let mut series: Vec<Labels> = items.into_iter().map(Labels::new).collect();
     series.sort();
     series.dedup();
@@ -456,9 +508,18 @@ impl PrometheusSource {
         self.splits.load(Ordering::Relaxed)
     }
 
-    /// One API call: its `data`, and whether the answer came with `warnings` (then it may
-    /// be partial; the warnings are logged and counted).
-    async fn call(&self, path: &str, params: &[(&str, String)]) -> Result<(Value, bool), CallError> {
+    /// One API call: its `data` parsed as `T`, and whether the answer came with `warnings`
+    /// (then it may be partial; the warnings are logged and counted). The answer is read
+    /// up to [`SourceConfig::max_answer_bytes`] and parsed from its bytes into `T` at once.
+    ///
+    /// `query` names, for a query endpoint, the expression and the `resultType` asked for,
+    /// so an answer of another type is said as such.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        query: Option<(&str, &str)>,
+    ) -> Result<(T, bool), CallError> {
         let url = format!("{}/api/v1/{path}", self.config.url.trim_end_matches('/'));
         let timed_out = || CallError::TooBig {
             limit: Limit::Timeout,
@@ -485,22 +546,59 @@ impl PrometheusSource {
             ))
             .into());
         }
-        let body = res.text().await.map_err(|e| {
-            if e.is_timeout() {
-                timed_out()
-            } else {
-                PortError::Unavailable(format!("prometheus {path}: reading the answer: {e}")).into()
+        let max = self.config.max_answer_bytes;
+        let too_big = || CallError::TooBig {
+            limit: Limit::AnswerSize,
+            error: PortError::Other(format!(
+                "prometheus {path}: the answer is larger than {max} bytes (SLAMON_PROMETHEUS_MAX_ANSWER_BYTES)"
+            )),
+        };
+        if res.content_length().is_some_and(|n| n > max as u64) {
+            return Err(too_big());
+        }
+        let mut res = res;
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            match res.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max {
+                        return Err(too_big());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return Err(timed_out()),
+                Err(e) => {
+                    return Err(PortError::Unavailable(format!("prometheus {path}: reading the answer: {e}")).into())
+                }
             }
-        })?;
-        let parsed: ApiResponse = serde_json::from_str(&body).map_err(|_| {
-            let snippet: String = body.chars().take(200).collect();
+        }
+        let not_the_api = |body: &[u8]| {
+            let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
             let e = format!("prometheus {path}: HTTP {status} with a body that is not the Prometheus API: {snippet}");
             if status.is_server_error() {
                 PortError::Unavailable(e)
             } else {
                 PortError::Other(e)
             }
-        })?;
+        };
+        let parsed: ApiResponse<T> = match serde_json::from_slice(&body) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // the API's shape with another result than asked: say which
+                return Err(match (serde_json::from_slice::<KindOnly>(&body), query) {
+                    (Ok(KindOnly { data: Some(d) }), Some((expr, wanted))) if d.result_type != wanted => {
+                        PortError::Other(format!("query `{expr}` returned a {}, not a {wanted}", d.result_type))
+                    }
+                    (Ok(KindOnly { data: Some(_) }), _) => {
+                        PortError::Other(format!("prometheus {path}: an answer that does not parse: {e}"))
+                    }
+                    _ => not_the_api(&body),
+                }
+                .into());
+            }
+        };
+        drop(body);
         if parsed.status != "success" {
             let error_type = parsed.error_type.unwrap_or_else(|| "unknown".into());
             let message = parsed.error.unwrap_or_default();
@@ -536,14 +634,13 @@ impl PrometheusSource {
 
     /// [`PrometheusSource::query_vector`], telling a query too big apart.
     async fn vector(&self, expr: &str, at_ms: i64) -> Result<Vec<(Labels, f64)>, CallError> {
-        let (data, _) = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
-        let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
-        if kind != "vector" {
+        let params = [("query", expr.to_owned()), ("time", secs(at_ms))];
+        let (data, _): (QueryData<Vec<VectorItem>>, _) = self.call("query", &params, Some((expr, "vector"))).await?;
+        if data.result_type != "vector" {
+            let kind = data.result_type;
             return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a vector")).into());
         }
-        let items: Vec<VectorItem> = serde_json::from_value(data["result"].clone())
-            .map_err(|e| PortError::Other(format!("query `{expr}`: {e}")))?;
-        Ok(items.into_iter().map(|i| (Labels::new(i.metric), parse_value(&i.value.1))).collect())
+        Ok(data.result.into_iter().map(|i| (Labels::new(i.metric), i.value.1 .0)).collect())
     }
 
     /// `/api/v1/query` of a range-vector selector: the raw samples as stored.
@@ -551,7 +648,8 @@ impl PrometheusSource {
     /// # Errors
     /// As [`PrometheusSource::query_vector`], the result having to be a matrix.
     pub async fn query_matrix(&self, expr: &str, at_ms: i64) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
-        let (data, _) = self.call("query", &[("query", expr.to_owned()), ("time", secs(at_ms))]).await?;
+        let params = [("query", expr.to_owned()), ("time", secs(at_ms))];
+        let (data, _) = self.call("query", &params, Some((expr, "matrix"))).await?;
         matrix(expr, data)
     }
 
@@ -640,7 +738,7 @@ impl PrometheusSource {
     ) -> Result<Vec<(Labels, Vec<Sample>)>, CallError> {
         let params =
             [("query", expr.to_owned()), ("start", secs(start_ms)), ("end", secs(end_ms)), ("step", secs(step_ms))];
-        let (data, _) = self.call("query_range", &params).await?;
+        let (data, _) = self.call("query_range", &params, Some((expr, "matrix"))).await?;
         Ok(matrix(expr, data)?)
     }
 
@@ -648,7 +746,7 @@ impl PrometheusSource {
     /// without duplicates.
     async fn series_named(&self, name: &str, start_ms: i64, end_ms: i64) -> PortResult<Vec<Labels>> {
         let params = [("match[]", name_selector(name)), ("start", secs(start_ms)), ("end", secs(end_ms))];
-        let (data, _) = self.call("series", &params).await?;
+        let (data, _): (Vec<BTreeMap<String, String>>, _) = self.call("series", &params, None).await?;
         label_sets(data)
     }
 
@@ -810,18 +908,14 @@ impl PrometheusSource {
 /// History read before the asked window to tell a series' scrape interval (ms).
 const STALENESS_CONTEXT_MS: i64 = 5 * 60_000;
 
-fn matrix(expr: &str, data: Value) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
-    let kind = data.get("resultType").and_then(Value::as_str).unwrap_or("");
-    if kind != "matrix" {
-        return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a matrix")));
+fn matrix(expr: &str, data: QueryData<Vec<MatrixItem>>) -> PortResult<Vec<(Labels, Vec<Sample>)>> {
+    if data.result_type != "matrix" {
+        return Err(PortError::Other(format!("query `{expr}` returned a {}, not a matrix", data.result_type)));
     }
-    let items: Vec<MatrixItem> =
-        serde_json::from_value(data["result"].clone()).map_err(|e| PortError::Other(format!("query `{expr}`: {e}")))?;
-    Ok(items
+    Ok(data
+        .result
         .into_iter()
-        .map(|i| {
-            (Labels::new(i.metric), i.values.into_iter().map(|(t, v)| Sample::new(to_ms(t), parse_value(&v))).collect())
-        })
+        .map(|i| (Labels::new(i.metric), i.values.into_iter().map(|(t, v)| Sample::new(to_ms(t), v.0)).collect()))
         .collect())
 }
 
@@ -830,9 +924,8 @@ impl MetricSource for PrometheusSource {
     async fn series(&self) -> PortResult<SeriesList> {
         let now = slamon_domain::now_ms();
         let start = now - self.config.series_lookback.as_millis() as i64;
-        let (data, partial) = self
-            .call("series", &[("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start)), ("end", secs(now))])
-            .await?;
+        let params = [("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start)), ("end", secs(now))];
+        let (data, partial): (Vec<BTreeMap<String, String>>, _) = self.call("series", &params, None).await?;
         Ok(SeriesList { series: label_sets(data)?, partial })
     }
 
@@ -935,6 +1028,7 @@ mod tests {
             url,
             timeout: Duration::from_millis(500),
             series_lookback: Duration::from_secs(600),
+            max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
         })
         .unwrap()
     }
@@ -1178,6 +1272,24 @@ mod tests {
             [format!(r#"{{__name__="m"}} {} {}"#, secs(at - 12 * 3_600_000), secs(at))],
             "the series of the name over the window, listed once"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_size_cap_is_never_held_and_the_name_is_split_by_series() {
+        // Prometheus answers the whole name, but that answer is over this client's cap
+        let (url, _) = limited_prometheus(5, None).await;
+        let mut config = source(url.clone()).config;
+        config.max_answer_bytes = 1000;
+        let capped = PrometheusSource::new(config).unwrap();
+        let rows = capped.window_stats("m", Window::H12, 1_700_000_000_000).await.unwrap();
+        assert_stats_of(&rows, &[0, 1, 2, 3, 4]);
+        assert!(capped.splits() > 0, "split, not read whole");
+        // an answer nothing can split says which setting to raise
+        let mut config = source(url).config;
+        config.max_answer_bytes = 100;
+        let tiny = PrometheusSource::new(config).unwrap();
+        let err = tiny.series().await.unwrap_err().to_string();
+        assert!(err.contains("SLAMON_PROMETHEUS_MAX_ANSWER_BYTES"), "{err}");
     }
 
     #[tokio::test]

@@ -8,6 +8,9 @@ mod demo;
 mod multi;
 mod staleness;
 
-pub use client::{credentials_in_url, tls_builder, with_causes, Credentials, PrometheusSource, SourceConfig, TlsFiles};
+pub use client::{
+    credentials_in_url, tls_builder, with_causes, Credentials, PrometheusSource, SourceConfig, TlsFiles,
+    DEFAULT_MAX_ANSWER_BYTES,
+};
 pub use demo::DemoSource;
 pub use multi::MultiSource;

@@ -65,6 +65,7 @@ async fn a_scrape_gap_keeps_its_place_and_a_stale_series_has_no_repeated_tail() 
         credentials: Credentials::None,
         tls: TlsFiles::default(),
         headers: Vec::new(),
+        max_answer_bytes: slamon_prometheus::DEFAULT_MAX_ANSWER_BYTES,
     })
     .unwrap();
     let labels = |case: &str| -> Labels { [("__name__", "grid_case"), ("case", case)].into_iter().collect() };

@@ -415,12 +415,14 @@ fn edge(path: &str, method: &HttpMethod, operation: &mut Operation, guarded: Gua
 }
 
 /// Sets `required: true` on every response header (utoipa's header has no such field),
-/// except 503's `Retry-After`, sent only over the in-flight limit.
+/// except 503's `Retry-After`, sent only over the in-flight limit, and `Link`, sent only
+/// when there is a next page.
 fn mark_required_headers(doc: &mut Value) {
     let mark = |status: &str, headers: &mut Value| {
         if let Some(headers) = headers.as_object_mut() {
             for (name, header) in headers.iter_mut() {
-                let optional = status == "503" && name.eq_ignore_ascii_case("retry-after");
+                let optional =
+                    (status == "503" && name.eq_ignore_ascii_case("retry-after")) || name.eq_ignore_ascii_case("link");
                 header["required"] = Value::Bool(!optional);
             }
         }
