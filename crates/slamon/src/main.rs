@@ -142,7 +142,19 @@ async fn up(mut a: UpCmd, mut tasks: Tasks) -> Result<()> {
 
 #[allow(clippy::print_stdout)]
 async fn replay(a: ReplayCmd, cancel: CancellationToken) -> Result<()> {
-    let backends = Backends::open(a.storage, a.registry.schema_registry_url);
+    // the embedded default's schemas are in the data dir's registry, which only `slamon up`
+    // serves: with `up` stopped (as a replay of it needs), this replay serves it itself
+    let registry_url = match a.storage.event_log {
+        slamon_backends::EventLogKind::Embedded => {
+            let registry = slamon_backends::open_registry(&a.storage.data_dir)?;
+            let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), "schema registry").await?;
+            let url = local_url(listener.local_addr()?);
+            tokio::spawn(slamon_registry::serve_registry(registry, listener, cancel.clone()));
+            url
+        }
+        slamon_backends::EventLogKind::Kafka => a.registry.schema_registry_url,
+    };
+    let backends = Backends::open(a.storage, registry_url);
     let started = std::time::Instant::now();
     let finished = slamon_replay::App::build(&a.replay, &backends).await?.run(cancel).await?;
     let elapsed = started.elapsed().as_secs_f64();
