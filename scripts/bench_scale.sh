@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The ETL's cycle at scale, against Debian's Prometheus (a benchmark, not a test):
+#
+#   scripts/bench_scale.sh N [SERIES_PER_NAME]      # e.g. 10000 100, or 15000 15000
+#
+# Backfills N series (SERIES_PER_NAME under each metric name, 100 by default) of HOURS
+# (13) hours of one-minute samples with promtool, starts Prometheus on them, and prints
+# in one run:
+#   - Prometheus's own evaluation of the ETL's window queries (the same PromQL, one
+#     query per name and window, 8 at once, timed with curl): the baseline;
+#   - the statistics cycle of `slamon up` against it (its "etl cycle done" log line) and
+#     its ratio to the baseline;
+#   - the metadata cycle ("metadata cycle done");
+#   - the peak RSS of `slamon up` (VmHWM) over both cycles.
+# Needs prometheus and promtool (scripts/services.sh install) and python3; builds slamon
+# in release mode. Uses ports picked free; leaves nothing behind.
+set -euo pipefail
+
+N=${1:?usage: scripts/bench_scale.sh N [SERIES_PER_NAME]}
+PER_NAME=${2:-100}
+HOURS=${HOURS:-13}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+say() { echo "bench_scale: $*" >&2; }
+
+say "building slamon (release)"
+(cd "$ROOT" && cargo build --release -q -p slamon)
+SLAMON="$ROOT/target/release/slamon"
+
+say "writing $N series × $HOURS h of one-minute samples"
+python3 - "$WORK/series.om" "$N" "$PER_NAME" "$HOURS" <<'PY'
+import math, sys, time
+path, n, per_name, hours = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+end = int(time.time()) // 60 * 60 - 60
+start = end - hours * 3600
+names = (n + per_name - 1) // per_name
+with open(path, "w") as f:
+    for k in range(names):
+        name = f"bench_scale_{k}"
+        f.write(f"# TYPE {name} gauge\n")
+        for i in range(k * per_name, min(n, (k + 1) * per_name)):
+            phase = (i % 97) / 97 * 2 * math.pi
+            lines = []
+            for t in range(start, end + 1, 60):
+                v = 50 + 20 * math.sin(2 * math.pi * t / 86400 + phase) + (i % 13)
+                lines.append(f'{name}{{instance="host-{i}:9100",job="bench"}} {v:.3f} {t}\n')
+            f.write("".join(lines))
+    f.write("# EOF\n")
+PY
+
+say "backfilling with promtool"
+promtool tsdb create-blocks-from openmetrics "$WORK/series.om" "$WORK/tsdb" >/dev/null
+rm -f "$WORK/series.om"
+
+PROM_PORT=$(free_port)
+printf 'global:\n  scrape_interval: 1m\nscrape_configs: []\n' >"$WORK/prometheus.yml"
+prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
+  --storage.tsdb.retention.time=30d --web.listen-address="127.0.0.1:$PROM_PORT" \
+  --query.max-samples=500000000 >"$WORK/prometheus.log" 2>&1 &
+PIDS+=($!)
+PROM="http://127.0.0.1:$PROM_PORT"
+for _ in $(seq 1 120); do curl -fsS "$PROM/-/ready" >/dev/null 2>&1 && break; sleep 0.5; done
+
+say "timing Prometheus's own evaluation of the window queries"
+BASELINE=$(python3 - "$PROM" "$N" "$PER_NAME" <<'PY'
+import concurrent.futures, sys, time, urllib.parse, urllib.request
+prom, n, per_name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+names = [f"bench_scale_{k}" for k in range((n + per_name - 1) // per_name)]
+aggs = ["min", "max", "avg", "stddev", "count"]
+def expr(name, window):
+    sel = '{__name__="%s"}[%s]' % (name, window)
+    return " or ".join(f'label_replace({a}_over_time({sel}), "__slamon_agg", "{a}", "", "")' for a in aggs)
+at = time.time()
+def run(q):
+    data = urllib.parse.urlencode({"query": q, "time": f"{at:.3f}"}).encode()
+    with urllib.request.urlopen(f"{prom}/api/v1/query", data, timeout=600) as r:
+        body = r.read()
+    assert b'"success"' in body[:40], body[:200]
+queries = [expr(name, w) for name in names for w in ["1h", "3h", "12h"]]
+began = time.time()
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    list(pool.map(run, queries))
+print(f"{time.time() - began:.2f}")
+PY
+)
+
+say "running slamon up against it"
+DATA="$WORK/data"
+LOG="$WORK/slamon.log"
+env PROMETHEUS_URL="$PROM" SLAMON_DATA_DIR="$DATA" RUST_LOG=info \
+  SLAMON_QUERY_API_LISTEN="127.0.0.1:$(free_port)" SLAMON_SLA_MANAGER_LISTEN="127.0.0.1:$(free_port)" \
+  SLAMON_GRPC_LISTEN="127.0.0.1:$(free_port)" SLAMON_EXPORTER_LISTEN="127.0.0.1:$(free_port)" \
+  SLAMON_REGISTRY_LISTEN="127.0.0.1:$(free_port)" SLAMON_SERIES_LOOKBACK=24h \
+  "$SLAMON" up >"$LOG" 2>&1 &
+SLAMON_PID=$!
+PIDS+=("$SLAMON_PID")
+deadline=$((SECONDS + ${BENCH_TIMEOUT:-1800}))
+until grep -q "etl cycle done" "$LOG" && grep -q "metadata cycle done" "$LOG"; do
+  if ! kill -0 "$SLAMON_PID" 2>/dev/null; then say "slamon exited:"; tail -20 "$LOG" >&2; exit 1; fi
+  if ((SECONDS > deadline)); then say "no cycle within the timeout:"; tail -20 "$LOG" >&2; exit 1; fi
+  sleep 1
+done
+PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SLAMON_PID/status")
+# the first line of each, in seconds ("elapsed=3.81s", "elapsed=812ms", "elapsed=1m 2s" as humantime prints Debug)
+seconds() { grep -m1 "$1" "$LOG" | sed -E 's/.*elapsed=([0-9.]+)(ms|s|µs).*/\1 \2/' |
+  awk '{ if ($2 == "ms") print $1 / 1000; else if ($2 == "µs") print $1 / 1e6; else print $1 }'; }
+CYCLE=$(seconds "etl cycle done")
+METADATA=$(seconds "metadata cycle done")
+REPORT=$(grep -m1 "etl cycle done" "$LOG" | sed -E 's/.*report=CycleReport \{ ([^}]*)\}.*/\1/')
+
+echo "| series | per name | statistics cycle s | Prometheus's own evaluation s | ratio | metadata cycle s | peak RSS MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+awk -v n="$N" -v p="$PER_NAME" -v c="$CYCLE" -v b="$BASELINE" -v m="$METADATA" -v r="$PEAK_KB" \
+  'BEGIN { printf "| %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n", n, p, c, b, c / b, m, r / 1024 }'
+echo "first cycle: $REPORT"
