@@ -6,15 +6,18 @@
 //! A fake Prometheus answers the window-statistics query of one metric name with N series
 //! (five rows each: min, max, avg, stddev, count, as the ETL's query gives them). Read
 //! through `PrometheusSource::query_vector` (the answer's bytes parsed straight into typed
-//! rows), and the first release's way (the body as a `String`, parsed into a
-//! `serde_json::Value`, its `result` cloned and converted into typed rows). A counting
-//! allocator gives the peak heap above what was in use before each read, and the time.
+//! rows), through `MetricSource::window_stats` (the rows folded per series while they are
+//! read, as the ETL reads them), and the first release's way (the body as a `String`,
+//! parsed into a `serde_json::Value`, its `result` cloned and converted into typed rows).
+//! A counting allocator gives the peak heap above what was in use before each read, and
+//! the time.
 #![allow(clippy::print_stdout)] // a report printed for a person or a script
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
+use slamon_domain::{MetricSource, Window};
 use slamon_prometheus::{Credentials, PrometheusSource, SourceConfig, TlsFiles};
 
 #[global_allocator]
@@ -74,6 +77,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (typed_peak, typed_time, typed) = measure(source.query_vector("m", 0)).await;
     let typed = typed?;
+    let at = 1_700_000_000_000;
+    let (folded_peak, folded_time, folded) = measure(source.window_stats("m", Window::H12, at)).await;
+    assert_eq!(folded?.len(), n, "one aggregate per series");
     let (first_peak, first_time, first) = measure(async {
         let text = http.post(format!("{url}/api/v1/query")).send().await?.text().await?;
         let value: serde_json::Value = serde_json::from_str(&text)?;
@@ -102,6 +108,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         typed_peak as f64 / bytes as f64,
         typed_time.as_secs_f64() * 1000.0
     );
-    println!("typed / first release: peak heap {:.2}", typed_peak as f64 / first_peak as f64);
+    println!(
+        "| window statistics, rows folded per series as read | {:.1} | {:.2} | {:.0} |",
+        mb(folded_peak),
+        folded_peak as f64 / bytes as f64,
+        folded_time.as_secs_f64() * 1000.0
+    );
+    println!(
+        "typed / first release: peak heap {:.2}; folded / first release: {:.2}",
+        typed_peak as f64 / first_peak as f64,
+        folded_peak as f64 / first_peak as f64
+    );
     Ok(())
 }

@@ -425,22 +425,67 @@ impl PartStats {
     }
 }
 
-/// The window aggregates of the rows of [`stats_expr`] answers, one per series, named `metric_name`.
-fn aggregates(metric_name: &str, window: Window, rows: Vec<(Labels, f64)>) -> Vec<(Labels, WindowAggregate)> {
-    let mut by_series: BTreeMap<Labels, BTreeMap<String, f64>> = BTreeMap::new();
-    for (labels, value) in rows {
-        let mut map = labels.into_map();
-        let agg = map.remove(AGG_LABEL).unwrap_or_default();
-        map.insert(NAME_LABEL.to_owned(), metric_name.to_owned());
-        by_series.entry(Labels::new(map)).or_default().insert(agg, value);
+/// The rows of [`stats_expr`] answers folded per series while they are read: the label
+/// set of each series (without `__name__` and the aggregation label) and its values in the
+/// order of [`AGGREGATIONS`]. A series' five rows come apart in the answer (one block per
+/// aggregation); folding them as they come keeps one label set per series in memory
+/// instead of one per row.
+#[derive(Default)]
+struct StatsRows(HashMap<BTreeMap<String, String>, [Option<f64>; AGGREGATIONS.len()]>);
+
+impl StatsRows {
+    fn add(&mut self, mut metric: BTreeMap<String, String>, value: f64) {
+        let agg = metric.remove(AGG_LABEL);
+        if let Some(i) = agg.and_then(|a| AGGREGATIONS.iter().position(|x| *x == a)) {
+            self.0.entry(metric).or_default()[i] = Some(value);
+        }
     }
-    by_series
+
+    fn extend(&mut self, other: StatsRows) {
+        for (metric, values) in other.0 {
+            let kept = self.0.entry(metric).or_default();
+            for (k, v) in kept.iter_mut().zip(values) {
+                if v.is_some() {
+                    *k = v;
+                }
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StatsRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = StatsRows;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an instant vector")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StatsRows, A::Error> {
+                let mut rows = StatsRows::default();
+                while let Some(item) = seq.next_element::<VectorItem>()? {
+                    rows.add(item.metric, item.value.1 .0);
+                }
+                Ok(rows)
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
+}
+
+/// The window aggregates of folded [`stats_expr`] rows, one per series named
+/// `metric_name`, sorted by label set.
+fn aggregates(metric_name: &str, window: Window, rows: StatsRows) -> Vec<(Labels, WindowAggregate)> {
+    let index = |name: &str| AGGREGATIONS.iter().position(|a| *a == name).unwrap_or(0);
+    let mut out: Vec<(Labels, WindowAggregate)> = rows
+        .0
         .into_iter()
-        .map(|(labels, aggs)| {
-            let n = aggs.get("count").copied().unwrap_or(0.0);
+        .map(|(mut map, values)| {
+            map.insert(NAME_LABEL.to_owned(), metric_name.to_owned());
+            let stat = |k: &str| values[index(k)];
+            let n = stat("count").unwrap_or(0.0);
             // as Prometheus computed them: NaN and ±Inf included (the average of +Inf and
             // -Inf is NaN); a statistic it did not answer is None
-            let stat = |k: &str| aggs.get(k).copied();
             // PromQL's stddev is the population one; ours is the sample one (ddof=1)
             let std_dev = stat("stddev").filter(|_| n > 1.0).map(|s| s * (n / (n - 1.0)).sqrt());
             let agg = WindowAggregate {
@@ -451,9 +496,11 @@ fn aggregates(metric_name: &str, window: Window, rows: Vec<(Labels, f64)>) -> Ve
                 std_dev,
                 samples: n as u64,
             };
-            (labels, agg)
+            (Labels::new(map), agg)
         })
-        .collect()
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The label sets of a `/api/v1/series` answer, sorted, without duplicates.
@@ -643,6 +690,17 @@ impl PrometheusSource {
         Ok(data.result.into_iter().map(|i| (Labels::new(i.metric), i.value.1 .0)).collect())
     }
 
+    /// `/api/v1/query` of a [`stats_expr`]: its rows folded per series as they are read.
+    async fn stats_rows(&self, expr: &str, at_ms: i64) -> Result<StatsRows, CallError> {
+        let params = [("query", expr.to_owned()), ("time", secs(at_ms))];
+        let (data, _): (QueryData<StatsRows>, _) = self.call("query", &params, Some((expr, "vector"))).await?;
+        if data.result_type != "vector" {
+            let kind = data.result_type;
+            return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a vector")).into());
+        }
+        Ok(data.result)
+    }
+
     /// `/api/v1/query` of a range-vector selector: the raw samples as stored.
     ///
     /// # Errors
@@ -771,7 +829,7 @@ impl PrometheusSource {
         let span_ms = window.millis() / parts;
         let mut merged: BTreeMap<Labels, PartStats> = BTreeMap::new();
         for part in 0..parts {
-            let rows = self.vector(&stats_expr_part(metric_name, span_ms, part * span_ms), at_ms).await?;
+            let rows = self.stats_rows(&stats_expr_part(metric_name, span_ms, part * span_ms), at_ms).await?;
             for (labels, agg) in aggregates(metric_name, window, rows) {
                 let n = agg.samples as f64;
                 let (Some(min), Some(max), Some(mean)) = (agg.min, agg.max, agg.avg) else { continue };
@@ -839,13 +897,13 @@ impl PrometheusSource {
             todo.extend((0..n).step_by(size).map(|a| a..(a + size).min(n)).rev());
         }
         let mut running = FuturesUnordered::new();
-        let mut rows = Vec::new();
+        let mut rows = StatsRows::default();
         let mut answered = false;
         loop {
             while running.len() < BATCH_CONCURRENCY {
                 let Some(batch) = todo.pop() else { break };
                 let expr = stats_expr(&selectors[batch.clone()], window);
-                running.push(async move { (batch, self.vector(&expr, at_ms).await) });
+                running.push(async move { (batch, self.stats_rows(&expr, at_ms).await) });
             }
             let Some((batch, result)) = running.next().await else { break };
             match result {
@@ -939,7 +997,7 @@ impl MetricSource for PrometheusSource {
         at_ms: i64,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
         let expr = stats_expr(&[name_selector(metric_name)], window);
-        match self.vector(&expr, at_ms).await {
+        match self.stats_rows(&expr, at_ms).await {
             Ok(rows) => Ok(aggregates(metric_name, window, rows)),
             Err(CallError::TooBig { limit, error }) => {
                 // Prometheus limits the samples one series loads at once: shorter
