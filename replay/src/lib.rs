@@ -416,13 +416,19 @@ mod tests {
     use slamon_events::Publisher;
     use std::sync::Arc;
 
-    #[tokio::test]
-    async fn a_rebuild_equals_the_live_projection_and_diff_sees_changes() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A Schema Registry in `dir`, its URL, and what stops it.
+    async fn registry(dir: &std::path::Path) -> (String, tokio_util::sync::CancellationToken) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let cancel = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(slamon_registry::serve(dir.path().join("r.redb"), listener, cancel.clone()));
+        tokio::spawn(slamon_registry::serve(dir.join("r.redb"), listener, cancel.clone()));
+        (url, cancel)
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_equals_the_live_projection_and_diff_sees_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, cancel) = registry(dir.path()).await;
         let log = Arc::new(EmbeddedLog::open(&dir.path().join("log.redb")).unwrap());
         let codec = Arc::new(EventCodec::new(&url, TOPIC).unwrap());
         let publisher = Publisher::new(codec.clone(), log.clone());
@@ -521,10 +527,7 @@ mod tests {
     #[tokio::test]
     async fn a_log_compacted_into_a_snapshot_rebuilds_the_same_read_models() {
         let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let cancel = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(slamon_registry::serve(dir.path().join("r.redb"), listener, cancel.clone()));
+        let (url, cancel) = registry(dir.path()).await;
         let log = EmbeddedLog::open(&dir.path().join("log.redb")).unwrap();
         let codec = Arc::new(EventCodec::new(&url, TOPIC).unwrap());
         let publisher = Publisher::new(codec.clone(), Arc::new(log.clone()));

@@ -9,36 +9,27 @@
 //! ratio to `GET /status` (the JSON of the SLA set's states, the same reads as `/`).
 #![allow(clippy::print_stdout)] // a report printed for a person or a script
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use slamon_domain::*;
-use slamon_embedded::{EmbeddedLog, EmbeddedStore};
-use slamon_events::{EventCodec, Publisher};
-use slamon_sla_manager::{router, AppState};
+use slamon_sla_manager::router;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const REQUESTS: usize = 200;
-
-fn window(w: Window, i: usize) -> WindowAggregate {
-    let v = i as f64;
-    WindowAggregate { window: w, min: Some(v), max: Some(v + 1.0), avg: Some(v + 0.5), std_dev: Some(0.3), samples: 60 }
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(10_000);
     let dir = tempfile::tempdir()?;
     let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let registry = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(slamon_registry::serve(dir.path().join("registry.redb"), listener, cancel.clone()));
-    let log = Arc::new(EmbeddedLog::open(&dir.path().join("log.redb"))?);
-    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.redb"))?);
+    let backends = support::Backends::open(dir.path(), &cancel).await?;
+    let store = backends.store.clone();
     let now = UnixMillis::now().millis() / 60_000 * 60_000;
 
     // N series, the first five of which are the SLA set
@@ -74,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     removed: false,
                     values: Some(ValuesView {
                         computed_at_ms: now,
-                        windows: Window::ALL.into_iter().map(|w| window(w, i)).collect(),
+                        windows: Window::ALL.into_iter().map(|w| support::window(w, i)).collect(),
                     }),
                     prediction,
                     metadata: None,
@@ -103,23 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     store.write(docs).await?;
     println!("{n} series written in {:.1} s", started.elapsed().as_secs_f64());
 
-    let codec = Arc::new(EventCodec::new(&registry, "prometheusdata")?);
-    let state = AppState {
-        store: store.clone(),
-        publisher: Publisher::new(codec, log),
-        set_size: 5,
-        db_timeout: Duration::from_secs(10),
-        visibility_timeout: Duration::from_secs(10),
-        absent_after: Duration::from_secs(600),
-        lookback: slamon_domain::semantics::DEFAULT_LOOKBACK,
-        max_body_bytes: 1 << 20,
-        producer: "bench".into(),
-        put_lock: Arc::default(),
-        caught_up: tokio::sync::watch::channel(true).1,
-        access: slamon_web::auth::Access::open(),
-        put_rate: None,
-        body_read_timeout: Duration::from_secs(10),
-    };
+    let state = backends.state(Duration::from_secs(10));
     let app = router(state);
     let id = labels(0).id();
     let routes = [
