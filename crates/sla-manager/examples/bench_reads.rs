@@ -12,28 +12,22 @@
 //! did per request) as the baseline.
 #![allow(clippy::print_stdout)] // a report printed for a person or a script
 
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use slamon_domain::*;
-use slamon_embedded::{EmbeddedLog, EmbeddedStore};
-use slamon_events::{EventCodec, Publisher};
 use slamon_projector::{Projector, ProjectorConfig, ProjectorMetrics};
-use slamon_sla_manager::{router, AppState};
+use slamon_sla_manager::router;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const PAGES: usize = 300;
 const PUTS: usize = 100;
 const BASELINE_RUNS: usize = 5;
-
-fn window(w: Window, i: usize) -> WindowAggregate {
-    let v = i as f64;
-    WindowAggregate { window: w, min: Some(v), max: Some(v + 1.0), avg: Some(v + 0.5), std_dev: Some(0.3), samples: 60 }
-}
 
 /// A small deterministic generator (xorshift), so runs pick the same cursors and series.
 struct Picks(u64);
@@ -58,11 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(100_000);
     let dir = tempfile::tempdir()?;
     let cancel = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let registry = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(slamon_registry::serve(dir.path().join("registry.redb"), listener, cancel.clone()));
-    let log = Arc::new(EmbeddedLog::open(&dir.path().join("log.redb"))?);
-    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.redb"))?);
+    let backends = support::Backends::open(dir.path(), &cancel).await?;
+    let (log, store, codec) = (backends.log.clone(), backends.store.clone(), backends.codec.clone());
     let now = UnixMillis::now().millis() / 60_000 * 60_000;
 
     // 20 000 series under one name, the rest over 100 names
@@ -93,7 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     removed: false,
                     values: Some(ValuesView {
                         computed_at_ms: now,
-                        windows: vec![window(Window::H1, i), window(Window::H3, i), window(Window::H12, i)],
+                        windows: vec![
+                            support::window(Window::H1, i),
+                            support::window(Window::H3, i),
+                            support::window(Window::H12, i),
+                        ],
                     }),
                     prediction,
                     metadata: None,
@@ -105,7 +100,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("{n} series written in {:.1} s", started.elapsed().as_secs_f64());
 
-    let codec = Arc::new(EventCodec::new(&registry, "prometheusdata")?);
     let projector = Projector::new(
         log.consumer("projector", "prometheusdata").await?,
         store.clone(),
@@ -115,22 +109,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ProjectorMetrics::unregistered(),
     );
     tokio::spawn(projector.run(cancel.clone()));
-    let state = AppState {
-        store: store.clone(),
-        publisher: Publisher::new(codec, log),
-        set_size: 5,
-        db_timeout: Duration::from_secs(30),
-        visibility_timeout: Duration::from_secs(30),
-        absent_after: Duration::from_secs(600),
-        lookback: slamon_domain::semantics::DEFAULT_LOOKBACK,
-        max_body_bytes: 1 << 20,
-        producer: "bench".into(),
-        put_lock: Arc::default(),
-        caught_up: tokio::sync::watch::channel(true).1,
-        access: slamon_web::auth::Access::open(),
-        put_rate: None,
-        body_read_timeout: Duration::from_secs(10),
-    };
+    let state = backends.state(Duration::from_secs(30));
     let app = router(state);
     let mut picks = Picks(0x9e37_79b9_7f4a_7c15);
     let mut ids: Vec<MetricId> = (0..n).map(|i| labels(i).id()).collect();
@@ -160,11 +139,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // PUTs of five random series with new ranges: validation, append, projection
     let mut puts = Vec::with_capacity(PUTS);
     for k in 0..PUTS {
-        let set: Vec<serde_json::Value> = (0..5)
-            .map(|_| {
-                let l = labels(picks.next(n));
-                serde_json::json!({"name": l, "range": {"min": 0, "max": 100 + k}, "for": 5})
-            })
+        // five different series (a set names each at most once)
+        let mut chosen = std::collections::BTreeSet::new();
+        while chosen.len() < 5 {
+            chosen.insert(picks.next(n));
+        }
+        let set: Vec<serde_json::Value> = chosen
+            .into_iter()
+            .map(|i| serde_json::json!({"name": labels(i), "range": {"min": 0, "max": 100 + k}, "for": 5}))
             .collect();
         let body = serde_json::to_vec(&set)?;
         let started = Instant::now();
