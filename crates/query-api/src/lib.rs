@@ -98,13 +98,8 @@ fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
 /// The routes of SPEC §5, `/livez`, `/readyz` and `/openapi.json`, behind the read
 /// tokens of `state.access`; JSON 404 elsewhere.
 pub fn router(state: AppState) -> Router {
-    let guarded = Guarded::of(&state.access);
-    let (api, _) =
-        api(guarded).merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
-    api.fallback(slamon_web::not_found)
-        .method_not_allowed_fallback(slamon_web::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
-        .with_state(state)
+    let (store, db_timeout, access) = (state.store.clone(), state.db_timeout, state.access.clone());
+    slamon_web::service_router(api(Guarded::of(&access)), store, db_timeout, &access, state)
 }
 
 /// The query API's OpenAPI 3.1 contract, as checked in as `openapi/query-api.json`: that

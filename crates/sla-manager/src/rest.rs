@@ -89,13 +89,8 @@ fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
 /// The routes of the SLA manager's REST API: SPEC §6, `/openapi.json`, `/livez`,
 /// `/readyz` and the web page; JSON 404 elsewhere.
 pub fn router(state: AppState) -> Router {
-    let guarded = Guarded::of(&state.access);
-    let (api, _) =
-        api(guarded).merge(slamon_web::openapi::probes(state.store.clone(), state.db_timeout)).split_for_parts();
-    api.fallback(slamon_web::not_found)
-        .method_not_allowed_fallback(slamon_web::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.access.clone(), slamon_web::auth::require))
-        .with_state(state)
+    let (store, db_timeout, access) = (state.store.clone(), state.db_timeout, state.access.clone());
+    slamon_web::service_router(api(Guarded::of(&access)), store, db_timeout, &access, state)
 }
 
 /// The SLA manager's OpenAPI 3.1 contract (its REST API), as checked in as

@@ -221,6 +221,23 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("No such route".into())
 }
 
+/// A REST service's router: `api` with the probes (`/livez`, `/readyz` on `store` within
+/// `db_timeout`), JSON 404 and 405 elsewhere, every route behind `access`
+/// ([`auth::require`]), on `state`.
+pub fn service_router<S: Clone + Send + Sync + 'static>(
+    api: utoipa_axum::router::OpenApiRouter<S>,
+    store: std::sync::Arc<dyn slamon_domain::ReadModelStore>,
+    db_timeout: Duration,
+    access: &auth::Access,
+    state: S,
+) -> axum::Router {
+    let (api, _) = api.merge(openapi::probes(store, db_timeout)).split_for_parts();
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(access.clone(), auth::require))
+        .with_state(state)
+}
+
 /// `/livez`: the process answers.
 pub fn livez<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
     axum::Router::new().route("/livez", axum::routing::get(openapi::livez))
