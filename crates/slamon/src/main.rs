@@ -146,6 +146,13 @@ async fn replay(a: ReplayCmd, cancel: CancellationToken) -> Result<()> {
     // serves: with `up` stopped (as a replay of it needs), this replay serves it itself
     let registry_url = match a.storage.event_log {
         slamon_backends::EventLogKind::Embedded => {
+            // a mistyped or unset data dir is no empty log to replay: say so, create nothing
+            let log = a.storage.data_dir.join("log.redb");
+            anyhow::ensure!(
+                log.is_file(),
+                "no embedded event log at {} (is SLAMON_DATA_DIR right?): nothing to replay, nothing changed",
+                log.display()
+            );
             let registry = slamon_backends::open_registry(&a.storage.data_dir)?;
             let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), "schema registry").await?;
             let url = local_url(listener.local_addr()?);

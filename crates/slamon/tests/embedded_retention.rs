@@ -58,6 +58,11 @@ async fn a_compacted_embedded_log_still_replays_every_read_model() {
     assert!(counter(&s.exporter, "slamon_data_dir_available_bytes").await > 0.0);
     let history = get(&format!("{}/slaset/history", s.sla)).await.unwrap().1;
     assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
+    // a data dir with no log (a typo) is refused, and nothing is created there
+    let typo = dir.path().join("dta");
+    let (ok, missing) = replay(&typo, &["--dry-run"]);
+    assert!(!ok && missing.contains("no embedded event log"), "{missing}");
+    assert!(!typo.exists(), "nothing created");
     // beside a running `slamon up`, a replay says why it cannot run and changes nothing
     let (ok, beside) = replay(&data, &["--dry-run"]);
     assert!(!ok && beside.contains("another slamon"), "{beside}");
