@@ -123,6 +123,35 @@ impl Arima {
         Self::fit_order(y, self.d)
     }
 
+    /// The root-mean-square error of its `k`-step-ahead forecasts, `k = 1..=horizon`,
+    /// made from every origin of `y` after the first 10 points with this fit's
+    /// parameters held fixed (`y` is the series it was fitted to): see
+    /// [`crate::holt_winters::HoltWinters::step_errors`]. `None` when too few origins.
+    pub fn step_errors(&self, y: &[f64], horizon: usize) -> Option<Vec<f64>> {
+        let w: Vec<f64> = if self.d == 1 { y.windows(2).map(|v| v[1] - v[0]).collect() } else { y.to_vec() };
+        let mut residuals = Vec::new();
+        css(&w, self.mean, &self.phi, &self.theta, &mut residuals);
+        let burn = 10.max(self.p);
+        let mut errors = crate::StepErrors::new(horizon);
+        // an origin `t` has seen `w[..t]`, that is `y[..t + d]`
+        for t in burn..w.len() {
+            let at = Arima {
+                w_tail: w[t - self.p..t].to_vec(),
+                e_tail: residuals[t.saturating_sub(self.q)..t].to_vec(),
+                last: y[t + self.d - 1],
+                ..self.clone()
+            };
+            if at.e_tail.len() < self.q {
+                continue;
+            }
+            let ahead = &y[t + self.d..];
+            for (k, (pred, actual)) in at.forecast(horizon.min(ahead.len())).iter().zip(ahead).enumerate() {
+                errors.add(k + 1, actual - pred);
+            }
+        }
+        errors.rms(1 + self.p + self.q)
+    }
+
     /// The next `h` values.
     pub fn forecast(&self, h: usize) -> Vec<f64> {
         let mut w = self.w_tail.clone();
@@ -173,6 +202,25 @@ mod tests {
                 sum += ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
             }
             (sum - 2.0) * 3.0f64.sqrt()
+        }
+    }
+
+    #[test]
+    fn the_step_errors_of_an_ar1_follow_its_theoretical_forecast_variance() {
+        // y_t = 0.7 y_{t-1} + e_t, e ~ (0, 1): the h-step forecast error has variance
+        // (1 − 0.7^{2h}) / (1 − 0.7²) (Box & Jenkins, §5.1)
+        let mut e = noise(7);
+        let mut y = vec![0.0];
+        for t in 1..3000 {
+            y.push(0.7 * y[t - 1] + e());
+        }
+        let m = Arima::fit(&y).unwrap();
+        assert_eq!((m.p, m.d, m.q), (1, 0, 0));
+        let sd = m.step_errors(&y, 10).unwrap();
+        for (k, s) in sd.iter().enumerate() {
+            let h = (k + 1) as i32;
+            let theory = ((1.0 - 0.49f64.powi(h)) / (1.0 - 0.49)).sqrt();
+            assert!((s / theory - 1.0).abs() < 0.06, "step {h}: {s} against {theory}");
         }
     }
 

@@ -13,12 +13,41 @@ pub struct Candidate {
     pub note: Option<String>,
 }
 
+/// The chosen model's forecast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
     pub model: String,
+    /// The chosen model's RMSE on the hold-out, in the series' units.
     pub rmse: f64,
     pub candidates: Vec<Candidate>,
+    /// The point forecast, one value per step of the horizon.
     pub values: Vec<f64>,
+    /// The standard deviation of the forecast error at each step (series' units, one per
+    /// value, non-decreasing); empty when the series leaves too few origins to measure
+    /// it. For the models slamon fits itself (Holt-Winters, Holt, ARIMA, persistence)
+    /// it is the root-mean-square of the model's own in-sample forecasts that many
+    /// steps ahead from every origin (empirical, Williams & Goodman 1971); for augurs'
+    /// AutoETS and MSTL it is the one their 95 % normal interval implies (Hyndman et
+    /// al. 2008, ch. 6). Intervals: [`Forecast::interval`].
+    pub std_devs: Vec<f64>,
+}
+
+impl Forecast {
+    /// The central prediction interval of probability `level` (e.g. 0.8, 0.95) at each
+    /// step, `(lower, upper)`, for a normal forecast error with [`Forecast::std_devs`];
+    /// empty when those are unknown or `level` is not in (0, 1).
+    pub fn interval(&self, level: f64) -> Vec<(f64, f64)> {
+        let Some(z) = normal_quantile(0.5 + level / 2.0).filter(|_| level > 0.0 && level < 1.0) else {
+            return Vec::new();
+        };
+        self.values.iter().zip(&self.std_devs).map(|(v, s)| (v - z * s, v + z * s)).collect()
+    }
+}
+
+/// The standard normal distribution's quantile at `p` in (0, 1).
+fn normal_quantile(p: f64) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    (p > 0.0 && p < 1.0).then(|| Normal::standard().inverse_cdf(p))
 }
 
 pub const HW_ADD: &str = "holt_winters_add";
@@ -37,24 +66,53 @@ fn rmse(pred: &[f64], actual: &[f64]) -> f64 {
 enum Fitted {
     Hw(HoltWinters),
     Persistence(f64),
-    /// augurs' non-seasonal AutoETS, with its point forecast.
-    AutoEts(Vec<f64>),
-    /// augurs' MSTL with an AutoETS trend, for a period, with its point forecast.
-    Mstl(usize, Vec<f64>),
+    /// augurs' non-seasonal AutoETS, with its forecast.
+    AutoEts(Path),
+    /// augurs' MSTL with an AutoETS trend, for a period, with its forecast.
+    Mstl(usize, Path),
     Arima(crate::arima::Arima),
 }
 
-fn auto_ets(y: &[f64], h: usize) -> Option<Vec<f64>> {
-    use augurs_core::{Fit, Predict};
-    let fitted = augurs_ets::AutoETS::non_seasonal().fit(y).ok()?;
-    fitted.predict(h, None).ok().map(|f| f.point)
+/// A forecast of augurs: the points, and the error's standard deviation its 95 %
+/// interval implies, when it gives one.
+struct Path {
+    point: Vec<f64>,
+    std_dev: Option<Vec<f64>>,
 }
 
-fn mstl(y: &[f64], period: usize, h: usize) -> Option<Vec<f64>> {
+impl From<augurs_core::Forecast> for Path {
+    fn from(f: augurs_core::Forecast) -> Self {
+        let z = normal_quantile(0.5 + LEVEL / 2.0).unwrap_or(f64::NAN);
+        let std_dev = f.intervals.map(|i| i.lower.iter().zip(&i.upper).map(|(l, u)| (u - l) / (2.0 * z)).collect());
+        Path { point: f.point, std_dev }
+    }
+}
+
+/// The level of the interval asked of augurs.
+const LEVEL: f64 = 0.95;
+
+fn auto_ets(y: &[f64], h: usize) -> Option<Path> {
+    use augurs_core::{Fit, Predict};
+    let fitted = augurs_ets::AutoETS::non_seasonal().fit(y).ok()?;
+    fitted.predict(h, Some(LEVEL)).ok().map(Path::from)
+}
+
+fn mstl(y: &[f64], period: usize, h: usize) -> Option<Path> {
     use augurs_core::{Fit, Predict};
     let trend = augurs_ets::trend::AutoETSTrendModel::from(augurs_ets::AutoETS::non_seasonal());
     let fitted = augurs_mstl::MSTLModel::new(vec![period], trend).fit(y).ok()?;
-    fitted.predict(h, None).ok().map(|f| f.point)
+    fitted.predict(h, Some(LEVEL)).ok().map(Path::from)
+}
+
+/// The persistence forecast's error `k` steps ahead from every origin after the first 10.
+fn persistence_step_errors(y: &[f64], horizon: usize) -> Option<Vec<f64>> {
+    let mut errors = crate::StepErrors::new(horizon);
+    for t in 10..y.len() {
+        for (k, actual) in y[t..].iter().take(horizon).enumerate() {
+            errors.add(k + 1, actual - y[t - 1]);
+        }
+    }
+    errors.rms(0)
 }
 
 impl Fitted {
@@ -62,9 +120,21 @@ impl Fitted {
         match self {
             Fitted::Hw(m) => m.forecast(h),
             Fitted::Persistence(v) => vec![*v; h],
-            Fitted::AutoEts(points) | Fitted::Mstl(_, points) => points.iter().copied().take(h).collect(),
+            Fitted::AutoEts(path) | Fitted::Mstl(_, path) => path.point.iter().copied().take(h).collect(),
             Fitted::Arima(m) => m.forecast(h),
         }
+    }
+
+    /// The standard deviation of its forecast error at each of `h` steps, `y` being the
+    /// series it was fitted to; `None` when unknown.
+    fn std_devs(&self, y: &[f64], h: usize) -> Option<Vec<f64>> {
+        let sd = match self {
+            Fitted::Hw(m) => m.step_errors(y, h),
+            Fitted::Persistence(_) => persistence_step_errors(y, h),
+            Fitted::AutoEts(path) | Fitted::Mstl(_, path) => path.std_dev.clone(),
+            Fitted::Arima(m) => m.step_errors(y, h),
+        }?;
+        (sd.len() == h && sd.iter().all(|s| s.is_finite() && *s >= 0.0)).then_some(sd)
     }
 
     /// The same model on the whole series (warm-started from the training fit where
@@ -97,6 +167,7 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
                 note: Some("constant series".into()),
             }],
             values: vec![last; horizon],
+            std_devs: vec![0.0; horizon],
         });
     }
     if y.len() <= holdout + 2 {
@@ -155,8 +226,10 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
         }
     }
     let (name, fitted, score) = best?;
-    let values = fitted.refit(y, horizon)?.forecast(horizon);
-    Some(Forecast { model: name.into(), rmse: score, candidates, values })
+    let refitted = fitted.refit(y, horizon)?;
+    let values = refitted.forecast(horizon);
+    let std_devs = refitted.std_devs(y, horizon).unwrap_or_default();
+    Some(Forecast { model: name.into(), rmse: score, candidates, values, std_devs })
 }
 
 /// The seed's forecast step alone: additive and (for positive series) multiplicative
@@ -184,6 +257,40 @@ mod tests {
     fn constant_series_get_a_persistence_forecast_with_zero_rmse() {
         let f = forecast(&[4.0; 100], Some(12), 10, 10).unwrap();
         assert_eq!((f.model.as_str(), f.rmse, f.values), (PERSISTENCE, 0.0, vec![4.0; 10]));
+    }
+
+    #[test]
+    fn a_random_walks_intervals_widen_as_the_square_root_of_the_steps() {
+        // a random walk with unit steps: the k-step error of any sensible forecast has
+        // standard deviation √k, so the 95 % interval is ±1.96 √k
+        let mut state = 11u64;
+        let mut step = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+            // a uniform on (−√3, √3): unit variance
+            (2.0 * u - 1.0) * 3.0f64.sqrt()
+        };
+        let mut y = vec![100.0];
+        for _ in 1..2000 {
+            let next = y[y.len() - 1] + step();
+            y.push(next);
+        }
+        let f = forecast(&y, None, 10, 10).unwrap();
+        assert_eq!(f.std_devs.len(), 10, "{f:?}");
+        for (k, s) in f.std_devs.iter().enumerate() {
+            let theory = ((k + 1) as f64).sqrt();
+            assert!((s / theory - 1.0).abs() < 0.1, "{}: step {}: {s} against {theory}", f.model, k + 1);
+        }
+        let (i80, i95) = (f.interval(0.8), f.interval(0.95));
+        assert!((i95[0].1 - f.values[0] - 1.96 * f.std_devs[0]).abs() < 1e-2);
+        assert!(i80.iter().zip(&i95).all(|(a, b)| b.0 < a.0 && a.1 < b.1), "nested");
+        assert!(f.interval(1.0).is_empty() && f.interval(0.0).is_empty());
+    }
+
+    #[test]
+    fn a_constant_series_has_intervals_of_zero_width() {
+        let f = forecast(&[4.0; 100], Some(12), 10, 10).unwrap();
+        assert_eq!(f.interval(0.95), vec![(4.0, 4.0); 10]);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use crate::optimize::{lbfgs, logit, sigmoid, Lbfgs};
 use crate::seasonality::{decompose, Model};
+use crate::StepErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seasonal {
@@ -607,6 +608,56 @@ impl HoltWinters {
             }
         }
         (add.finish(oa.result().0), mul.finish(om.result().0))
+    }
+
+    /// The root-mean-square error of its `k`-step-ahead forecasts, `k = 1..=horizon`,
+    /// made from every origin of `y` after a burn-in of two cycles (or 10 points), with
+    /// this fit's parameters and initial states held fixed: `y` must be the series it was
+    /// fitted to. These in-sample multi-step errors give the spread of the forecast error
+    /// at each step, as in Williams & Goodman (1971), "A simple method for the
+    /// construction of empirical confidence limits for economic forecasts", JASA 66.
+    /// `None` when `y` is not the series fitted or leaves too few origins.
+    pub fn step_errors(&self, y: &[f64], horizon: usize) -> Option<Vec<f64>> {
+        let prep = Prepared::bare(y, self.seasonal, self.period)?;
+        if prep.start.len() != self.packed.len() {
+            return None;
+        }
+        let p = prep.problem.unpack(&self.packed);
+        let m = self.period.max(1);
+        let (mut level, mut trend, mut season, mut j) = (p.l0, p.b0, p.s0, 0usize);
+        let burn = (2 * m).max(10);
+        let mut errors = StepErrors::new(horizon);
+        for (t, &obs) in y.iter().enumerate() {
+            if t >= burn {
+                for k in 1..=horizon.min(y.len() - t) {
+                    let base = level + k as f64 * trend;
+                    let pred = match self.seasonal {
+                        Seasonal::None => base,
+                        Seasonal::Additive => base + season[(j + k - 1) % m],
+                        Seasonal::Multiplicative => base * season[(j + k - 1) % m],
+                    };
+                    errors.add(k, y[t + k - 1] - pred);
+                }
+            }
+            let base = level + trend;
+            let new_level = match self.seasonal {
+                Seasonal::None => p.a * obs + (1.0 - p.a) * base,
+                Seasonal::Additive => {
+                    let s = season[j];
+                    season[j] = p.g * (obs - base) + (1.0 - p.g) * s;
+                    p.a * (obs - s) + (1.0 - p.a) * base
+                }
+                Seasonal::Multiplicative => {
+                    let s = season[j];
+                    season[j] = p.g * obs / base + (1.0 - p.g) * s;
+                    p.a * obs / s + (1.0 - p.a) * base
+                }
+            };
+            j = (j + 1) % m;
+            trend = p.b * (new_level - level) + (1.0 - p.b) * trend;
+            level = new_level;
+        }
+        errors.rms(self.packed.len())
     }
 
     /// The next `h` values.

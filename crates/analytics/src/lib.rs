@@ -29,3 +29,41 @@ pub fn is_constant(x: &[f64]) -> bool {
 pub(crate) fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64
 }
+
+/// Sums of squared `k`-step-ahead forecast errors, `k = 1..=horizon`, over many origins.
+pub(crate) struct StepErrors {
+    sum_sq: Vec<f64>,
+    count: Vec<usize>,
+}
+
+impl StepErrors {
+    pub(crate) fn new(horizon: usize) -> Self {
+        Self { sum_sq: vec![0.0; horizon], count: vec![0; horizon] }
+    }
+
+    /// One `k`-step error (`k ≥ 1`); a non-finite one is not counted.
+    pub(crate) fn add(&mut self, k: usize, error: f64) {
+        if error.is_finite() {
+            self.sum_sq[k - 1] += error * error;
+            self.count[k - 1] += 1;
+        }
+    }
+
+    /// The root-mean-square error at each step, its mean square divided by `n − k`
+    /// rather than `n` for a model of `k` fitted parameters (in-sample errors understate
+    /// the error of a forecast as the residual sum of squares does the noise variance),
+    /// and made non-decreasing (an error further ahead is never assumed smaller). `None`
+    /// unless every step has more than `k + 10` errors.
+    pub(crate) fn rms(&self, k: usize) -> Option<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.sum_sq.len());
+        let mut floor = 0.0f64;
+        for (s, n) in self.sum_sq.iter().zip(&self.count) {
+            if *n < k + 10 {
+                return None;
+            }
+            floor = floor.max((s / (n - k) as f64).sqrt());
+            out.push(floor);
+        }
+        Some(out)
+    }
+}
