@@ -103,6 +103,32 @@ pub struct ForecastCandidate {
     pub note: Option<String>,
 }
 
+/// The central prediction intervals of one forecast point, in the series' units: the value is expected
+/// in `[lower_80, upper_80]` with probability 0.8 and in `[lower_95, upper_95]` with probability 0.95.
+/// From a normal forecast error whose standard deviation the ETL measures per step (see
+/// `slamon_analytics::forecast::Forecast::std_devs`), so both are symmetric about the point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PredictionInterval {
+    /// Lower bound of the 80 % interval (the forecast error's 10th percentile added to the point).
+    pub lower_80: f64,
+    /// Upper bound of the 80 % interval (90th percentile).
+    pub upper_80: f64,
+    /// Lower bound of the 95 % interval (2.5th percentile).
+    pub lower_95: f64,
+    /// Upper bound of the 95 % interval (97.5th percentile).
+    pub upper_95: f64,
+}
+
+impl PredictionInterval {
+    /// The standard normal quantile of 0.975: the 95 % interval is the point ± this many standard deviations.
+    pub const Z95: f64 = 1.959_963_984_540_054;
+
+    /// The standard deviation of the forecast error the 95 % interval implies (0 for a degenerate one).
+    pub fn std_dev(&self) -> f64 {
+        ((self.upper_95 - self.lower_95) / (2.0 * Self::Z95)).max(0.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 /// Fact: the forecast of one SLA metric was computed: the model that won on the hold-out and its
 /// next points. Emitted by the ETL every cycle for every series of the current SLA set, keyed by
@@ -120,8 +146,13 @@ pub struct MetricForecastComputed {
     /// Every model considered, skipped ones included, in the order they were tried (not sorted by RMSE).
     pub candidates: Vec<ForecastCandidate>,
     /// The forecast over the horizon (10 points by default) on the 1-minute grid, oldest first; the first
-    /// point is one step after `computed_at_ms` floored to the minute. Timestamps in ms since the Unix epoch.
+    /// point is one step after the input's last sample, each at the time it predicts. Timestamps in ms since
+    /// the Unix epoch.
     pub points: Vec<Sample>,
+    /// The 80 % and 95 % prediction intervals of `points`, one per point in the same order; empty when the
+    /// forecast has none (the input left too few origins to measure its error, or an event of schema v1).
+    #[serde(default)]
+    pub intervals: Vec<PredictionInterval>,
     /// Smallest forecast value over `points`.
     pub min: f64,
     /// Largest forecast value over `points`.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::events::PredictionInterval;
 use crate::events::Window;
 use crate::sla::{fmt_num, SlaEntry};
 use crate::time::UnixMillis;
@@ -339,6 +340,57 @@ pub fn future_violations(
         .collect()
 }
 
+/// The probability, in `[0, 1]`, that the series is outside `entry`'s range at one or more of the
+/// forecast points after the last observed sample (`observed_until_ms`), under the forecast's
+/// distribution: point `k` is normal with mean `forecast[k].value` and the standard deviation its
+/// 95 % interval implies ([`PredictionInterval::std_dev`]).
+///
+/// Multi-step forecast errors are strongly correlated (they share the error of the level the
+/// forecast starts from), so they are taken as one standard normal draw `z` scaled per point
+/// (comonotone): point `k` is `value_k + z σ_k`. It is above the range when `z > (max − value_k) / σ_k`
+/// and below when `z < (min − value_k) / σ_k`, so the path leaves the range unless
+/// `max_k (min − value_k)/σ_k ≤ z ≤ min_k (max − value_k)/σ_k`, and the probability is one minus that
+/// interval's normal mass. It is never below the largest single-point probability, as any joint
+/// distribution's is not. A point with `σ = 0` is certain (inside or out), a NaN point never violates
+/// (as a NaN sample), a ±Inf one always does.
+///
+/// `None` when the forecast has no intervals (`intervals.len() != forecast.len()`) or no point after
+/// `observed_until_ms`.
+pub fn breach_probability(
+    entry: &SlaEntry,
+    observed_until_ms: i64,
+    forecast: &[Sample],
+    intervals: &[PredictionInterval],
+) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    if intervals.len() != forecast.len() {
+        return None;
+    }
+    let (min, max) = (entry.range.min, entry.range.max);
+    // z must stay in [low, high] for the path to stay inside
+    let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut any = false;
+    for (point, interval) in forecast.iter().zip(intervals).filter(|(p, _)| p.ts_ms > observed_until_ms) {
+        any = true;
+        let (v, sd) = (point.value, interval.std_dev());
+        if v.is_nan() {
+            continue;
+        }
+        if sd > 0.0 && sd.is_finite() && v.is_finite() {
+            low = low.max((min - v) / sd);
+            high = high.min((max - v) / sd);
+        } else if entry.range.violated_by(v) {
+            return Some(1.0);
+        }
+    }
+    if !any {
+        return None;
+    }
+    let normal = Normal::standard();
+    let inside = if low < high { normal.cdf(high) - normal.cdf(low) } else { 0.0 };
+    Some((1.0 - inside).clamp(0.0, 1.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +416,60 @@ mod tests {
     /// One sample a minute starting at minute 0.
     fn minutes(values: &[f64]) -> Vec<Sample> {
         values.iter().enumerate().map(|(i, v)| Sample::new(i as i64 * M, *v)).collect()
+    }
+
+    /// Intervals of a normal forecast error with these standard deviations around `points`.
+    fn normal(points: &[Sample], sd: &[f64]) -> Vec<PredictionInterval> {
+        let z80 = 1.281_551_565_545;
+        points
+            .iter()
+            .zip(sd)
+            .map(|(p, s)| PredictionInterval {
+                lower_80: p.value - z80 * s,
+                upper_80: p.value + z80 * s,
+                lower_95: p.value - PredictionInterval::Z95 * s,
+                upper_95: p.value + PredictionInterval::Z95 * s,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_probability_of_breach_at_its_boundaries() {
+        let e = entry(2); // range [0, 10]
+        let p = |values: &[f64], sd: &[f64]| {
+            let f = minutes(values);
+            breach_probability(&e, -1, &f, &normal(&f, sd)).unwrap()
+        };
+        // far inside: near 0; far outside: near 1; on the bound: one half
+        assert!(p(&[5.0, 5.0, 5.0], &[0.1, 0.2, 0.3]) < 1e-9);
+        assert!(p(&[5.0, 5.0, 30.0], &[0.1, 0.2, 0.3]) > 1.0 - 1e-9);
+        assert!(p(&[-20.0, 5.0], &[1.0, 1.0]) > 1.0 - 1e-9);
+        assert!((p(&[5.0, 10.0], &[0.1, 1.0]) - 0.5).abs() < 1e-9);
+        // one standard deviation below the top at one point: P(z > 1) = 0.1587
+        assert!((p(&[9.0], &[1.0]) - 0.158_655).abs() < 1e-5);
+        // comonotone: the points share the draw, so two points at the same distance in
+        // σ are not two chances; the probability is the worst point's, not more
+        assert!((p(&[9.0, 8.0], &[1.0, 2.0]) - 0.158_655).abs() < 1e-4);
+        // both sides: P(z > 1) + P(z < −1)
+        assert!((p(&[9.0, 1.0], &[1.0, 1.0]) - 2.0 * 0.158_655).abs() < 1e-5);
+        // an uncertain point cannot make it less likely than a sure one
+        assert!(p(&[9.0, 9.5], &[1.0, 5.0]) >= p(&[9.0], &[1.0]));
+        // σ = 0: certain either way; NaN never violates; +Inf always does
+        assert_eq!(p(&[5.0, 5.0], &[0.0, 0.0]), 0.0);
+        assert_eq!(p(&[5.0, 11.0], &[0.0, 0.0]), 1.0);
+        assert!(p(&[f64::NAN, 5.0], &[1.0, 0.1]) < 1e-9);
+        assert_eq!(p(&[f64::INFINITY, 5.0], &[1.0, 0.1]), 1.0);
+    }
+
+    #[test]
+    fn the_probability_of_breach_needs_intervals_and_points_after_the_observed() {
+        let e = entry(2);
+        let f = minutes(&[20.0, 5.0]);
+        let i = normal(&f, &[1.0, 1.0]);
+        assert_eq!(breach_probability(&e, -1, &f, &[]), None, "a forecast of schema v1 has none");
+        assert_eq!(breach_probability(&e, M, &f, &i), None, "nothing after the observed");
+        // the first point is already observed: only the second counts
+        assert!(breach_probability(&e, 0, &f, &i).unwrap() < 1e-5);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use crate::EtlError;
 use slamon_analytics::forecast::forecast;
 use slamon_analytics::metadata::metadata;
 use slamon_domain::{
-    ForecastCandidate, Labels, MetricForecastComputed, MetricMetadataComputed, MetricSource, Sample, SeasonalFit,
-    Seasonality, Stationarity,
+    ForecastCandidate, Labels, MetricForecastComputed, MetricMetadataComputed, MetricSource, PredictionInterval,
+    Sample, SeasonalFit, Seasonality, Stationarity,
 };
 
 /// The grid of the analytics inputs (and of the forecast).
@@ -156,6 +156,20 @@ pub async fn forecast_event(
     }
     let points: Vec<Sample> =
         fc.values.iter().enumerate().map(|(k, v)| Sample::new(origin + (k as i64 + 1) * STEP_MS, *v)).collect();
+    let intervals: Vec<PredictionInterval> = fc
+        .interval(0.8)
+        .into_iter()
+        .zip(fc.interval(0.95))
+        .map(|((lower_80, upper_80), (lower_95, upper_95))| PredictionInterval {
+            lower_80,
+            upper_80,
+            lower_95,
+            upper_95,
+        })
+        .filter(|i| [i.lower_80, i.upper_80, i.lower_95, i.upper_95].iter().all(|v| v.is_finite()))
+        .collect();
+    // all or none: a point without its interval would be read as another point's
+    let intervals = if intervals.len() == points.len() { intervals } else { Vec::new() };
     let n = points.len().max(1) as f64;
     let min = fc.values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = fc.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -174,6 +188,7 @@ pub async fn forecast_event(
         // the rounded sum of equal values can end a unit in the last place outside them
         avg: (fc.values.iter().sum::<f64>() / n).clamp(min, max),
         points,
+        intervals,
     };
     Ok((event, started.elapsed().as_secs_f64()))
 }

@@ -172,6 +172,11 @@ async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
     assert!(forecasts[0].points.windows(2).all(|w| w[1].ts_ms - w[0].ts_ms == 60_000));
     assert!(forecasts[0].candidates.len() >= 3, "{:?}", forecasts[0].candidates);
     assert!(forecasts[0].min <= forecasts[0].avg && forecasts[0].avg <= forecasts[0].max);
+    // with its 80 % and 95 % intervals, nested around each point
+    assert_eq!(forecasts[0].intervals.len(), 10, "{:?}", forecasts[0].model);
+    for (p, i) in forecasts[0].points.iter().zip(&forecasts[0].intervals) {
+        assert!(i.lower_95 <= i.lower_80 && i.lower_80 <= p.value && p.value <= i.upper_80 && i.upper_80 <= i.upper_95);
+    }
 
     // the next cycle only reads what is new
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -11,7 +11,7 @@ use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameS
 use slamon_domain::{EventEnvelope, EventLog, Position};
 
 use crate::schemas::{self, SchemaFile};
-use crate::{v1, Error, Result};
+use crate::{wire, Error, Result};
 
 /// The HTTP status of a registry answer that `schema_registry_converter` reported, if any.
 fn http_status(e: &SRCError) -> Option<u16> {
@@ -81,7 +81,7 @@ impl EventCodec {
     pub async fn encode(&self, env: &EventEnvelope) -> Result<Vec<u8>> {
         let file = schemas::latest(env.event.event_type())
             .ok_or_else(|| Error::UnknownRecord(env.event.event_type().to_owned()))?;
-        let value = v1::to_avro(env)?;
+        let value = wire::to_avro(env)?;
         self.encoder.encode_value(value, &self.strategy(file)).await.map_err(|e| {
             let e = registry_error(e, ENCODE_PERMANENT);
             if e.is_retryable() {
@@ -115,18 +115,16 @@ impl EventCodec {
             .value
             .resolve(reader.parsed())
             .map_err(|e| Error::Decode(format!("cannot resolve to the current {} schema: {e}", name.name())))?;
-        v1::from_avro(reader.event_type, &value)
+        wire::from_avro(reader.event_type, &value)
     }
 
     /// Registers the latest schema of every event type (what `slamon init` does).
     pub async fn register_all(&self) -> Result<()> {
-        for file in schemas::SCHEMAS.iter() {
-            if schemas::latest(file.event_type).map(|l| l.version) == Some(file.version) {
-                self.encoder
-                    .get_schema_and_id(&self.subject(file.event_type), self.strategy(file))
-                    .await
-                    .map_err(|e| registry_error(e, ENCODE_PERMANENT))?;
-            }
+        for file in schemas::latest_all() {
+            self.encoder
+                .get_schema_and_id(&self.subject(file.event_type), self.strategy(file))
+                .await
+                .map_err(|e| registry_error(e, ENCODE_PERMANENT))?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 
 pub mod codec;
 pub mod schemas;
-pub mod v1;
+pub mod wire;
 
 pub use codec::{EventCodec, Publisher};
 pub use schemas::{SchemaFile, NAMESPACE, SCHEMAS};
@@ -49,7 +49,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn encode_datum(env: &EventEnvelope) -> Result<Vec<u8>> {
     let file = schemas::latest(env.event.event_type())
         .ok_or_else(|| Error::UnknownRecord(env.event.event_type().to_owned()))?;
-    let value = v1::to_avro(env)?;
+    let value = wire::to_avro(env)?;
     let writer = apache_avro::writer::datum::GenericDatumWriter::builder(file.parsed())
         .build()
         .map_err(|e| Error::Encode(e.to_string()))?;
@@ -69,7 +69,7 @@ pub fn decode_datum(writer: &SchemaFile, mut bytes: &[u8]) -> Result<EventEnvelo
     if !bytes.is_empty() {
         return Err(Error::Decode(format!("{} trailing bytes after the record", bytes.len())));
     }
-    v1::from_avro(writer.event_type, &value)
+    wire::from_avro(writer.event_type, &value)
 }
 
 #[cfg(test)]

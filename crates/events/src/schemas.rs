@@ -42,9 +42,10 @@ macro_rules! schema {
 }
 
 /// Every released schema version, oldest first within each event.
-pub static SCHEMAS: [SchemaFile; 6] = [
+pub static SCHEMAS: [SchemaFile; 7] = [
     schema!("MetricAggregatesComputed", "metric_aggregates_computed", 1),
     schema!("MetricForecastComputed", "metric_forecast_computed", 1),
+    schema!("MetricForecastComputed", "metric_forecast_computed", 2),
     schema!("MetricMetadataComputed", "metric_metadata_computed", 1),
     schema!("SlaSamplesObserved", "sla_samples_observed", 1),
     schema!("SlaSetDefined", "sla_set_defined", 1),
@@ -59,4 +60,9 @@ pub fn latest(event_type: &str) -> Option<&'static SchemaFile> {
 /// A released version of an event's schema.
 pub fn version(event_type: &str, version: u32) -> Option<&'static SchemaFile> {
     SCHEMAS.iter().find(|s| s.event_type == event_type && s.version == version)
+}
+
+/// The latest schema of every event type, one per type (one subject each in the registry).
+pub fn latest_all() -> impl Iterator<Item = &'static SchemaFile> {
+    SCHEMAS.iter().filter(|s| latest(s.event_type).is_some_and(|l| l.version == s.version))
 }

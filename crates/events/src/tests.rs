@@ -72,6 +72,10 @@ pub(crate) fn examples() -> Vec<EventEnvelope> {
                     },
                 ],
                 points: vec![Sample::new(1_700_000_060_000, 3.0), Sample::new(1_700_000_120_000, 5.0)],
+                intervals: vec![
+                    d::PredictionInterval { lower_80: 2.0, upper_80: 4.0, lower_95: 1.5, upper_95: 4.5 },
+                    d::PredictionInterval { lower_80: 3.5, upper_80: 6.5, lower_95: 2.75, upper_95: 7.25 },
+                ],
                 min: 3.0,
                 max: 5.0,
                 avg: 4.0,
@@ -205,7 +209,7 @@ fn decoding_rejects_lies_and_garbage() {
     longer.push(0);
     assert!(decode_datum(file, &longer).is_err());
     // a metric_id that does not match the labels is a poison record, not a silent mix-up
-    let mut value = v1::to_avro(&env).unwrap();
+    let mut value = wire::to_avro(&env).unwrap();
     if let apache_avro::types::Value::Record(fields) = &mut value {
         for (name, v) in fields.iter_mut() {
             if name == "metric_id" {

@@ -269,6 +269,22 @@ pub struct Point {
     pub timestamp: String,
     /// The forecast value.
     pub value: Number,
+    /// Lower bound of the 80 % prediction interval; absent when the forecast has no intervals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub lower_80: Option<Number>,
+    /// Upper bound of the 80 % prediction interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub upper_80: Option<Number>,
+    /// Lower bound of the 95 % prediction interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub lower_95: Option<Number>,
+    /// Upper bound of the 95 % prediction interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub upper_95: Option<Number>,
 }
 
 /// One model tried.
@@ -295,7 +311,19 @@ impl Prediction {
             values: p
                 .points
                 .iter()
-                .map(|pt| Point { timestamp: rfc3339_ms(pt.ts_ms), value: Number(pt.value) })
+                .enumerate()
+                .map(|(k, pt)| {
+                    // an interval per point, or none at all (events of schema v1)
+                    let i = p.intervals.get(k).filter(|_| p.intervals.len() == p.points.len());
+                    Point {
+                        timestamp: rfc3339_ms(pt.ts_ms),
+                        value: Number(pt.value),
+                        lower_80: i.map(|i| Number(i.lower_80)),
+                        upper_80: i.map(|i| Number(i.upper_80)),
+                        lower_95: i.map(|i| Number(i.lower_95)),
+                        upper_95: i.map(|i| Number(i.upper_95)),
+                    }
+                })
                 .collect(),
             rmse: Number(p.rmse),
             model: p.model.clone(),

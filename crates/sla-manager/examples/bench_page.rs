@@ -55,6 +55,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         note: None,
                     }],
                     points: (1..=10).map(|k| Sample::new(now + k * 60_000, 50.0 + k as f64)).collect(),
+                    intervals: (1..=10)
+                        .map(|k| {
+                            let (v, s) = (50.0 + k as f64, (k as f64).sqrt());
+                            PredictionInterval {
+                                lower_80: v - 1.28 * s,
+                                upper_80: v + 1.28 * s,
+                                lower_95: v - 1.96 * s,
+                                upper_95: v + 1.96 * s,
+                            }
+                        })
+                        .collect(),
                     min: 51.0,
                     max: 60.0,
                     avg: 55.5,

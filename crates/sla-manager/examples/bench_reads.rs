@@ -74,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     rmse: 0.1,
                     candidates: vec![],
                     points: (1..=10).map(|k| Sample::new(now + k * 60_000, i as f64)).collect(),
+                    intervals: vec![],
                     min: i as f64,
                     max: i as f64,
                     avg: i as f64,

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Json, Router};
 use serde_json::Value;
-use slamon_domain::semantics::{future_violations, status, violations};
+use slamon_domain::semantics::{breach_probability, future_violations, status, violations};
 use slamon_domain::sla::validate_sla_set;
 use slamon_domain::{
     DocKey, Document, Event, EventEnvelope, Labels, ReadModelStore, Sample, SlaEntry, SlaSetDefined, SlaSetView,
@@ -486,13 +486,22 @@ async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Vec<Violati
     path = "/future-violations",
     operation_id = "getFutureViolations",
     tag = "sla",
+    params(
+        ("min_probability" = Option<f64>, Query, minimum = 0, maximum = 1,
+            description = "Only the violations whose probability of breach is at least this (those without one are left out)"),
+    ),
     responses(
         (status = 200, description = "One item per SLA, in the set's order", body = Vec<FutureItem>),
-        (status = 400, description = "No SLA set is defined", body = ErrorBody, example = json!({"error": "SLA set not defined"})),
+        (status = 400, description = "No SLA set is defined, or an unknown or malformed parameter", body = ErrorBody,
+            example = json!({"error": "SLA set not defined"})),
         (status = 504, response = DbUnavailable),
     ),
 )]
-async fn get_future(State(s): State<AppState>) -> ApiResult<Json<Vec<FutureItem>>> {
+async fn get_future(
+    State(s): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Vec<FutureItem>>> {
+    let min_probability = min_probability(&params)?;
     let mut items = Vec::new();
     for (e, samples) in set_with_samples(&s).await? {
         let metric = db(s.db_timeout, s.store.metric(&e.id())).await?;
@@ -500,17 +509,44 @@ async fn get_future(State(s): State<AppState>) -> ApiResult<Json<Vec<FutureItem>
             items.push(FutureItem::Unavailable { name: e.labels, error: "Prediction not available".into() });
             continue;
         };
+        let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
+        let probability = breach_probability(&e, observed_until, &prediction.points, &prediction.intervals);
         let violations = future_violations(&e, &samples, &prediction.points, s.lookback)
             .iter()
-            .map(|v| FutureRun::of(&v.run, v.kind))
+            .filter(|_| min_probability.is_none_or(|min| probability.is_some_and(|p| p >= min)))
+            .map(|v| FutureRun::of(&v.run, v.kind, probability))
             .collect();
         items.push(FutureItem::Predicted {
             name: e.labels,
             violations,
             prediction_rmse: slamon_web::openapi::Number(prediction.rmse),
+            breach_probability: probability,
         });
     }
     Ok(Json(items))
+}
+
+/// The `min_probability` of `GET /future-violations`: a number in `[0, 1]`, at most once.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] for another parameter, a repeated one or a value that is not such a number.
+fn min_probability(params: &[(String, String)]) -> ApiResult<Option<f64>> {
+    let mut min = None;
+    for (name, value) in params {
+        if name != "min_probability" {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter `{name}`: /future-violations takes only min_probability"
+            )));
+        }
+        if min.is_some() {
+            return Err(ApiError::BadRequest("min_probability given more than once".into()));
+        }
+        let p = value.trim().parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or_else(|| {
+            ApiError::BadRequest(format!("min_probability must be a number from 0 to 1, not `{value}`"))
+        })?;
+        min = Some(p);
+    }
+    Ok(min)
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ async fn init(a: InitCmd) -> Result<()> {
     let url = backends.registry_url().as_str().trim_end_matches('/');
     // the log is replayed from offset 0 forever: every new schema must read every old one
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build()?;
-    for file in slamon_events::SCHEMAS.iter() {
+    for file in slamon_events::schemas::latest_all() {
         let subject = codec.subject(file.event_type);
         let res = http
             .put(format!("{url}/config/{subject}"))
@@ -234,7 +234,7 @@ async fn init(a: InitCmd) -> Result<()> {
         );
     }
     codec.register_all().await.with_context(|| format!("registering the event schemas at {url}"))?;
-    tracing::info!(registry = url, schemas = slamon_events::SCHEMAS.len(), "schemas registered");
+    tracing::info!(registry = url, schemas = slamon_events::schemas::latest_all().count(), "schemas registered");
     Ok(())
 }
 

@@ -314,11 +314,16 @@ pub struct FutureRun {
     pub min_value: Number,
     /// How it relates to what was observed.
     pub description: Outlook,
+    /// The probability, from the forecast's distribution, that the series leaves the range at one
+    /// of the forecast points (`semantics::breach_probability`); `null` when the forecast has no
+    /// prediction intervals.
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    pub probability: Option<f64>,
 }
 
 impl FutureRun {
-    /// The body of a predicted run.
-    pub fn of(r: &Run, kind: FutureKind) -> Self {
+    /// The body of a predicted run, with the probability of the breach when known.
+    pub fn of(r: &Run, kind: FutureKind, probability: Option<f64>) -> Self {
         let run = RunBody::of(r);
         Self {
             start_time: run.start_time,
@@ -328,6 +333,7 @@ impl FutureRun {
             max_value: run.max_value,
             min_value: run.min_value,
             description: kind.into(),
+            probability,
         }
     }
 }
@@ -345,6 +351,10 @@ pub enum FutureItem {
         violations: Vec<FutureRun>,
         /// The forecast's RMSE on its held-out tail.
         prediction_rmse: Number,
+        /// The probability that the series leaves the range at one of the forecast points, whether
+        /// or not the point forecast does; `null` when the forecast has no prediction intervals.
+        #[schema(required = true, minimum = 0, maximum = 1)]
+        breach_probability: Option<f64>,
     },
     /// The series has no forecast yet.
     Unavailable {

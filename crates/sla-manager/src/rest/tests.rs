@@ -457,7 +457,16 @@ async fn status_violations_and_future_violations_from_the_read_models() {
             model: "test".into(),
             rmse: 0.5,
             candidates: vec![],
-            points: forecast,
+            intervals: forecast
+                .iter()
+                .map(|p| PredictionInterval {
+                    lower_80: p.value - 1.28,
+                    upper_80: p.value + 1.28,
+                    lower_95: p.value - 1.96,
+                    upper_95: p.value + 1.96,
+                })
+                .collect(),
+            points: forecast.clone(),
             min: 5.0,
             max: 99.0,
             avg: 89.6,
@@ -495,6 +504,36 @@ async fn status_violations_and_future_violations_from_the_read_models() {
     assert_eq!(f[4]["prediction_rmse"], 0.5);
     let fv = &f[4]["violations"][0];
     assert_eq!((fv["description"].clone(), fv["duration"].clone()), (json!("Will fire"), json!(8.0)));
+    // 99 against a maximum of 10 with σ 1: a near-certain breach
+    assert!(fv["probability"].as_f64().unwrap() > 0.999, "{fv}");
+    assert_eq!(f[4]["breach_probability"], fv["probability"]);
+    let (_, kept, _) = call(&h.app, "GET", "/future-violations?min_probability=0.999", vec![]).await;
+    assert_eq!(kept[4]["violations"].as_array().unwrap().len(), 1);
+    for bad in ["min_probability=1.5", "min_probability=abc", "min_probability=0.1&min_probability=0.2", "limit=3"] {
+        let (status, body, _) = call(&h.app, "GET", &format!("/future-violations?{bad}"), vec![]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("min_probability"), "{bad}: {body}");
+    }
+    // a forecast without intervals (schema v1) has no probability: kept unfiltered, left out by a filter
+    writes_without_intervals(&h, now, forecast).await;
+    let (_, f, _) = call(&h.app, "GET", "/future-violations", vec![]).await;
+    assert_eq!(
+        (f[4]["violations"][0]["probability"].clone(), f[4]["breach_probability"].clone()),
+        (json!(null), json!(null))
+    );
+    let (_, f, _) = call(&h.app, "GET", "/future-violations?min_probability=0", vec![]).await;
+    assert_eq!(f[4]["violations"], json!([]));
+}
+
+async fn writes_without_intervals(h: &Harness, now: i64, forecast: Vec<Sample>) {
+    let mut m = h.store.metric(&labels(4).id()).await.unwrap().unwrap();
+    if let Some(p) = m.prediction.as_mut() {
+        p.intervals.clear();
+        p.points = forecast;
+        p.computed_at_ms = now;
+    }
+    m.applied = Position::new(0, 2);
+    h.store.write(vec![Document::Metric(m)]).await.unwrap();
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! Wire records of version 1 (`schemas/<event>/v1.avsc`), and their conversion to and
-//! from the domain types.
+//! Wire records of the latest version of each event's schema (`schemas/<event>/vN.avsc`,
+//! the highest N), and their conversion to and from the domain types. Older versions are
+//! read by Avro schema resolution into these records (a field a version lacks takes its
+//! default), so they need no records of their own.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,10 @@ use slamon_domain as d;
 
 use crate::{Error, Result};
 
-pub const VERSION: i32 = 1;
+/// The version written for `event_type`: its latest schema's.
+fn version(event_type: &str) -> i32 {
+    crate::schemas::latest(event_type).map_or(1, |s| s.version as i32)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -46,6 +51,15 @@ pub struct ForecastCandidate {
     pub note: Option<String>,
 }
 
+/// Since v2 of `MetricForecastComputed`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PredictionInterval {
+    pub lower_80: f64,
+    pub upper_80: f64,
+    pub lower_95: f64,
+    pub upper_95: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricForecastComputed {
     pub event_id: String,
@@ -60,6 +74,8 @@ pub struct MetricForecastComputed {
     pub rmse: f64,
     pub candidates: Vec<ForecastCandidate>,
     pub points: Vec<Sample>,
+    #[serde(default)]
+    pub intervals: Vec<PredictionInterval>,
     pub min: f64,
     pub max: f64,
     pub avg: f64,
@@ -163,10 +179,11 @@ fn samples_in(s: Vec<Sample>) -> Vec<d::Sample> {
     s.into_iter().map(|s| d::Sample::new(s.ts, s.value)).collect()
 }
 
-/// Builds the v1 Avro value of a domain event.
+/// Builds the Avro value of a domain event in its latest schema.
 pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
     let id = env.event_id.to_string();
     let t = env.event.event_type().to_owned();
+    let v = version(&t);
     let key = env.event.key();
     let p = env.producer.clone();
     let at = env.occurred_at_ms;
@@ -174,7 +191,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
         d::Event::MetricAggregatesComputed(e) => apache_avro::to_value(MetricAggregatesComputed {
             event_id: id,
             event_type: t,
-            schema_version: VERSION,
+            schema_version: v,
             occurred_at: at,
             producer: p,
             metric_id: key,
@@ -196,7 +213,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
         d::Event::MetricForecastComputed(e) => apache_avro::to_value(MetricForecastComputed {
             event_id: id,
             event_type: t,
-            schema_version: VERSION,
+            schema_version: v,
             occurred_at: at,
             producer: p,
             metric_id: key,
@@ -210,6 +227,16 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
                 .map(|c| ForecastCandidate { model: c.model.clone(), rmse: c.rmse, note: c.note.clone() })
                 .collect(),
             points: samples_out(&e.points),
+            intervals: e
+                .intervals
+                .iter()
+                .map(|i| PredictionInterval {
+                    lower_80: i.lower_80,
+                    upper_80: i.upper_80,
+                    lower_95: i.lower_95,
+                    upper_95: i.upper_95,
+                })
+                .collect(),
             min: e.min,
             max: e.max,
             avg: e.avg,
@@ -217,7 +244,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
         d::Event::MetricMetadataComputed(e) => apache_avro::to_value(MetricMetadataComputed {
             event_id: id,
             event_type: t,
-            schema_version: VERSION,
+            schema_version: v,
             occurred_at: at,
             producer: p,
             metric_id: key,
@@ -247,7 +274,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
         d::Event::SlaSamplesObserved(e) => apache_avro::to_value(SlaSamplesObserved {
             event_id: id,
             event_type: t,
-            schema_version: VERSION,
+            schema_version: v,
             occurred_at: at,
             producer: p,
             metric_id: key,
@@ -258,7 +285,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
         d::Event::SlaSetDefined(e) => apache_avro::to_value(SlaSetDefined {
             event_id: id,
             event_type: t,
-            schema_version: VERSION,
+            schema_version: v,
             occurred_at: at,
             producer: p,
             sla: key,
@@ -278,7 +305,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
         d::Event::MetricRemoved(e) => apache_avro::to_value(MetricRemoved {
             event_id: id,
             event_type: t,
-            schema_version: VERSION,
+            schema_version: v,
             occurred_at: at,
             producer: p,
             metric_id: key,
@@ -358,6 +385,16 @@ pub fn from_avro(record: &str, value: &apache_avro::types::Value) -> Result<d::E
                         .map(|c| d::ForecastCandidate { model: c.model, rmse: c.rmse, note: c.note })
                         .collect(),
                     points: samples_in(w.points),
+                    intervals: w
+                        .intervals
+                        .into_iter()
+                        .map(|i| d::PredictionInterval {
+                            lower_80: i.lower_80,
+                            upper_80: i.upper_80,
+                            lower_95: i.lower_95,
+                            upper_95: i.upper_95,
+                        })
+                        .collect(),
                     min: w.min,
                     max: w.max,
                     avg: w.avg,
