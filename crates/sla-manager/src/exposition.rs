@@ -24,7 +24,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use slamon_domain::semantics::{future_violations, status, violations, SlaState};
+use slamon_domain::semantics::{breach_probability, future_violations, status, violations, SlaState};
 use slamon_domain::{SlaEntry, UnixMillis};
 use slamon_web::{db, ApiError, ApiResult};
 
@@ -134,6 +134,10 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
         "slamon_sla_forecast_value",
         "the latest forecast of the SLA's series, horizon_seconds after the minute it was computed in",
     );
+    let mut breach = Family::new(
+        "slamon_sla_breach_probability",
+        "probability (0-1) that the SLA's series leaves its range within the forecast horizon (only when the forecast has prediction intervals)",
+    );
     for (entry, samples) in &entries {
         let labels: Vec<LabelPair> = entry_labels(entry).iter().map(|(n, v)| pair(n, v)).collect();
         let st = status(entry, samples, now, s.lookback, s.absent_after);
@@ -157,6 +161,10 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
             for p in &prediction.points {
                 forecast.add(&labels, &[("horizon_seconds", &((p.ts_ms - origin) / 1000).to_string())], p.value);
             }
+            let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
+            if let Some(p) = breach_probability(entry, observed_until, &prediction.points, &prediction.intervals) {
+                breach.add(&labels, &[], p);
+            }
             let upcoming = future_violations(entry, samples, &prediction.points, s.lookback);
             if let Some(v) = upcoming.iter().min_by_key(|v| v.run.start.0) {
                 let seconds = ((v.run.start.0 - now.0) as f64 / 1000.0).max(0.0);
@@ -165,7 +173,7 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
         }
     }
     let families: Vec<MetricFamily> =
-        [state, violation_seconds, violation_count, last, min, max, for_seconds, next, forecast]
+        [state, violation_seconds, violation_count, last, min, max, for_seconds, next, forecast, breach]
             .into_iter()
             .map(|f| f.0)
             .filter(|f| !f.get_metric().is_empty())

@@ -21,9 +21,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use plotters::prelude::*;
-use slamon_domain::semantics::{future_violations, status, violation_runs, violations, Run, SlaState};
+use slamon_domain::semantics::{
+    breach_probability, future_violations, status, violation_runs, violations, Run, SlaState,
+};
 use slamon_domain::sla::fmt_num;
-use slamon_domain::{seed_time, Labels, MetricFilter, MetricId, MetricView, Sample, SlaEntry, UnixMillis};
+use slamon_domain::{
+    seed_time, Labels, MetricFilter, MetricId, MetricView, PredictionInterval, Sample, SlaEntry, UnixMillis,
+};
 use slamon_web::{db, ApiError};
 
 use crate::rest::AppState;
@@ -161,11 +165,15 @@ fn range_text(e: &SlaEntry) -> String {
 
 /// The chart of an SLA: its samples of the last `span`, the allowed range (green band),
 /// violation runs (red when they reached `for`, orange otherwise), the forecast (dashed
-/// orange). Non-finite samples and gaps longer than `lookback` break the line.
+/// orange) with its 95 % and 80 % prediction intervals (light and lighter orange bands,
+/// when `intervals` has one per forecast point). Non-finite samples and gaps longer than
+/// `lookback` break the line.
+#[allow(clippy::too_many_arguments)] // one chart's inputs; a struct would only rename them
 fn chart(
     entry: &SlaEntry,
     samples: &[Sample],
     forecast: &[Sample],
+    intervals: &[PredictionInterval],
     now: UnixMillis,
     lookback: Duration,
     span: Duration,
@@ -175,8 +183,21 @@ fn chart(
     let shown: Vec<Sample> = samples.iter().copied().filter(|s| s.ts_ms >= from).collect();
     let last_ts = shown.last().map(|s| s.ts_ms).unwrap_or(i64::MIN);
     let ahead: Vec<Sample> = forecast.iter().copied().filter(|s| s.ts_ms > last_ts).collect();
+    let bands: Vec<(i64, PredictionInterval)> = if intervals.len() == forecast.len() {
+        let finite =
+            |i: &PredictionInterval| [i.lower_95, i.upper_95, i.lower_80, i.upper_80].iter().all(|v| v.is_finite());
+        forecast
+            .iter()
+            .zip(intervals)
+            .filter(|(s, i)| s.ts_ms > last_ts && finite(i))
+            .map(|(s, i)| (s.ts_ms, *i))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let to = ahead.last().map(|s| s.ts_ms).unwrap_or(now.millis()).max(now.millis()).max(from + 60_000);
-    let finite = shown.iter().chain(&ahead).map(|s| s.value).filter(|v| v.is_finite());
+    let band_bounds = bands.iter().flat_map(|(_, i)| [i.lower_95, i.upper_95]);
+    let finite = shown.iter().chain(&ahead).map(|s| s.value).chain(band_bounds).filter(|v| v.is_finite());
     let (mut lo, mut hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         (lo, hi) = (0.0, 1.0);
@@ -245,8 +266,22 @@ fn chart(
         }
         let predicted: Vec<(i64, f64)> =
             joint.into_iter().chain(ahead.iter().filter(|s| s.value.is_finite()).map(|s| (s.ts_ms, s.value))).collect();
+        let orange = RGBColor(230, 120, 0);
+        if bands.len() > 1 {
+            for (level, alpha) in [(95, 0.10), (80, 0.18)] {
+                let bound = |(t, i): &(i64, PredictionInterval), upper: bool| match (level, upper) {
+                    (95, true) => (*t, i.upper_95),
+                    (95, false) => (*t, i.lower_95),
+                    (_, true) => (*t, i.upper_80),
+                    (_, false) => (*t, i.lower_80),
+                };
+                // along the upper bound, back along the lower one
+                let outline: Vec<(i64, f64)> =
+                    bands.iter().map(|b| bound(b, true)).chain(bands.iter().rev().map(|b| bound(b, false))).collect();
+                c.draw_series(std::iter::once(Polygon::new(outline, orange.mix(alpha).filled())))?;
+            }
+        }
         if predicted.len() > 1 {
-            let orange = RGBColor(230, 120, 0);
             c.draw_series(DashedLineSeries::new(predicted, 6, 4, orange.stroke_width(2)))?;
         }
         root.present()?;
@@ -271,6 +306,7 @@ fn legend() -> Markup {
         div.legend {
             span { i.sw style="background:#195abe" {} "samples" }
             span { i.sw style="background:#e67800" {} "forecast" }
+            span { i.sw style="background:rgba(230,120,0,.25)" {} "80 % and 95 % prediction intervals" }
             span { i.sw style="background:rgba(0,255,0,.25)" {} "allowed range" }
             span { i.sw style="background:rgba(255,0,0,.3)" {} "violation (reached for)" }
             span { i.sw style="background:rgba(230,140,0,.3)" {} "violation (shorter than for)" }
@@ -278,10 +314,11 @@ fn legend() -> Markup {
     }
 }
 
+/// An SLA of the current set, its samples, its forecast's points and intervals, and its series' read model.
+type Entry = (SlaEntry, Vec<Sample>, (Vec<Sample>, Vec<PredictionInterval>), Option<MetricView>);
+
 /// The current set's entries with their samples and forecasts; `None` without a set.
-async fn entries(
-    s: &AppState,
-) -> Result<Option<Vec<(SlaEntry, Vec<Sample>, Vec<Sample>, Option<MetricView>)>>, ApiError> {
+async fn entries(s: &AppState) -> Result<Option<Vec<Entry>>, ApiError> {
     let set = match crate::rest::set_with_samples(s).await {
         Ok(set) => set,
         Err(ApiError::BadRequest(_)) => return Ok(None),
@@ -290,8 +327,11 @@ async fn entries(
     let mut out = Vec::with_capacity(set.len());
     for (entry, samples) in set {
         let metric = db(s.db_timeout, s.store.metric(&entry.id())).await?;
-        let forecast =
-            metric.as_ref().and_then(|m| m.prediction.as_ref()).map(|p| p.points.clone()).unwrap_or_default();
+        let forecast = metric
+            .as_ref()
+            .and_then(|m| m.prediction.as_ref())
+            .map(|p| (p.points.clone(), p.intervals.clone()))
+            .unwrap_or_default();
         out.push((entry, samples, forecast, metric));
     }
     Ok(Some(out))
@@ -346,7 +386,7 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Response {
                         a href={ "/sla/" (e.id()) } { (labels_markup(&e.labels)) } " "
                         span class={ "state " (state_text(st.state)) } { (state_text(st.state)) }
                     }
-                    (PreEscaped(chart(e, samples, forecast, now, s.lookback, CHART_SPAN, (1100, 260))))
+                    (PreEscaped(chart(e, samples, &forecast.0, &forecast.1, now, s.lookback, CHART_SPAN, (1100, 260))))
                 }
             }
         },
@@ -381,7 +421,10 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
     };
     let st = status(&e, &samples, now, s.lookback, s.absent_after);
     let report = violations(&e, &samples, now, s.lookback);
+    let (forecast, intervals) = forecast;
     let future = future_violations(&e, &samples, &forecast, s.lookback);
+    let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
+    let probability = breach_probability(&e, observed_until, &forecast, &intervals);
     let prediction = metric.as_ref().and_then(|m| m.prediction.as_ref());
     page(
         &format!("SLA of {}", e.labels.name()),
@@ -395,9 +438,9 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
                 a href={ "/ui/metrics/" (e.id()) } { "Window statistics and metadata of the series" } }
             (legend())
             h2 { "Last 12 hours" }
-            (PreEscaped(chart(&e, &samples, &forecast, now, s.lookback, CHART_SPAN, (1200, 320))))
+            (PreEscaped(chart(&e, &samples, &forecast, &intervals, now, s.lookback, CHART_SPAN, (1200, 320))))
             h2 { "Last hour and the forecast" }
-            (PreEscaped(chart(&e, &samples, &forecast, now, s.lookback, RECENT_SPAN, (1200, 320))))
+            (PreEscaped(chart(&e, &samples, &forecast, &intervals, now, s.lookback, RECENT_SPAN, (1200, 320))))
             h2 { "Violations" }
             table {
                 tr { th { "window" } th { "violations" } th { "minutes in violation" } }
@@ -422,14 +465,19 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
                 Some(p) => {
                     p { "Model " strong { (p.model) } " (hold-out RMSE " (num(p.rmse)) "), computed at "
                         (seed_time(p.computed_at_ms)) "." }
+                    @if let Some(pr) = probability {
+                        p { "Probability that the series leaves the allowed range within the forecast: "
+                            strong { (percent(pr)) } "." }
+                    }
                     @if future.is_empty() {
                         p { "No violation is forecast." }
                     } @else {
                         table {
-                            tr { th { "forecast violation" } th { "start" } th { "end" } th { "minutes" } }
+                            tr { th { "forecast violation" } th { "start" } th { "end" } th { "minutes" } th { "probability" } }
                             @for v in &future {
                                 tr { td { (v.kind.description()) } td { (seed_time(v.run.start.millis())) }
-                                     td { (seed_time(v.run.end.millis())) } td { (num(v.run.duration_minutes())) } }
+                                     td { (seed_time(v.run.end.millis())) } td { (num(v.run.duration_minutes())) }
+                                     td { (probability.map(percent).unwrap_or_else(|| "unknown".into())) } }
                             }
                         }
                     }
@@ -618,6 +666,10 @@ pub(crate) async fn metric_page(State(s): State<AppState>, id: Result<Path<Strin
                     table {
                         tr { th { "time" } @for pt in &p.points { th { (seed_time(pt.ts_ms).get(11..16).unwrap_or_default()) } } }
                         tr { th { "value" } @for pt in &p.points { td { (num(pt.value)) } } }
+                        @if p.intervals.len() == p.points.len() && !p.intervals.is_empty() {
+                            tr { th { "80 % interval" } @for i in &p.intervals { td { (num(i.lower_80)) " – " (num(i.upper_80)) } } }
+                            tr { th { "95 % interval" } @for i in &p.intervals { td { (num(i.lower_95)) " – " (num(i.upper_95)) } } }
+                        }
                     }
                 }
             }
@@ -659,4 +711,9 @@ pub(crate) async fn history_page(State(s): State<AppState>) -> Response {
             }
         },
     )
+}
+
+/// A probability as a percentage with one decimal, e.g. `97.3 %`.
+fn percent(p: f64) -> String {
+    format!("{:.1} %", 100.0 * p)
 }

@@ -269,13 +269,23 @@ async fn scenario(backend: &[(String, String)]) {
     let descriptions =
         ["Was already firing, continuing firing", "Was pending, will fire", "Will fire", "Will be pending"];
     for item in fv.as_array().unwrap() {
+        // the probability that the series leaves its range within the forecast
+        let probability = item["breach_probability"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&probability), "{item}");
         for v in item["violations"].as_array().unwrap() {
             assert!(descriptions.contains(&v["description"].as_str().unwrap()), "{v}");
+            assert_eq!(v["probability"], item["breach_probability"], "{v}");
         }
     }
     let (status, p) = get(&format!("{}/metrics/{}/prediction", s.query, ids["e2e_firing"])).await.unwrap();
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["prediction"]["values"].as_array().unwrap().len(), 10);
+    // each point with its 80 % and 95 % prediction intervals, nested around it
+    for pt in p["prediction"]["values"].as_array().unwrap() {
+        let n = |k: &str| pt[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {pt}"));
+        let bounds = [n("lower_95"), n("lower_80"), n("value"), n("upper_80"), n("upper_95")];
+        assert!(bounds.windows(2).all(|w| w[0] <= w[1]), "{pt}");
+    }
     assert!(p["prediction"]["candidates"].as_array().unwrap().len() >= 3, "{p}");
     // metadata of every series (computed when the ETL starts)
     let (status, md) = get(&format!("{}/metrics/{}/metadata", s.query, ids["e2e_ok"])).await.unwrap();
