@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod ports;
 pub mod projection;
 pub mod runner;
+pub mod scorecard;
 pub mod semantics;
 pub mod sla;
 pub mod time;

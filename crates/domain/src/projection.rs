@@ -12,7 +12,8 @@ use crate::Sample;
 pub fn targets(event: &Event) -> Vec<DocKey> {
     match event {
         Event::MetricAggregatesComputed(e) => vec![DocKey::Metric(e.labels.id())],
-        Event::MetricForecastComputed(e) => vec![DocKey::Metric(e.labels.id())],
+        // the SLA samples view keeps the forecast to score it once its horizon has passed
+        Event::MetricForecastComputed(e) => vec![DocKey::Metric(e.labels.id()), DocKey::SlaSamples(e.labels.id())],
         Event::MetricMetadataComputed(e) => vec![DocKey::Metric(e.labels.id())],
         Event::SlaSamplesObserved(e) => vec![DocKey::SlaSamples(e.labels.id())],
         Event::MetricRemoved(e) => vec![DocKey::Metric(e.labels.id()), DocKey::SlaSamples(e.labels.id())],
@@ -103,6 +104,9 @@ fn holds_newer_facts(doc: &Document, envelope: &EventEnvelope) -> bool {
             !m.removed && m.values.as_ref().is_none_or(|v| e.last_seen_ms >= v.computed_at_ms)
         }
         (Document::SlaSamples(s), Event::SlaSamplesObserved(e)) => e.samples.last().map(|x| x.ts_ms) > last_sample(s),
+        (Document::SlaSamples(s), Event::MetricForecastComputed(e)) => {
+            s.scoring.latest_forecast_ms().is_none_or(|t| e.computed_at_ms > t)
+        }
         (Document::SlaSamples(s), Event::MetricRemoved(e)) => last_sample(s).is_some_and(|last| e.last_seen_ms >= last),
         (Document::SlaSet(s), Event::SlaSetDefined(e)) => e.version > s.current.version,
         _ => false,
@@ -171,13 +175,17 @@ fn fold_sla_samples(
 ) -> Option<SlaSamplesView> {
     match &envelope.event {
         Event::SlaSamplesObserved(e) => {
-            let samples = doc.map(|d| d.samples).unwrap_or_default();
-            Some(SlaSamplesView {
-                id: e.labels.id(),
-                labels: e.labels.clone(),
-                samples: merge_samples(samples, &e.samples, e.window_start_ms),
-                applied: position,
-            })
+            let (samples, mut scoring) = doc.map(|d| (d.samples, d.scoring)).unwrap_or_default();
+            let samples = merge_samples(samples, &e.samples, e.window_start_ms);
+            scoring.score(&samples);
+            Some(SlaSamplesView { id: e.labels.id(), labels: e.labels.clone(), samples, scoring, applied: position })
+        }
+        // kept for the scorecard; a series with no samples yet (not an SLA metric) gets no document
+        Event::MetricForecastComputed(e) => {
+            let mut s = doc?;
+            s.scoring.add_forecast(e);
+            s.applied = position;
+            Some(s)
         }
         Event::MetricRemoved(_) => {
             let mut s = doc?;
@@ -185,10 +193,7 @@ fn fold_sla_samples(
             s.applied = position;
             Some(s)
         }
-        Event::MetricAggregatesComputed(_)
-        | Event::MetricForecastComputed(_)
-        | Event::MetricMetadataComputed(_)
-        | Event::SlaSetDefined(_) => None,
+        Event::MetricAggregatesComputed(_) | Event::MetricMetadataComputed(_) | Event::SlaSetDefined(_) => None,
     }
 }
 
@@ -290,6 +295,45 @@ mod tests {
             window_start_ms: start,
             samples: s.iter().map(|&(t, v)| Sample::new(t, v)).collect(),
         })
+    }
+
+    fn forecast(name: &str, at: i64, values: &[f64]) -> Event {
+        Event::MetricForecastComputed(MetricForecastComputed {
+            labels: labels(name),
+            computed_at_ms: at,
+            model: "holt_linear".into(),
+            rmse: 0.5,
+            candidates: vec![],
+            points: values.iter().enumerate().map(|(k, v)| Sample::new(at + (k as i64 + 1) * 60_000, *v)).collect(),
+            intervals: vec![],
+            min: 0.0,
+            max: 0.0,
+            avg: 0.0,
+        })
+    }
+
+    #[test]
+    fn forecasts_are_scored_by_the_samples_that_arrive_after_their_horizon() {
+        let m = 60_000;
+        let docs = run(&[
+            // no samples yet: the forecast makes no samples document
+            (forecast("b", 0, &[1.0]), 0),
+            (samples("a", 0, &[(0, 1.0)]), 1),
+            (forecast("a", 0, &[2.0, 4.0]), 2),
+            // its horizon is minute 2: the samples to minute 1 do not score it
+            (samples("a", 0, &[(m, 2.0)]), 3),
+            (samples("a", 0, &[(2 * m, 2.0)]), 4),
+            (forecast("a", 2 * m, &[2.0, 2.0]), 5),
+        ]);
+        assert!(!docs.contains_key(&DocKey::SlaSamples(labels("b").id())));
+        let Document::SlaSamples(s) = &docs[&DocKey::SlaSamples(labels("a").id())] else { panic!() };
+        assert_eq!((s.scoring.recent.len(), s.scoring.pending.len()), (1, 1));
+        let model = &s.scoring.models[0];
+        // errors 0 and −2: RMSE √2
+        assert_eq!((model.forecasts, model.points), (1, 2));
+        assert!((model.rmse().unwrap() - 2f64.sqrt()).abs() < 1e-12);
+        // the metric view still holds the latest forecast
+        assert_eq!(metric(&docs, "a").prediction.as_ref().map(|p| p.computed_at_ms), Some(2 * m));
     }
 
     fn sla_set(version: u64) -> Event {

@@ -216,6 +216,7 @@ pub mod store {
             id: a.id,
             labels: a.labels.clone(),
             samples: vec![Sample::new(1, 1.0), Sample::new(2, f64::MAX)],
+            scoring: Default::default(),
             applied: Position::new(0, 7),
         };
         store
@@ -261,6 +262,7 @@ pub mod store {
             id: m.id,
             labels: m.labels.clone(),
             samples: vec![Sample::new(1, f64::NAN), Sample::new(2, f64::INFINITY), Sample::new(3, f64::NEG_INFINITY)],
+            scoring: Default::default(),
             applied: Position::new(0, 7),
         };
         store.write(vec![Document::Metric(m.clone()), Document::SlaSamples(samples.clone())]).await.expect("write");

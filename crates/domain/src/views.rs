@@ -163,6 +163,10 @@ pub struct SlaSamplesView {
     /// Raw samples from the last event's `window_start_ms` on, sorted by timestamp, one per timestamp
     /// (a later value replaces an earlier one); empty after [`MetricRemoved`](crate::events::MetricRemoved).
     pub samples: Vec<Sample>,
+    /// The series' forecasts, kept until their horizon has passed and then scored against these
+    /// samples (the forecast scorecard); empty in documents of the first releases.
+    #[serde(default)]
+    pub scoring: crate::scorecard::ForecastScoring,
     /// The last event applied; a redelivered event at or before it is skipped.
     pub applied: Position,
 }

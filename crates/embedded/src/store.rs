@@ -351,6 +351,7 @@ mod tests {
             id: labels.id(),
             labels: labels.clone(),
             samples: vec![slamon_domain::Sample::new(1, 2.0)],
+            scoring: Default::default(),
             applied: slamon_domain::Position::new(0, 1),
         };
         let json = serde_json::to_vec(&Document::SlaSamples(view.clone())).unwrap();
@@ -388,6 +389,7 @@ mod tests {
                 id: labels.id(),
                 labels,
                 samples,
+                scoring: Default::default(),
                 applied: slamon_domain::Position::new(0, 1),
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -552,6 +552,7 @@ mod tests {
             id: labels.id(),
             labels,
             samples,
+            scoring: Default::default(),
             applied: slamon_domain::Position::new(0, 0),
         };
         let e = store.write(vec![Document::SlaSamples(view)]).await.unwrap_err();
@@ -739,6 +740,7 @@ mod tests {
             id: labels.id(),
             labels,
             samples: vec![],
+            scoring: Default::default(),
             applied: slamon_domain::Position::new(0, 1),
         });
         store.write(vec![doc.clone()]).await.expect("through the proxy");

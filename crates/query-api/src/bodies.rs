@@ -336,3 +336,88 @@ impl Prediction {
         }
     }
 }
+
+/// `GET /metrics/{id}/forecast-scores`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ForecastScoresBody {
+    /// The series' forecasts scored against the samples that arrived once their horizon had passed.
+    pub forecast_scores: ForecastScores,
+}
+
+/// The forecast scorecard of one SLA metric.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ForecastScores {
+    /// Per model, every forecast scored since the first.
+    pub models: Vec<ModelScoreBody>,
+    /// The latest scored forecasts (at most 30), oldest first.
+    pub recent: Vec<ScoredForecastBody>,
+    /// Forecasts whose horizon has not passed yet.
+    pub pending: usize,
+    /// Forecasts dropped unscored (no sample came after their horizon while 20 newer ones did).
+    pub dropped: u64,
+}
+
+impl ForecastScores {
+    /// The body of a series' scorecard.
+    pub fn of(s: &slamon_domain::scorecard::ForecastScoring) -> Self {
+        Self {
+            models: s.models.iter().map(ModelScoreBody::of).collect(),
+            recent: s
+                .recent
+                .iter()
+                .map(|f| ScoredForecastBody {
+                    computed_at: rfc3339_ms(f.computed_at_ms),
+                    score: ModelScoreBody::of(&slamon_domain::scorecard::ModelScore::of(f)),
+                })
+                .collect(),
+            pending: s.pending.len(),
+            dropped: s.dropped,
+        }
+    }
+}
+
+/// The scores of one model's forecasts (or of one forecast).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelScoreBody {
+    /// The model.
+    pub model: String,
+    /// Forecasts scored.
+    pub forecasts: u64,
+    /// Forecast points with an observed value (the latest sample at or before the point, within 5 min).
+    pub points: u64,
+    /// Root-mean-square error over those points, in the series' units; `null` before any.
+    #[schema(required = true)]
+    pub rmse: Option<Number>,
+    /// Share of the observed values inside the 80 % prediction interval (nominal 0.8); `null` without intervals.
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    pub coverage_80: Option<f64>,
+    /// Share inside the 95 % interval (nominal 0.95).
+    #[schema(required = true, minimum = 0, maximum = 1)]
+    pub coverage_95: Option<f64>,
+}
+
+impl ModelScoreBody {
+    /// The body of a model's scores.
+    pub fn of(m: &slamon_domain::scorecard::ModelScore) -> Self {
+        let coverage = m.coverage();
+        Self {
+            model: m.model.clone(),
+            forecasts: m.forecasts,
+            points: m.points,
+            rmse: m.rmse().map(Number),
+            coverage_80: coverage.map(|c| c.0),
+            coverage_95: coverage.map(|c| c.1),
+        }
+    }
+}
+
+/// One scored forecast.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScoredForecastBody {
+    /// When it was computed.
+    #[schema(format = DateTime)]
+    pub computed_at: String,
+    /// Its scores (`forecasts` is 1).
+    #[serde(flatten)]
+    pub score: ModelScoreBody,
+}

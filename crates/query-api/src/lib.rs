@@ -22,7 +22,10 @@ use utoipa_axum::routes;
 
 pub mod bodies;
 
-pub use bodies::{Metadata, MetadataBody, MetricItem, Prediction, PredictionBody, ValuesBody};
+pub use bodies::{
+    ForecastScores, ForecastScoresBody, Metadata, MetadataBody, MetricItem, ModelScoreBody, Prediction, PredictionBody,
+    ValuesBody,
+};
 
 /// Settings of the query API.
 #[derive(Debug, Clone, clap::Args)]
@@ -92,6 +95,7 @@ fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
         .routes(routes!(values))
         .routes(routes!(metadata))
         .routes(routes!(prediction))
+        .routes(routes!(forecast_scores))
         .merge(slamon_web::openapi::document(move || openapi_for(guarded)))
 }
 
@@ -349,6 +353,31 @@ pub async fn prediction(
         .prediction
         .ok_or_else(|| ApiError::BadRequest("Invalid metric id or no prediction found for given id".into()))?;
     Ok(Json(PredictionBody { prediction: Prediction::of(&p) }))
+}
+
+/// `GET /metrics/{id}/forecast-scores`: the SLA metric's forecasts scored against what happened.
+#[utoipa::path(
+    get,
+    path = "/metrics/{id}/forecast-scores",
+    operation_id = "getForecastScores",
+    tag = "metrics",
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{24}$", description = "The metric id")),
+    responses(
+        (status = 200, description = "The forecast scorecard: per model and the latest forecasts", body = ForecastScoresBody),
+        (status = 400, description = "Not a metric id, or no such SLA metric (only SLA metrics have forecasts)",
+            body = ErrorBody, example = json!({"error": "Invalid metric id or no forecast scores found for given id"})),
+        (status = 504, response = slamon_web::openapi::DbUnavailable),
+    ),
+)]
+pub async fn forecast_scores(
+    State(s): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ForecastScoresBody>> {
+    let missing = || ApiError::BadRequest("Invalid metric id or no forecast scores found for given id".into());
+    let Ok(Path(id)) = id else { return Err(missing()) };
+    let id: MetricId = id.parse().map_err(|_| missing())?;
+    let samples = db(s.db_timeout, s.store.sla_samples(&id)).await?.ok_or_else(missing)?;
+    Ok(Json(ForecastScoresBody { forecast_scores: ForecastScores::of(&samples.scoring) }))
 }
 
 #[cfg(test)]

@@ -165,6 +165,60 @@ async fn values_have_the_spec_shape_and_errors_the_spec_messages() {
     assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"error": "No such route"})));
 }
 
+#[tokio::test]
+async fn forecast_scores_of_an_sla_metric_and_the_errors() {
+    use slamon_domain::scorecard::ForecastScoring;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.redb")).unwrap();
+    let l = labels("up", "a");
+    let m = 60_000;
+    // a forecast of 1, 2, 3 at minutes 1..3 against samples of 1, 2, 5: errors 0, 0, 2
+    let mut scoring = ForecastScoring::default();
+    let points = (1..=3).map(|k| Sample::new(k * m, k as f64)).collect();
+    scoring.add_forecast(&slamon_domain::MetricForecastComputed {
+        labels: l.clone(),
+        computed_at_ms: 0,
+        model: "holt_linear".into(),
+        rmse: 0.5,
+        candidates: vec![],
+        points,
+        intervals: vec![],
+        min: 1.0,
+        max: 3.0,
+        avg: 2.0,
+    });
+    let samples = vec![Sample::new(m, 1.0), Sample::new(2 * m, 2.0), Sample::new(3 * m, 5.0)];
+    scoring.score(&samples);
+    let doc = SlaSamplesView { id: l.id(), labels: l.clone(), samples, scoring, applied: Position::new(0, 1) };
+    store.write(vec![Document::SlaSamples(doc)]).await.unwrap();
+    let app = router(AppState {
+        store: Arc::new(store),
+        db_timeout: Duration::from_secs(2),
+        access: slamon_web::auth::Access::open(),
+    });
+    let (status, body) = get(&app, &format!("/metrics/{}/forecast-scores", l.id())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let s = &body["forecast_scores"];
+    let rmse = (4.0f64 / 3.0).sqrt();
+    let mut model = s["models"][0].clone();
+    assert!((model["rmse"].as_f64().unwrap() - rmse).abs() < 1e-12, "{model}");
+    model["rmse"] = json!(null);
+    let expected = json!({"model": "holt_linear", "forecasts": 1, "points": 3, "rmse": null, "coverage_80": null, "coverage_95": null});
+    assert_eq!((s["models"].as_array().unwrap().len(), model), (1, expected));
+    assert_eq!((s["pending"].clone(), s["dropped"].clone()), (json!(0), json!(0)));
+    assert_eq!(s["recent"][0]["computed_at"], "1970-01-01T00:00:00.000Z");
+    assert!((s["recent"][0]["rmse"].as_f64().unwrap() - rmse).abs() < 1e-12);
+    for uri in [
+        "/metrics/0123456789abcdef01234567/forecast-scores",
+        "/metrics/nothex/forecast-scores",
+        "/metrics/%FF/forecast-scores",
+    ] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(body, json!({"error": "Invalid metric id or no forecast scores found for given id"}), "{uri}");
+    }
+}
+
 /// A store that is down: either refuses at once or never answers.
 struct DownStore {
     hang: bool,

@@ -96,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             id: e.id(),
             labels: e.labels.clone(),
             samples: samples.collect(),
+            scoring: Default::default(),
             applied: Position::new(0, 0),
         }));
     }

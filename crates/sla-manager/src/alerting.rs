@@ -10,7 +10,9 @@
 //! - labels: the series' labels (`__name__` as `sla_metric`, colliding names as
 //!   `exported_<name>`, as in `/metrics/prometheus`), `sla_id` and `alertname`;
 //!   annotations: `summary`, `description` (the `/status` or `/future-violations` text),
-//!   the range, and `generatorURL` links to the SLA on the SLA manager's page;
+//!   the range, for a predicted violation `predicted_fire_time` and (when the forecast
+//!   has intervals) `probability` of the breach, and `generatorURL` links to the SLA on
+//!   the SLA manager's page;
 //! - a firing alert is sent when it starts firing and again whenever the last send is
 //!   at least the resend delay old; its `endsAt` is the evaluation time plus 4 × the
 //!   larger of the resend delay and the evaluation interval (so two lost sends do not
@@ -589,8 +591,18 @@ async fn evaluate(s: &AppState, external_url: &str) -> Result<(UnixMillis, Vec<A
     let mut active = Vec::new();
     for (entry, samples) in &entries {
         let metric = slamon_web::db(s.db_timeout, s.store.metric(&entry.id())).await?;
-        let forecast = metric.and_then(|m| m.prediction).map(|p| p.points).unwrap_or_default();
-        active.extend(entry_alerts(entry, samples, &forecast, now, s.lookback, s.absent_after, external_url));
+        let (forecast, intervals) =
+            metric.and_then(|m| m.prediction).map(|p| (p.points, p.intervals)).unwrap_or_default();
+        let mut alerts = entry_alerts(entry, samples, &forecast, now, s.lookback, s.absent_after, external_url);
+        // a predicted violation says how likely it is, when the forecast has intervals
+        let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
+        let probability = slamon_domain::semantics::breach_probability(entry, observed_until, &forecast, &intervals);
+        for a in alerts.iter_mut().filter(|a| a.labels.get("alertname").is_some_and(|n| n == PREDICTED)) {
+            if let Some(p) = probability {
+                a.annotations.insert("probability".into(), format!("{p:.3}"));
+            }
+        }
+        active.extend(alerts);
     }
     Ok((now, active))
 }

@@ -426,6 +426,11 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
     let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
     let probability = breach_probability(&e, observed_until, &forecast, &intervals);
     let prediction = metric.as_ref().and_then(|m| m.prediction.as_ref());
+    let scoring = match db(s.db_timeout, s.store.sla_samples(&e.id())).await {
+        Ok(v) => v.map(|v| v.scoring).unwrap_or_default(),
+        Err(err) => return error_page(err),
+    };
+    let breaches = slamon_domain::scorecard::breach_scores(&scoring.recent, &e.range);
     page(
         &format!("SLA of {}", e.labels.name()),
         html! {
@@ -482,6 +487,25 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
                         }
                     }
                 }
+            }
+            h2 { "Forecast scorecard" }
+            @if scoring.models.is_empty() {
+                p { "No forecast has been scored yet: each is, once its 10 minutes have passed." }
+            } @else {
+                table {
+                    tr { th { "model" } th { "forecasts" } th { "points" } th { "RMSE" } th { "inside 80 %" } th { "inside 95 %" } }
+                    @for m in &scoring.models {
+                        tr { td { (m.model) } td { (m.forecasts) } td { (m.points) }
+                             td { (m.rmse().map(num).unwrap_or_default()) }
+                             td { (m.coverage().map(|c| percent(c.0)).unwrap_or_default()) }
+                             td { (m.coverage().map(|c| percent(c.1)).unwrap_or_default()) } }
+                    }
+                }
+                p { "Breaches of " (range_text(&e)) " in the last " (breaches.forecasts) " scored forecasts: "
+                    (breaches.hits) " predicted and observed, " (breaches.false_alarms) " false alarms, "
+                    (breaches.misses) " missed, " (breaches.quiet) " quiet"
+                    @if let Some(lead) = breaches.mean_lead_minutes { "; predicted " (num(lead)) " min ahead on average" }
+                    "." }
             }
         },
     )

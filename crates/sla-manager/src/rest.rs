@@ -26,7 +26,10 @@ use utoipa_axum::routes;
 
 pub mod bodies;
 
-use bodies::{FutureItem, FutureRun, HistoryItem, PutAnswer, SlaEntryBody, SlaEntryInput, StatusItem, ViolationsItem};
+use bodies::{
+    ForecastScoresItem, FutureItem, FutureRun, HistoryItem, PutAnswer, SlaEntryBody, SlaEntryInput, StatusItem,
+    ViolationsItem,
+};
 
 /// What the handlers share (the alert sender and the web page read it too).
 #[derive(Clone)]
@@ -77,6 +80,7 @@ fn api(guarded: Guarded) -> OpenApiRouter<AppState> {
         .routes(routes!(get_status))
         .routes(routes!(get_violations))
         .routes(routes!(get_future))
+        .routes(routes!(get_forecast_scores))
         // the web page (HTML)
         .routes(routes!(crate::page::overview))
         .routes(routes!(crate::page::sla_page))
@@ -521,6 +525,33 @@ async fn get_future(
             violations,
             prediction_rmse: slamon_web::openapi::Number(prediction.rmse),
             breach_probability: probability,
+        });
+    }
+    Ok(Json(items))
+}
+
+/// `GET /forecast-scores`: every SLA's forecast scorecard (see `/metrics/{id}/forecast-scores` on the
+/// query API for the latest forecasts one by one).
+#[utoipa::path(
+    get,
+    path = "/forecast-scores",
+    operation_id = "getForecastScores",
+    tag = "sla",
+    responses(
+        (status = 200, description = "One item per SLA, in the set's order", body = Vec<ForecastScoresItem>),
+        (status = 400, description = "No SLA set is defined", body = ErrorBody, example = json!({"error": "SLA set not defined"})),
+        (status = 504, response = DbUnavailable),
+    ),
+)]
+async fn get_forecast_scores(State(s): State<AppState>) -> ApiResult<Json<Vec<ForecastScoresItem>>> {
+    let set = current(&s).await?.ok_or_else(|| ApiError::BadRequest("SLA set not defined".into()))?;
+    let mut items = Vec::with_capacity(set.current.entries.len());
+    for e in set.current.entries {
+        let scoring = db(s.db_timeout, s.store.sla_samples(&e.id())).await?.map(|v| v.scoring).unwrap_or_default();
+        items.push(ForecastScoresItem {
+            models: scoring.models.iter().map(slamon_query_api::ModelScoreBody::of).collect(),
+            breaches: slamon_domain::scorecard::breach_scores(&scoring.recent, &e.range).into(),
+            name: e.labels,
         });
     }
     Ok(Json(items))

@@ -366,3 +366,49 @@ pub enum FutureItem {
         error: String,
     },
 }
+
+/// One SLA of `GET /forecast-scores`: how its series' forecasts fared once their horizon had passed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ForecastScoresItem {
+    /// The series' full label set.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub name: Labels,
+    /// Per model, every forecast scored since the first: RMSE and interval coverage.
+    pub models: Vec<slamon_query_api::ModelScoreBody>,
+    /// The breaches the latest scored forecasts (at most 30) predicted against the ones observed, for the
+    /// SLA's current range.
+    pub breaches: BreachScoresBody,
+}
+
+/// Predicted against observed breaches of the range (a forecast predicts one when a point is outside the
+/// range; one is observed when a value observed at a forecast point is).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BreachScoresBody {
+    /// Forecasts scored.
+    pub forecasts: u64,
+    /// Predicted and observed.
+    pub hits: u64,
+    /// Predicted, not observed.
+    pub false_alarms: u64,
+    /// Observed, not predicted.
+    pub misses: u64,
+    /// Neither.
+    pub quiet: u64,
+    /// Of the hits, the mean minutes from the forecast to the first value observed outside the range;
+    /// `null` without hits.
+    #[schema(required = true)]
+    pub mean_lead_minutes: Option<f64>,
+}
+
+impl From<slamon_domain::scorecard::BreachScores> for BreachScoresBody {
+    fn from(b: slamon_domain::scorecard::BreachScores) -> Self {
+        Self {
+            forecasts: b.forecasts,
+            hits: b.hits,
+            false_alarms: b.false_alarms,
+            misses: b.misses,
+            quiet: b.quiet,
+            mean_lead_minutes: b.mean_lead_minutes,
+        }
+    }
+}

@@ -407,7 +407,7 @@ async fn a_down_event_log_is_a_503_and_changes_nothing() {
 #[tokio::test]
 async fn sla_reads_need_a_set() {
     let h = harness(false).await;
-    for uri in ["/status", "/violations", "/future-violations"] {
+    for uri in ["/status", "/violations", "/future-violations", "/forecast-scores"] {
         assert_eq!(call(&h.app, "GET", uri, vec![]).await.1, json!({"error": "SLA set not defined"}), "{uri}");
     }
 }
@@ -436,10 +436,29 @@ async fn status_violations_and_future_violations_from_the_read_models() {
     let mut writes: Vec<Document> = docs
         .into_iter()
         .map(|(i, samples)| {
+            let mut scoring = slamon_domain::scorecard::ForecastScoring::default();
+            if i == 2 {
+                // made at minute 9 of m2's past, it predicted the violation that began a minute later
+                let at = samples[9].ts_ms;
+                scoring.add_forecast(&MetricForecastComputed {
+                    labels: labels(2),
+                    computed_at_ms: at,
+                    model: "arima".into(),
+                    rmse: 1.0,
+                    candidates: vec![],
+                    points: (1..=3).map(|k| Sample::new(at + k * 60_000, 40.0)).collect(),
+                    intervals: vec![],
+                    min: 40.0,
+                    max: 40.0,
+                    avg: 40.0,
+                });
+                scoring.score(&samples);
+            }
             Document::SlaSamples(SlaSamplesView {
                 id: labels(i).id(),
                 labels: labels(i),
                 samples,
+                scoring,
                 applied: Position::new(0, 0),
             })
         })
@@ -498,6 +517,16 @@ async fn status_violations_and_future_violations_from_the_read_models() {
     let list = &v[2]["violation_list"][0];
     assert_eq!((list["duration"].clone(), list["avg_value"].clone()), (json!(5.0), json!(50.0)));
     assert_eq!(list["start_time"], seed_time(now - 19 * 60_000));
+
+    // the scorecard: m2's forecast predicted the breach, observed a minute after it was made
+    let (_, sc, _) = call(&h.app, "GET", "/forecast-scores", vec![]).await;
+    assert_eq!(sc.as_array().unwrap().len(), 5);
+    assert_eq!(sc[0]["models"], json!([]));
+    assert_eq!(
+        sc[2]["breaches"],
+        json!({"forecasts": 1, "hits": 1, "false_alarms": 0, "misses": 0, "quiet": 0, "mean_lead_minutes": 1.0})
+    );
+    assert_eq!(sc[2]["models"][0]["rmse"], 10.0, "errors of 10 at each point");
 
     let (_, f, _) = call(&h.app, "GET", "/future-violations", vec![]).await;
     assert_eq!(f[0], json!({"name": labels(0), "error": "Prediction not available"}));
