@@ -87,7 +87,7 @@ fn main() {
             }
             points += HORIZON;
             sq += rmse(&f.values, actual).powi(2);
-            sq_naive += rmse(&vec![y[origin - 1]; HORIZON], actual).powi(2);
+            sq_naive += rmse(&[y[origin - 1]; HORIZON], actual).powi(2);
             count += 1;
         }
         let c = count.max(1) as f64;
