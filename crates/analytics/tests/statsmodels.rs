@@ -174,8 +174,10 @@ fn selection_reports_every_candidate() {
         let fc = forecast::forecast(&f.x, f.period, 10, 10).unwrap();
         assert_eq!(fc.values.len(), 10);
         assert!(fc.candidates.len() >= 3, "{}: {:?}", f.name, fc.candidates);
-        let best = fc.candidates.iter().filter_map(|c| c.rmse).fold(f64::INFINITY, f64::min);
-        assert_eq!(fc.rmse, best, "{}: the kept model has the lowest hold-out RMSE", f.name);
+        // the kept model reports its own hold-out RMSE (it is chosen by its in-sample
+        // multi-step error when slamon fits it, so not always the lowest hold-out RMSE)
+        let kept = fc.candidates.iter().find(|c| c.model == fc.model).unwrap();
+        assert_eq!(Some(fc.rmse), kept.rmse, "{}: {:?}", f.name, fc.candidates);
     }
 }
 
