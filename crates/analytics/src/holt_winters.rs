@@ -611,7 +611,7 @@ impl HoltWinters {
     }
 
     /// The root-mean-square error of its `k`-step-ahead forecasts, `k = 1..=horizon`,
-    /// made from every origin of `y` after a burn-in of two cycles (or 10 points), with
+    /// made from every origin of `y` after a burn-in of one cycle (or 10 points), with
     /// this fit's parameters and initial states held fixed: `y` must be the series it was
     /// fitted to. These in-sample multi-step errors give the spread of the forecast error
     /// at each step, as in Williams & Goodman (1971), "A simple method for the
@@ -625,7 +625,7 @@ impl HoltWinters {
         let p = prep.problem.unpack(&self.packed);
         let m = self.period.max(1);
         let (mut level, mut trend, mut season, mut j) = (p.l0, p.b0, p.s0, 0usize);
-        let burn = (2 * m).max(10);
+        let burn = m.max(10);
         let mut errors = StepErrors::new(horizon);
         for (t, &obs) in y.iter().enumerate() {
             if t >= burn {
@@ -743,6 +743,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_long_period_still_leaves_origins_to_measure_the_step_errors() {
+        // period 240 in 720 points (a 4-hour cycle in 12 hours at one-minute steps): 245
+        // parameters, so more than 255 origins are needed after the burn-in
+        let y: Vec<f64> = (0..720)
+            .map(|t| 100.0 + 10.0 * (std::f64::consts::TAU * t as f64 / 240.0).sin() + (t % 7) as f64)
+            .collect();
+        let m = HoltWinters::fit(&y, Seasonal::Additive, 240).unwrap();
+        let sd = m.step_errors(&y, 10).expect("step errors of a 240-period fit");
+        assert_eq!(sd.len(), 10);
+        assert!(sd.iter().all(|s| s.is_finite() && *s > 0.0), "{sd:?}");
     }
 
     #[test]

@@ -572,8 +572,11 @@ fn min_probability(params: &[(String, String)]) -> ApiResult<Option<f64>> {
         if min.is_some() {
             return Err(ApiError::BadRequest("min_probability given more than once".into()));
         }
-        let p = value.trim().parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or_else(|| {
-            ApiError::BadRequest(format!("min_probability must be a number from 0 to 1, not `{value}`"))
+        // as written: no trimming, so a value padded with (Unicode) spaces is refused, not guessed at
+        let p = value.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or_else(|| {
+            let shown: String = value.chars().take(40).collect();
+            let more = if value.chars().count() > 40 { "…" } else { "" };
+            ApiError::BadRequest(format!("min_probability must be a number from 0 to 1, not `{shown}{more}`"))
         })?;
         min = Some(p);
     }
