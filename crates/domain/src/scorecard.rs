@@ -57,6 +57,10 @@ pub struct ScoredForecast {
     pub computed_at_ms: i64,
     /// The model that made it.
     pub model: String,
+    /// The value observed when it was made (the latest sample at or before `computed_at_ms`, within
+    /// the lookback): a breach already under way is no prediction.
+    #[serde(default)]
+    pub at_origin: Option<f64>,
     /// Its points with the values observed.
     pub points: Vec<ScoredPoint>,
 }
@@ -165,23 +169,28 @@ impl ForecastScoring {
             .into_iter()
             .partition(|p| p.points.last().is_some_and(|x| x.ts_ms <= last));
         self.pending = pending;
+        // the value an instant query would give at `ts`
+        let observed = |ts: i64| {
+            let at = samples.partition_point(|s| s.ts_ms <= ts);
+            at.checked_sub(1)
+                .map(|i| samples[i])
+                .filter(|s| ts - s.ts_ms <= lookback && !s.value.is_nan())
+                .map(|s| s.value)
+        };
         for p in due {
             let points = p
                 .points
                 .iter()
                 .enumerate()
-                .map(|(k, pt)| {
-                    // the latest sample at or before the point, within the lookback
-                    let at = samples.partition_point(|s| s.ts_ms <= pt.ts_ms);
-                    let actual = at
-                        .checked_sub(1)
-                        .map(|i| samples[i])
-                        .filter(|s| pt.ts_ms - s.ts_ms <= lookback && !s.value.is_nan())
-                        .map(|s| s.value);
-                    ScoredPoint { ts_ms: pt.ts_ms, forecast: pt.value, actual, interval: p.intervals.get(k).copied() }
+                .map(|(k, pt)| ScoredPoint {
+                    ts_ms: pt.ts_ms,
+                    forecast: pt.value,
+                    actual: observed(pt.ts_ms),
+                    interval: p.intervals.get(k).copied(),
                 })
                 .collect();
-            let scored = ScoredForecast { computed_at_ms: p.computed_at_ms, model: p.model, points };
+            let at_origin = observed(p.computed_at_ms);
+            let scored = ScoredForecast { computed_at_ms: p.computed_at_ms, model: p.model, at_origin, points };
             match self.models.iter_mut().find(|m| m.model == scored.model) {
                 Some(m) => m.add(&scored),
                 None => self.models.push(ModelScore::of(&scored)),
@@ -198,6 +207,9 @@ impl ForecastScoring {
 pub struct BreachScores {
     /// Forecasts scored.
     pub forecasts: u64,
+    /// Made while the series was already outside the range: no prediction to score (in none of the
+    /// counts below).
+    pub ongoing: u64,
     /// Predicted a value outside the range, and one was observed within the horizon.
     pub hits: u64,
     /// Predicted one, and none was observed.
@@ -212,12 +224,17 @@ pub struct BreachScores {
 }
 
 /// The breach scores of `forecasts` against `range`: a forecast predicts a breach when one of its points
-/// is outside the range; a breach happened when one of the values observed at its points is.
+/// is outside the range; a breach happened when one of the values observed at its points is. A forecast
+/// made while the series was already outside the range is counted as `ongoing` only.
 pub fn breach_scores(forecasts: &[ScoredForecast], range: &SlaRange) -> BreachScores {
     let mut out = BreachScores::default();
     let mut lead_sum = 0.0;
     for f in forecasts {
         out.forecasts += 1;
+        if f.at_origin.is_some_and(|v| range.violated_by(v)) {
+            out.ongoing += 1;
+            continue;
+        }
         let predicted = f.points.iter().any(|p| range.violated_by(p.forecast));
         let first_breach = f.points.iter().find(|p| p.actual.is_some_and(|a| range.violated_by(a)));
         match (predicted, first_breach) {
@@ -330,6 +347,12 @@ mod tests {
         let b = breach_scores(&s.recent, &range);
         assert_eq!((b.forecasts, b.hits, b.false_alarms, b.misses, b.quiet), (4, 1, 1, 1, 1));
         assert_eq!(b.mean_lead_minutes, Some(3.0));
+        // made while the series was out of the range: ongoing, no lead time
+        let mut s = ForecastScoring::default();
+        s.add_forecast(&forecast(10 * M, "a", &[20.0, 20.0], 1.0));
+        s.score(&scrape(0, 20 * M, |_| 20.0));
+        let b = breach_scores(&s.recent, &range);
+        assert_eq!((b.forecasts, b.ongoing, b.hits, b.mean_lead_minutes), (1, 1, 0, None));
     }
 
     #[test]

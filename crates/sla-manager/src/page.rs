@@ -502,6 +502,7 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
                     }
                 }
                 p { "Breaches of " (range_text(&e)) " in the last " (breaches.forecasts) " scored forecasts: "
+                    (breaches.ongoing) " made while already out of the range, "
                     (breaches.hits) " predicted and observed, " (breaches.false_alarms) " false alarms, "
                     (breaches.misses) " missed, " (breaches.quiet) " quiet"
                     @if let Some(lead) = breaches.mean_lead_minutes { "; predicted " (num(lead)) " min ahead on average" }

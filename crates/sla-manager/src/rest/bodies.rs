@@ -386,6 +386,8 @@ pub struct ForecastScoresItem {
 pub struct BreachScoresBody {
     /// Forecasts scored.
     pub forecasts: u64,
+    /// Made while the series was already outside the range (in none of the counts below).
+    pub ongoing: u64,
     /// Predicted and observed.
     pub hits: u64,
     /// Predicted, not observed.
@@ -404,6 +406,7 @@ impl From<slamon_domain::scorecard::BreachScores> for BreachScoresBody {
     fn from(b: slamon_domain::scorecard::BreachScores) -> Self {
         Self {
             forecasts: b.forecasts,
+            ongoing: b.ongoing,
             hits: b.hits,
             false_alarms: b.false_alarms,
             misses: b.misses,

@@ -524,7 +524,7 @@ async fn status_violations_and_future_violations_from_the_read_models() {
     assert_eq!(sc[0]["models"], json!([]));
     assert_eq!(
         sc[2]["breaches"],
-        json!({"forecasts": 1, "hits": 1, "false_alarms": 0, "misses": 0, "quiet": 0, "mean_lead_minutes": 1.0})
+        json!({"forecasts": 1, "ongoing": 0, "hits": 1, "false_alarms": 0, "misses": 0, "quiet": 0, "mean_lead_minutes": 1.0})
     );
     assert_eq!(sc[2]["models"][0]["rmse"], 10.0, "errors of 10 at each point");
 
