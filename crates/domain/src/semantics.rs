@@ -341,7 +341,7 @@ pub fn future_violations(
 }
 
 /// The probability, in `[0, 1]`, that the series is outside `entry`'s range at one or more of the
-/// forecast points after the last observed sample (`observed_until_ms`), under the forecast's
+/// forecast points after the last of the `observed` samples (as [`future_violations`]), under the forecast's
 /// distribution: point `k` is normal with mean `forecast[k].value` and the standard deviation its
 /// 95 % interval implies ([`PredictionInterval::std_dev`]).
 ///
@@ -355,10 +355,10 @@ pub fn future_violations(
 /// (as a NaN sample), a ±Inf one always does.
 ///
 /// `None` when the forecast has no intervals (`intervals.len() != forecast.len()`) or no point after
-/// `observed_until_ms`.
+/// the observed samples.
 pub fn breach_probability(
     entry: &SlaEntry,
-    observed_until_ms: i64,
+    observed: &[Sample],
     forecast: &[Sample],
     intervals: &[PredictionInterval],
 ) -> Option<f64> {
@@ -366,6 +366,7 @@ pub fn breach_probability(
     if intervals.len() != forecast.len() {
         return None;
     }
+    let observed_until_ms = observed.last().map_or(i64::MIN, |s| s.ts_ms);
     let (min, max) = (entry.range.min, entry.range.max);
     // z must stay in [low, high] for the path to stay inside
     let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
@@ -438,7 +439,7 @@ mod tests {
         let e = entry(2); // range [0, 10]
         let p = |values: &[f64], sd: &[f64]| {
             let f = minutes(values);
-            breach_probability(&e, -1, &f, &normal(&f, sd)).unwrap()
+            breach_probability(&e, &[], &f, &normal(&f, sd)).unwrap()
         };
         // far inside: near 0; far outside: near 1; on the bound: one half
         assert!(p(&[5.0, 5.0, 5.0], &[0.1, 0.2, 0.3]) < 1e-9);
@@ -466,10 +467,10 @@ mod tests {
         let e = entry(2);
         let f = minutes(&[20.0, 5.0]);
         let i = normal(&f, &[1.0, 1.0]);
-        assert_eq!(breach_probability(&e, -1, &f, &[]), None, "a forecast of schema v1 has none");
-        assert_eq!(breach_probability(&e, M, &f, &i), None, "nothing after the observed");
+        assert_eq!(breach_probability(&e, &[], &f, &[]), None, "a forecast of schema v1 has none");
+        assert_eq!(breach_probability(&e, &[Sample::new(M, 5.0)], &f, &i), None, "nothing after the observed");
         // the first point is already observed: only the second counts
-        assert!(breach_probability(&e, 0, &f, &i).unwrap() < 1e-5);
+        assert!(breach_probability(&e, &[Sample::new(0, 5.0)], &f, &i).unwrap() < 1e-5);
     }
 
     #[test]

@@ -277,13 +277,22 @@ fn next_link(params: &[(String, String)], last: &MetricId) -> String {
 /// The series of `id` (a path segment axum could not decode, such as invalid UTF-8, is
 /// no id: the same JSON 400, not axum's plain-text rejection).
 async fn find(s: &AppState, id: Result<Path<String>, PathRejection>, what: &str) -> ApiResult<MetricView> {
-    let missing = || ApiError::BadRequest(format!("Invalid metric id or no {what} found for given id"));
-    let Ok(Path(id)) = id else { return Err(missing()) };
-    let id: MetricId = id.parse().map_err(|_| missing())?;
+    let id = metric_id(id, what)?;
     match db(s.db_timeout, s.store.metric(&id)).await? {
         Some(m) if !m.removed => Ok(m),
-        _ => Err(missing()),
+        _ => Err(missing(what)),
     }
+}
+
+/// The seed's 400 for an id with no `what`: `Invalid metric id or no {what} found for given id`.
+fn missing(what: &str) -> ApiError {
+    ApiError::BadRequest(format!("Invalid metric id or no {what} found for given id"))
+}
+
+/// The metric id of the path; [`missing`] when it is none (not UTF-8, not 24 hex digits).
+fn metric_id(id: Result<Path<String>, PathRejection>, what: &str) -> ApiResult<MetricId> {
+    let Ok(Path(id)) = id else { return Err(missing(what)) };
+    id.parse().map_err(|_| missing(what))
 }
 
 /// `GET /metrics/{id}/values`: the window statistics of a series.
@@ -302,7 +311,7 @@ async fn find(s: &AppState, id: Result<Path<String>, PathRejection>, what: &str)
 )]
 pub async fn values(State(s): State<AppState>, id: Result<Path<String>, PathRejection>) -> ApiResult<Json<ValuesBody>> {
     let m = find(&s, id, "values").await?;
-    let v = m.values.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no values found for given id".into()))?;
+    let v = m.values.ok_or_else(|| missing("values"))?;
     Ok(Json(ValuesBody::of(&v)))
 }
 
@@ -325,8 +334,7 @@ pub async fn metadata(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<MetadataBody>> {
     let m = find(&s, id, "metadata").await?;
-    let md =
-        m.metadata.ok_or_else(|| ApiError::BadRequest("Invalid metric id or no metadata found for given id".into()))?;
+    let md = m.metadata.ok_or_else(|| missing("metadata"))?;
     Ok(Json(MetadataBody { metadata: Metadata::of(&md) }))
 }
 
@@ -349,9 +357,7 @@ pub async fn prediction(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<PredictionBody>> {
     let m = find(&s, id, "prediction").await?;
-    let p = m
-        .prediction
-        .ok_or_else(|| ApiError::BadRequest("Invalid metric id or no prediction found for given id".into()))?;
+    let p = m.prediction.ok_or_else(|| missing("prediction"))?;
     Ok(Json(PredictionBody { prediction: Prediction::of(&p) }))
 }
 
@@ -373,10 +379,9 @@ pub async fn forecast_scores(
     State(s): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<ForecastScoresBody>> {
-    let missing = || ApiError::BadRequest("Invalid metric id or no forecast scores found for given id".into());
-    let Ok(Path(id)) = id else { return Err(missing()) };
-    let id: MetricId = id.parse().map_err(|_| missing())?;
-    let samples = db(s.db_timeout, s.store.sla_samples(&id)).await?.ok_or_else(missing)?;
+    let what = "forecast scores";
+    let id = metric_id(id, what)?;
+    let samples = db(s.db_timeout, s.store.sla_samples(&id)).await?.ok_or_else(|| missing(what))?;
     Ok(Json(ForecastScoresBody { forecast_scores: ForecastScores::of(&samples.scoring) }))
 }
 

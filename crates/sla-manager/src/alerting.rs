@@ -595,8 +595,7 @@ async fn evaluate(s: &AppState, external_url: &str) -> Result<(UnixMillis, Vec<A
             metric.and_then(|m| m.prediction).map(|p| (p.points, p.intervals)).unwrap_or_default();
         let mut alerts = entry_alerts(entry, samples, &forecast, now, s.lookback, s.absent_after, external_url);
         // a predicted violation says how likely it is, when the forecast has intervals
-        let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
-        let probability = slamon_domain::semantics::breach_probability(entry, observed_until, &forecast, &intervals);
+        let probability = slamon_domain::semantics::breach_probability(entry, samples, &forecast, &intervals);
         for a in alerts.iter_mut().filter(|a| a.labels.get("alertname").is_some_and(|n| n == PREDICTED)) {
             if let Some(p) = probability {
                 a.annotations.insert("probability".into(), format!("{p:.3}"));

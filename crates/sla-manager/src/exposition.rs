@@ -161,8 +161,7 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
             for p in &prediction.points {
                 forecast.add(&labels, &[("horizon_seconds", &((p.ts_ms - origin) / 1000).to_string())], p.value);
             }
-            let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
-            if let Some(p) = breach_probability(entry, observed_until, &prediction.points, &prediction.intervals) {
+            if let Some(p) = breach_probability(entry, samples, &prediction.points, &prediction.intervals) {
                 breach.add(&labels, &[], p);
             }
             let upcoming = future_violations(entry, samples, &prediction.points, s.lookback);

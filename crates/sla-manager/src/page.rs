@@ -21,6 +21,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use plotters::prelude::*;
+use slamon_domain::scorecard::ForecastScoring;
 use slamon_domain::semantics::{
     breach_probability, future_violations, status, violation_runs, violations, Run, SlaState,
 };
@@ -314,25 +315,35 @@ fn legend() -> Markup {
     }
 }
 
-/// An SLA of the current set, its samples, its forecast's points and intervals, and its series' read model.
-type Entry = (SlaEntry, Vec<Sample>, (Vec<Sample>, Vec<PredictionInterval>), Option<MetricView>);
+/// An SLA of the current set with what its pages show.
+struct Entry {
+    sla: SlaEntry,
+    samples: Vec<Sample>,
+    /// Its forecast's points and their intervals (empty without a forecast).
+    forecast: Vec<Sample>,
+    intervals: Vec<PredictionInterval>,
+    scoring: ForecastScoring,
+    /// Its series' read model.
+    metric: Option<MetricView>,
+}
 
-/// The current set's entries with their samples and forecasts; `None` without a set.
+/// The current set's entries with their samples, forecasts and scorecards; `None` without a set.
 async fn entries(s: &AppState) -> Result<Option<Vec<Entry>>, ApiError> {
-    let set = match crate::rest::set_with_samples(s).await {
+    let set = match crate::rest::set_with_views(s).await {
         Ok(set) => set,
         Err(ApiError::BadRequest(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut out = Vec::with_capacity(set.len());
-    for (entry, samples) in set {
-        let metric = db(s.db_timeout, s.store.metric(&entry.id())).await?;
-        let forecast = metric
+    for (sla, view) in set {
+        let metric = db(s.db_timeout, s.store.metric(&sla.id())).await?;
+        let (forecast, intervals) = metric
             .as_ref()
             .and_then(|m| m.prediction.as_ref())
             .map(|p| (p.points.clone(), p.intervals.clone()))
             .unwrap_or_default();
-        out.push((entry, samples, forecast, metric));
+        let (samples, scoring) = view.map(|v| (v.samples, v.scoring)).unwrap_or_default();
+        out.push(Entry { sla, samples, forecast, intervals, scoring, metric });
     }
     Ok(Some(out))
 }
@@ -362,14 +373,13 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Response {
             },
         );
     };
-    let reports: Vec<_> =
-        set.iter().map(|(e, samples, _, _)| status(e, samples, now, s.lookback, s.absent_after)).collect();
+    let reports: Vec<_> = set.iter().map(|x| status(&x.sla, &x.samples, now, s.lookback, s.absent_after)).collect();
     page(
         "SLAs",
         html! {
             table {
                 tr { th { "SLA" } th { "allowed range" } th { "for" } th { "state" } th { "description" } }
-                @for ((e, _, _, _), st) in set.iter().zip(&reports) {
+                @for (e, st) in set.iter().map(|x| &x.sla).zip(&reports) {
                     tr {
                         td { a href={ "/sla/" (e.id()) } { (labels_markup(&e.labels)) } }
                         td { (range_text(e)) }
@@ -380,13 +390,13 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Response {
                 }
             }
             (legend())
-            @for ((e, samples, forecast, _), st) in set.iter().zip(&reports) {
+            @for (x, st) in set.iter().zip(&reports) {
                 section.card {
                     h2 {
-                        a href={ "/sla/" (e.id()) } { (labels_markup(&e.labels)) } " "
+                        a href={ "/sla/" (x.sla.id()) } { (labels_markup(&x.sla.labels)) } " "
                         span class={ "state " (state_text(st.state)) } { (state_text(st.state)) }
                     }
-                    (PreEscaped(chart(e, samples, &forecast.0, &forecast.1, now, s.lookback, CHART_SPAN, (1100, 260))))
+                    (PreEscaped(chart(&x.sla, &x.samples, &x.forecast, &x.intervals, now, s.lookback, CHART_SPAN, (1100, 260))))
                 }
             }
         },
@@ -416,20 +426,16 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
         Ok(set) => set.unwrap_or_default(),
         Err(e) => return error_page(e),
     };
-    let Some((e, samples, forecast, metric)) = set.into_iter().find(|(e, ..)| e.id().to_string() == id) else {
+    let Some(Entry { sla: e, samples, forecast, intervals, scoring, metric }) =
+        set.into_iter().find(|x| x.sla.id().to_string() == id)
+    else {
         return error_page(ApiError::NotFound(format!("No SLA with id {id} in the current SLA set")));
     };
     let st = status(&e, &samples, now, s.lookback, s.absent_after);
     let report = violations(&e, &samples, now, s.lookback);
-    let (forecast, intervals) = forecast;
     let future = future_violations(&e, &samples, &forecast, s.lookback);
-    let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
-    let probability = breach_probability(&e, observed_until, &forecast, &intervals);
+    let probability = breach_probability(&e, &samples, &forecast, &intervals);
     let prediction = metric.as_ref().and_then(|m| m.prediction.as_ref());
-    let scoring = match db(s.db_timeout, s.store.sla_samples(&e.id())).await {
-        Ok(v) => v.map(|v| v.scoring).unwrap_or_default(),
-        Err(err) => return error_page(err),
-    };
     let breaches = slamon_domain::scorecard::breach_scores(&scoring.recent, &e.range);
     page(
         &format!("SLA of {}", e.labels.name()),

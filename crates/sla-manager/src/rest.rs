@@ -13,8 +13,8 @@ use serde_json::Value;
 use slamon_domain::semantics::{breach_probability, future_violations, status, violations};
 use slamon_domain::sla::validate_sla_set;
 use slamon_domain::{
-    DocKey, Document, Event, EventEnvelope, Labels, ReadModelStore, Sample, SlaEntry, SlaSetDefined, SlaSetView,
-    UnixMillis,
+    DocKey, Document, Event, EventEnvelope, Labels, ReadModelStore, Sample, SlaEntry, SlaSamplesView, SlaSetDefined,
+    SlaSetView, UnixMillis,
 };
 use slamon_events::Publisher;
 use slamon_query_api::MetricItem;
@@ -427,11 +427,21 @@ fn etag(version: u64) -> HeaderValue {
 
 /// The current set and, for each entry, its recent samples.
 pub(crate) async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, Vec<Sample>)>> {
+    let set = set_with_views(s).await?;
+    Ok(set.into_iter().map(|(e, view)| (e, view.map(|v| v.samples).unwrap_or_default())).collect())
+}
+
+/// The current set's entries, each with its SLA samples document (samples and forecast scorecard),
+/// `None` when the projection has none yet.
+///
+/// # Errors
+/// 400 `SLA set not defined`; the store's errors.
+pub(crate) async fn set_with_views(s: &AppState) -> ApiResult<Vec<(SlaEntry, Option<SlaSamplesView>)>> {
     let set = current(s).await?.ok_or_else(|| ApiError::BadRequest("SLA set not defined".into()))?;
     let mut out = Vec::with_capacity(set.current.entries.len());
     for e in set.current.entries {
-        let samples = db(s.db_timeout, s.store.sla_samples(&e.id())).await?.map(|v| v.samples).unwrap_or_default();
-        out.push((e, samples));
+        let view = db(s.db_timeout, s.store.sla_samples(&e.id())).await?;
+        out.push((e, view));
     }
     Ok(out)
 }
@@ -513,8 +523,7 @@ async fn get_future(
             items.push(FutureItem::Unavailable { name: e.labels, error: "Prediction not available".into() });
             continue;
         };
-        let observed_until = samples.last().map_or(i64::MIN, |x| x.ts_ms);
-        let probability = breach_probability(&e, observed_until, &prediction.points, &prediction.intervals);
+        let probability = breach_probability(&e, &samples, &prediction.points, &prediction.intervals);
         let violations = future_violations(&e, &samples, &prediction.points, s.lookback)
             .iter()
             .filter(|_| min_probability.is_none_or(|min| probability.is_some_and(|p| p >= min)))
@@ -544,10 +553,9 @@ async fn get_future(
     ),
 )]
 async fn get_forecast_scores(State(s): State<AppState>) -> ApiResult<Json<Vec<ForecastScoresItem>>> {
-    let set = current(&s).await?.ok_or_else(|| ApiError::BadRequest("SLA set not defined".into()))?;
-    let mut items = Vec::with_capacity(set.current.entries.len());
-    for e in set.current.entries {
-        let scoring = db(s.db_timeout, s.store.sla_samples(&e.id())).await?.map(|v| v.scoring).unwrap_or_default();
+    let mut items = Vec::new();
+    for (e, view) in set_with_views(&s).await? {
+        let scoring = view.map(|v| v.scoring).unwrap_or_default();
         items.push(ForecastScoresItem {
             models: scoring.models.iter().map(slamon_query_api::ModelScoreBody::of).collect(),
             breaches: slamon_domain::scorecard::breach_scores(&scoring.recent, &e.range).into(),
