@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use reqwest::Url;
-use slamon_domain::{EventLog, PortError, ReadModelStore, RebuildableStore, PROJECTOR_GROUP, TOPIC};
+use slamon_domain::{
+    EventLog, PortError, ReadModelStore, RebuildableStore, DEFAULT_ETL_SLOTS, ETL_GROUP, PROJECTOR_GROUP, TOPIC,
+};
 use slamon_embedded::{EmbeddedLog, EmbeddedStore, LogRetention};
 use slamon_events::{EventCodec, Publisher};
 use slamon_registry::{Compatibility, Registry};
@@ -29,6 +31,9 @@ pub enum Error {
     /// A topic cannot be created (or Kafka cannot be reached).
     #[error("cannot create topic {topic} on {servers}: {source}")]
     Topic { topic: String, servers: String, source: PortError },
+    /// A consumer group cannot be joined (or Kafka cannot be reached).
+    #[error("cannot join consumer group {group} on {servers}: {source}")]
+    Group { group: String, servers: String, source: PortError },
     /// The event codec cannot be built or the schemas cannot be registered.
     #[error("event codec: {0}")]
     Codec(#[from] slamon_events::Error),
@@ -139,6 +144,15 @@ pub struct Settings {
     /// The projector's consumer group.
     #[arg(long, env = "SLAMON_PROJECTOR_GROUP", default_value = PROJECTOR_GROUP)]
     pub projector_group: String,
+    /// The consumer group through which ETL instances share the series (with Kafka).
+    #[arg(long, env = "SLAMON_ETL_GROUP", default_value = ETL_GROUP)]
+    pub etl_group: String,
+    /// Slots of the metric-id hash shared by the ETL instances: the partitions of the
+    /// coordination topic `<topic>.etl-slots`, made by `init` (or by the first ETL), so
+    /// at most this many ETL instances share the work. An existing topic keeps its count.
+    #[arg(long, env = "SLAMON_ETL_SLOTS", default_value_t = DEFAULT_ETL_SLOTS,
+        value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub etl_slots: u32,
     /// Where events are kept.
     #[arg(long, env = "SLAMON_EVENT_LOG", value_enum, default_value_t = EventLogKind::Embedded)]
     pub event_log: EventLogKind,
@@ -646,7 +660,53 @@ impl Backends {
             )?;
             tracing::info!(topic, created, partitions, replication, "topic ready");
         }
+        self.ensure_etl_slots_topic(&config, replication).await?;
         self.check_retention(&config, topic, allow_limited_retention).await
+    }
+
+    /// Creates the ETL's coordination topic with [`Settings::etl_slots`] partitions
+    /// unless it exists (its own retention: nothing is written to it).
+    async fn ensure_etl_slots_topic(&self, config: &slamon_kafka::KafkaConfig, replication: i32) -> Result<()> {
+        let topic = slamon_domain::etl_slots_topic(&self.settings.topic);
+        let slots = self.settings.etl_slots;
+        let created =
+            slamon_kafka::ensure_topic(config, &topic, slots as i32, replication, &[]).await.map_err(|source| {
+                Error::Topic { topic: topic.clone(), servers: config.bootstrap_servers.clone(), source }
+            })?;
+        tracing::info!(topic, created, slots, replication, "ETL slots topic ready");
+        Ok(())
+    }
+
+    /// Membership of this ETL instance in the group that shares the series among ETL
+    /// instances (SPEC §11): `None` with the embedded log (one process, every series).
+    /// Makes the coordination topic when `init` did not (replication 1).
+    ///
+    /// # Errors
+    /// [`Error::Topic`] when Kafka cannot be reached or refuses the topic or the group.
+    pub async fn etl_slot_group(&self) -> Result<Option<slamon_kafka::SlotGroup>> {
+        if self.settings.event_log != EventLogKind::Kafka {
+            return Ok(None);
+        }
+        let config = self.settings.kafka();
+        self.ensure_etl_slots_topic(&config, 1).await?;
+        let topic = slamon_domain::etl_slots_topic(&self.settings.topic);
+        let group =
+            slamon_kafka::SlotGroup::join(&config, &self.settings.etl_group, &topic).await.map_err(|source| {
+                Error::Group {
+                    group: self.settings.etl_group.clone(),
+                    servers: config.bootstrap_servers.clone(),
+                    source,
+                }
+            })?;
+        if group.slots() != self.settings.etl_slots {
+            tracing::warn!(
+                topic,
+                slots = group.slots(),
+                configured = self.settings.etl_slots,
+                "the ETL slots topic has another partition count than SLAMON_ETL_SLOTS: its own count is used"
+            );
+        }
+        Ok(Some(group))
     }
 
     /// Says, and refuses unless `allow`, when the event topic would lose history.

@@ -145,6 +145,18 @@ impl MetricId {
     pub fn bytes(&self) -> [u8; 12] {
         self.0
     }
+
+    /// The slot of the series among `slots` (`0..slots`) when ETL instances share the
+    /// series (SPEC §9): the first 8 bytes of the id, big-endian, modulo `slots`. The id
+    /// is a SHA-256 prefix, so the slots get even shares of any set of series.
+    ///
+    /// # Panics
+    /// When `slots` is 0.
+    pub fn slot(&self, slots: u32) -> u32 {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&self.0[..8]);
+        (u64::from_be_bytes(head) % u64::from(slots)) as u32
+    }
 }
 
 impl fmt::Display for MetricId {
@@ -191,6 +203,19 @@ mod tests {
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    #[test]
+    fn slots_are_the_id_head_modulo_and_evenly_shared() {
+        let id: MetricId = "0000000000000103ffffffff".parse().unwrap();
+        assert_eq!(id.slot(16), 0x103 % 16);
+        assert_eq!(id.slot(1), 0);
+        let mut counts = [0u32; 16];
+        for i in 0..16_000 {
+            counts[labels(&[("__name__", "m"), ("i", &i.to_string())]).id().slot(16) as usize] += 1;
+        }
+        // 1 000 expected per slot: a binomial's σ is about 31
+        assert!(counts.iter().all(|c| (850..1150).contains(c)), "{counts:?}");
     }
 
     #[test]

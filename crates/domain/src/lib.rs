@@ -38,6 +38,18 @@ pub const DLQ_TOPIC: &str = "prometheusdata.dlq";
 pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
+/// The consumer group through which ETL instances share the series (SPEC §11).
+pub const ETL_GROUP: &str = "slamon-etl";
+/// Slots of the metric-id hash by default: the partitions of the ETL's coordination
+/// topic, so at most this many ETL instances share the work.
+pub const DEFAULT_ETL_SLOTS: u32 = 16;
+
+/// The ETL's coordination topic of a topic: `<topic>.etl-slots` (its partitions are the
+/// slots; nothing is written to it).
+pub fn etl_slots_topic(topic: &str) -> String {
+    format!("{topic}.etl-slots")
+}
+
 /// The aggregate key of SLA set events.
 pub const SLA_KEY: &str = "sla";
 

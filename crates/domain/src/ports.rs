@@ -376,6 +376,16 @@ pub trait MetricSource: Send + Sync {
     /// [`PortError::Unavailable`] when the source is unreachable or answers 5xx/429; [`PortError::Other`]
     /// when it rejects the query or answers something that is not the Prometheus HTTP API.
     async fn series(&self) -> PortResult<SeriesList>;
+    /// Every series with a sample since `start_ms` (milliseconds since the epoch): a
+    /// longer lookback than [`MetricSource::series`], to know the series that stopped
+    /// reporting lately. By default the same as `series`.
+    ///
+    /// # Errors
+    /// As [`MetricSource::series`].
+    async fn series_since(&self, start_ms: i64) -> PortResult<SeriesList> {
+        let _ = start_ms;
+        self.series().await
+    }
     /// Window statistics at `at_ms` of every series named `metric_name`.
     /// One `(labels, aggregate)` per series with a sample in the window ending at `at_ms` (milliseconds
     /// since the Unix epoch).
@@ -389,6 +399,26 @@ pub trait MetricSource: Send + Sync {
         window: Window,
         at_ms: i64,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>>;
+    /// Window statistics at `at_ms` of `series`, all named `metric_name` (the share of
+    /// the name's series one ETL instance owns): a row for each of them with a sample in
+    /// the window; rows of other series of the name may come too (the caller keeps the
+    /// ones it asked for). By default [`MetricSource::window_stats`] of the whole name,
+    /// filtered.
+    ///
+    /// # Errors
+    /// As [`MetricSource::window_stats`].
+    async fn window_stats_of(
+        &self,
+        metric_name: &str,
+        series: &[Labels],
+        window: Window,
+        at_ms: i64,
+    ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        let wanted: std::collections::HashSet<&Labels> = series.iter().collect();
+        let mut rows = self.window_stats(metric_name, window, at_ms).await?;
+        rows.retain(|(labels, _)| wanted.contains(labels));
+        Ok(rows)
+    }
     /// Raw samples of one series with timestamps in `(after_ms, at_ms]`, oldest first.
     ///
     /// # Errors

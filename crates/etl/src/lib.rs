@@ -7,14 +7,22 @@
 //! A failed append is retried with backoff and never dropped silently. After a restart
 //! the first cycle emits the whole SLA window again; the projection merges samples by
 //! timestamp, so nothing is counted twice.
+//!
+//! On Kafka, several instances share the series ([`slots`]): each computes only the
+//! series of the metric-id hash slots its consumer group assigns it. A slot that moves
+//! to another instance has its SLA window emitted again by the new owner (merged, not
+//! doubled), and the series that stopped reporting lately are learnt from a longer
+//! series listing, so their removal is still announced.
 
 pub mod analysis;
 mod metrics;
 mod sla_client;
+pub mod slots;
 
 pub use metrics::EtlMetrics;
 pub use sla_client::SlaClient;
 pub use slamon_web::{exporter, render};
+pub use slots::{Owned, Ownership};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -357,13 +365,21 @@ impl App {
             };
             SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'), token.as_deref())?
         };
+        let ownership = match backends.etl_slot_group().await? {
+            Some(group) => {
+                tracing::info!(slots = group.slots(), "sharing the series with the other ETL instances of the group");
+                Ownership::of_group(group)
+            }
+            None => Ownership::All,
+        };
         let etl = Etl::new(
             config.source.open()?,
             backends.publisher()?,
             sla,
             config.etl_config(),
             EtlMetrics::new(backends.metrics()).map_err(slamon_backends::Error::from)?,
-        );
+        )
+        .with_ownership(ownership);
         Ok(App { etl, exporter, metrics: backends.metrics().clone() })
     }
 
@@ -436,6 +452,8 @@ impl Default for EtlConfig {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CycleReport {
     pub series: usize,
+    /// Series of this instance's slots (all of `series` for a single instance).
+    pub owned_series: usize,
     pub aggregates: usize,
     pub sla_metrics: usize,
     pub samples: usize,
@@ -471,6 +489,10 @@ pub struct Etl {
     /// The SLA set whose samples and forecasts were last published: the one the cycles
     /// keep using while the SLA manager does not answer.
     sla_set: Option<Vec<SlaEntry>>,
+    /// Where this instance learns its share of the series.
+    ownership: Ownership,
+    /// The slots this instance's state (`last_seen`, `cursors`, `periods`, `sla_set`) is of.
+    owned: Owned,
 }
 
 impl Etl {
@@ -491,7 +513,16 @@ impl Etl {
             cursors: HashMap::new(),
             periods: Arc::default(),
             sla_set: None,
+            ownership: Ownership::All,
+            owned: Owned::none(1),
         }
+    }
+
+    /// Computes only the series `ownership` gives this instance (by default every one).
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.owned = Owned::none(ownership.slot_count());
+        self.ownership = ownership;
+        self
     }
 
     /// Replaces the clock of the cycles (tests).
@@ -544,6 +575,7 @@ impl Etl {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             periods: self.periods.clone(),
+            ownership: self.ownership.clone(),
         }
     }
 
@@ -559,8 +591,15 @@ impl Etl {
 
     /// One cycle at the current time.
     pub async fn cycle(&mut self, cancel: &CancellationToken) -> Result<CycleReport, EtlError> {
-        let at = (self.config.clock)();
         let mut report = CycleReport::default();
+        // a rebalance moves slots within seconds: wait for it rather than skip the cycle
+        let Some(owned) = self.ownership.settled(self.config.period / 2).await else {
+            self.metrics.unassigned_cycles.inc();
+            tracing::warn!("the ETL's slots are being assigned (a rebalance of its group): no series this cycle");
+            return Ok(report);
+        };
+        let at = (self.config.clock)();
+        self.take_ownership(owned, at).await;
         let SeriesList { series, partial } = self.source.series().await.map_err(|e| {
             self.metrics.source_failures.inc();
             EtlError::ListSeries(e)
@@ -572,9 +611,16 @@ impl Etl {
             self.metrics.partial_series_lists.inc();
             tracing::warn!(series = series.len(), "the series list may be partial: no series is removed this cycle");
         }
+        let owned: Vec<Labels> = if self.owned.is_all() {
+            series.clone()
+        } else {
+            series.iter().filter(|l| self.owned.owns(&l.id())).cloned().collect()
+        };
+        report.owned_series = owned.len();
+        self.metrics.owned_series.set(owned.len() as i64);
 
-        let mut events = self.aggregates(&series, at, &mut report).await;
-        events.extend(self.removals(&series, partial, at, &mut report));
+        let mut events = self.aggregates(&series, &owned, at, &mut report).await;
+        events.extend(self.removals(&owned, partial, at, &mut report));
         self.publish(events, cancel).await?;
 
         self.export_source_counters();
@@ -610,7 +656,8 @@ impl Etl {
         }
     }
 
-    /// The new raw samples and the forecast of every SLA metric of `entries`, published.
+    /// The new raw samples and the forecast of every SLA metric of `entries` this
+    /// instance owns, published.
     async fn sla_pass(
         &mut self,
         entries: Vec<SlaEntry>,
@@ -618,13 +665,60 @@ impl Etl {
         report: &mut CycleReport,
         cancel: &CancellationToken,
     ) -> Result<(), EtlError> {
-        let (mut events, cursors) = self.sla_samples(&entries, at, report).await;
-        events.extend(self.forecasts(&entries, at, report).await);
+        let mine: Vec<SlaEntry> = entries.iter().filter(|e| self.owned.owns(&e.id())).cloned().collect();
+        let (mut events, cursors) = self.sla_samples(&mine, at, report).await;
+        events.extend(self.forecasts(&mine, at, report).await);
         self.publish(events, cancel).await?;
-        self.cursors.retain(|id, _| entries.iter().any(|e| &e.id() == id));
+        self.cursors.retain(|id, _| mine.iter().any(|e| &e.id() == id));
         self.cursors.extend(cursors);
         self.sla_set = Some(entries);
         Ok(())
+    }
+
+    /// Makes `owned` the slots of this instance's state: what it kept of the slots it no
+    /// longer owns is forgotten (their new owner computes them; a slot that comes back
+    /// has its SLA window emitted again, which the projection merges), and for the slots
+    /// it acquires, every series with a sample in the last 12 h counts as seen now, so a
+    /// series that stopped reporting before this instance listed it is still announced
+    /// as removed, `removed_after` from now. That includes every slot at the first
+    /// cycle: after a restart too.
+    async fn take_ownership(&mut self, owned: Owned, at: i64) {
+        if owned == self.owned {
+            return;
+        }
+        let acquired = owned.acquired_since(&self.owned);
+        tracing::info!(
+            owned = owned.count(),
+            slots = owned.slot_count(),
+            acquired = acquired.count(),
+            "ETL slots taken"
+        );
+        self.metrics.owned_slots.set(i64::from(owned.count()));
+        self.metrics.slots.set(i64::from(owned.slot_count()));
+        self.last_seen.retain(|id, _| owned.owns(id));
+        self.cursors.retain(|id, _| owned.owns(id));
+        self.periods.lock().expect("periods lock").retain(|id, _| owned.owns(id));
+        self.owned = owned;
+        if acquired.count() == 0 {
+            return;
+        }
+        match self.source.series_since(at - Window::H12.millis()).await {
+            Ok(list) => {
+                let mut seeded = 0;
+                for labels in list.series {
+                    let id = labels.id();
+                    if acquired.owns(&id) && !self.last_seen.contains_key(&id) {
+                        self.last_seen.insert(id, (labels, at));
+                        seeded += 1;
+                    }
+                }
+                tracing::debug!(seeded, "series of the acquired slots seen in the last 12 h");
+            }
+            Err(e) => {
+                self.metrics.source_failures.inc();
+                tracing::warn!(error = %e, "cannot list the series of the last 12 h: a series of the acquired slots that stopped reporting before this cycle is not announced as removed");
+            }
+        }
     }
 
     /// Between cycles: when the SLA set differs from the one last published for, the
@@ -640,9 +734,12 @@ impl Etl {
                 return None;
             }
         };
-        if self.sla_set.as_ref() == Some(&entries) {
+        // the slots as they are now: an SLA metric of a slot just acquired is computed at once
+        let owned = self.ownership.current()?;
+        if self.sla_set.as_ref() == Some(&entries) && owned == self.owned {
             return None;
         }
+        self.take_ownership(owned, (self.config.clock)()).await;
         let mut report = CycleReport::default();
         let started = Instant::now();
         match self.sla_pass(entries, (self.config.clock)(), &mut report, cancel).await {
@@ -657,16 +754,42 @@ impl Etl {
         }
     }
 
-    async fn aggregates(&self, series: &[Labels], at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {
-        let mut names: Vec<String> = series.iter().map(|l| l.name().to_owned()).collect();
-        names.sort();
-        names.dedup();
-        let results: Vec<(String, Result<StatsRows, EtlError>)> = futures::stream::iter(names)
-            .map(|name| async move {
+    /// The window statistics of the `owned` series among the listed `series`: one query
+    /// per name and window when every series of the name is owned here, else the owned
+    /// ones by batches of exact selectors ([`MetricSource::window_stats_of`]).
+    async fn aggregates(
+        &self,
+        series: &[Labels],
+        owned: &[Labels],
+        at: i64,
+        report: &mut CycleReport,
+    ) -> Vec<EventEnvelope> {
+        // per name: its series listed, and those owned here (`None`: all of them)
+        let mut listed_per_name: HashMap<&str, usize> = HashMap::new();
+        for l in series {
+            *listed_per_name.entry(l.name()).or_default() += 1;
+        }
+        let mut owned_per_name: BTreeMap<&str, Vec<Labels>> = BTreeMap::new();
+        for l in owned {
+            owned_per_name.entry(l.name()).or_default().push(l.clone());
+        }
+        let work: Vec<(String, Option<Vec<Labels>>)> = owned_per_name
+            .into_iter()
+            .map(|(name, mine)| {
+                let share = (listed_per_name.get(name).copied() != Some(mine.len())).then_some(mine);
+                (name.to_owned(), share)
+            })
+            .collect();
+        let results: Vec<(String, Result<StatsRows, EtlError>)> = futures::stream::iter(work)
+            .map(|(name, share)| async move {
                 let mut rows = Vec::new();
                 for w in Window::ALL {
                     let started = Instant::now();
-                    match self.source.window_stats(&name, w, at).await {
+                    let answer = match &share {
+                        None => self.source.window_stats(&name, w, at).await,
+                        Some(share) => self.source.window_stats_of(&name, share, w, at).await,
+                    };
+                    match answer {
                         Ok(r) => rows.extend(r),
                         Err(source) => return (name, Err(EtlError::Statistics { window: w.label(), source })),
                     }
@@ -682,7 +805,7 @@ impl Etl {
             .await;
         // the 12 h window still holds series that stopped reporting: statistics only for the
         // series the source lists now, so a removed series stays removed until it reports again
-        let listed: HashSet<&Labels> = series.iter().collect();
+        let listed: HashSet<&Labels> = owned.iter().collect();
         let mut by_series: BTreeMap<Labels, BTreeMap<Window, WindowAggregate>> = BTreeMap::new();
         for (name, result) in results {
             match result {
@@ -921,6 +1044,7 @@ pub struct MetadataTask {
     config: EtlConfig,
     metrics: EtlMetrics,
     periods: Arc<std::sync::Mutex<HashMap<MetricId, Option<usize>>>>,
+    ownership: Ownership,
 }
 
 impl MetadataTask {
@@ -962,8 +1086,12 @@ impl MetadataTask {
         cancel: &CancellationToken,
         spread: Option<Duration>,
     ) -> Result<MetadataReport, EtlError> {
+        let Some(owned) = self.ownership.settled(self.config.period).await else {
+            tracing::warn!("the ETL's slots are being assigned (a rebalance of its group): no metadata this cycle");
+            return Ok(MetadataReport::default());
+        };
         let at = (self.config.clock)();
-        let series = self
+        let mut series = self
             .source
             .series()
             .await
@@ -972,6 +1100,7 @@ impl MetadataTask {
                 EtlError::ListSeries(e)
             })?
             .series;
+        series.retain(|l| owned.owns(&l.id()));
         let window = self.config.metadata_window.as_millis() as i64;
         let nlags = self.config.acf_lags;
         let mut report = MetadataReport { series: series.len(), ..Default::default() };

@@ -25,6 +25,14 @@ pub struct EtlMetrics {
     pub events_dropped: IntCounterVec,
     pub cycle_seconds: Histogram,
     pub series: IntGauge,
+    /// Series of this instance's slots at the last cycle.
+    pub owned_series: IntGauge,
+    /// Slots of the metric-id hash this instance owns (of `etl_slots`).
+    pub owned_slots: IntGauge,
+    /// Slots shared by the ETL instances (1 for a single instance).
+    pub slots: IntGauge,
+    /// Cycles skipped because the slots were being assigned (a rebalance).
+    pub unassigned_cycles: IntCounter,
     /// Cycles in which the SLA manager did not answer (the last known SLA set was used).
     pub sla_set_unavailable: IntCounter,
     /// Metadata cycles cut off at their deadline (the period), with series left over.
@@ -63,6 +71,11 @@ impl EtlMetrics {
         registry.register(Box::new(cycle_seconds.clone()))?;
         let series = IntGauge::with_opts(Opts::new("etl_series", "series seen in the source at the last cycle"))?;
         registry.register(Box::new(series.clone()))?;
+        let int_gauge = |name: &str, help: &str| -> prometheus::Result<IntGauge> {
+            let g = IntGauge::with_opts(Opts::new(name, help))?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         let metadata_cycle_seconds = prometheus::Gauge::with_opts(Opts::new(
             "etl_metadata_cycle_duration_seconds",
             "seconds the last metadata cycle took (spread over half the metadata period)",
@@ -100,6 +113,16 @@ impl EtlMetrics {
             events_dropped,
             cycle_seconds,
             series,
+            owned_series: int_gauge(
+                "etl_owned_series",
+                "series of this instance's slots at the last cycle (all series for a single instance)",
+            )?,
+            owned_slots: int_gauge("etl_owned_slots", "slots of the metric-id hash this instance owns")?,
+            slots: int_gauge("etl_slots", "slots of the metric-id hash shared by the ETL instances")?,
+            unassigned_cycles: counter(
+                "etl_cycles_unassigned_total",
+                "cycles skipped because the ETL's slots were being assigned (a rebalance of its group)",
+            )?,
             sla_set_unavailable: counter(
                 "etl_sla_set_unavailable_total",
                 "cycles in which the SLA manager did not answer: the last known SLA set was used",

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use slamon_proto::sla::v2::sla_service_server::{SlaService, SlaServiceServer};
 use slamon_proto::sla::v2::{GetSlaSetRequest, GetSlaSetResponse, SlaEntry as WireEntry};
 use tokio_util::sync::CancellationToken;
 
+use super::slots::SlotAssignment;
 use super::*;
 
 /// A stand-in SLA manager that answers with a fixed set, or `unavailable` while its
@@ -576,4 +578,211 @@ async fn an_event_that_can_never_be_appended_is_dropped_and_counted_not_retried_
     let events = read_all(&h, "dropped").await;
     assert!(events.iter().any(|e| matches!(e.event, Event::MetricAggregatesComputed(_))), "the rest is appended");
     h.cancel.cancel();
+}
+
+/// A source of `listed` series (named `shared`), one sample a minute each; `since` are
+/// also listed by [`MetricSource::series_since`] (series that stopped lately).
+struct SharedSource {
+    listed: Mutex<Vec<Labels>>,
+    since: Mutex<Vec<Labels>>,
+    /// Names asked for whole by `window_stats`, and series asked for by `window_stats_of`.
+    whole_names: Mutex<usize>,
+    shares: Mutex<usize>,
+}
+
+fn shared(i: usize) -> Labels {
+    [("__name__", "shared".to_owned()), ("instance", format!("s{i}"))].into_iter().collect()
+}
+
+impl SharedSource {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(SharedSource {
+            listed: Mutex::new((0..n).map(shared).collect()),
+            since: Mutex::new(Vec::new()),
+            whole_names: Mutex::new(0),
+            shares: Mutex::new(0),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl MetricSource for SharedSource {
+    async fn series(&self) -> PortResult<SeriesList> {
+        Ok(SeriesList { series: self.listed.lock().unwrap().clone(), partial: false })
+    }
+    async fn series_since(&self, _: i64) -> PortResult<SeriesList> {
+        let mut series = self.listed.lock().unwrap().clone();
+        series.extend(self.since.lock().unwrap().iter().cloned());
+        Ok(SeriesList { series, partial: false })
+    }
+    async fn window_stats(&self, _: &str, window: Window, _: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        *self.whole_names.lock().unwrap() += 1;
+        Ok(self.listed.lock().unwrap().iter().map(|l| (l.clone(), window_aggregate(window, &[1.0]))).collect())
+    }
+    async fn window_stats_of(
+        &self,
+        _: &str,
+        series: &[Labels],
+        window: Window,
+        _: i64,
+    ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        *self.shares.lock().unwrap() += 1;
+        Ok(series.iter().map(|l| (l.clone(), window_aggregate(window, &[1.0]))).collect())
+    }
+    async fn raw_samples(&self, _: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        let first = (after_ms / 60_000 + 1) * 60_000;
+        Ok((first..=at_ms).step_by(60_000).map(|t| Sample::new(t, 5.0)).collect())
+    }
+    async fn range(&self, _: &Labels, _: i64, _: i64, _: i64) -> PortResult<Vec<Sample>> {
+        Ok(Vec::new())
+    }
+    fn describe(&self) -> String {
+        "shared".into()
+    }
+}
+
+/// An SLA on `series`: range 0–10, for 5 minutes.
+fn sla_on(series: &Labels) -> WireEntry {
+    WireEntry {
+        metric_id: series.id().to_string(),
+        metric: series.as_map().clone().into_iter().collect(),
+        min: 0.0,
+        max: 10.0,
+        for_minutes: 5,
+    }
+}
+
+/// An ETL of `source` owning what `assignment` says among 16 slots.
+async fn member(
+    source: Arc<SharedSource>,
+    clock: fn() -> i64,
+    assignment: tokio::sync::watch::Receiver<SlotAssignment>,
+) -> Harness {
+    let config = EtlConfig { clock, period: Duration::from_millis(100), ..EtlConfig::default() };
+    let mut h = harness_with(true, source, config).await;
+    let etl = std::mem::replace(
+        &mut h.etl,
+        Etl::new(
+            Arc::new(DemoSource::new()),
+            Publisher::new(h.codec.clone(), h.log.clone()),
+            SlaClient::new("http://127.0.0.1:1", None).unwrap(),
+            EtlConfig::default(),
+            EtlMetrics::new(&prometheus::Registry::new()).unwrap(),
+        ),
+    );
+    h.etl = etl.with_ownership(Ownership::Shared { slots: 16, assignment, group: None });
+    h
+}
+
+fn labels_of(events: &[EventEnvelope], kind: fn(&Event) -> bool) -> Vec<Labels> {
+    let mut out: Vec<Labels> =
+        events.iter().filter(|e| kind(&e.event)).filter_map(|e| e.event.labels().cloned()).collect();
+    out.sort();
+    out
+}
+
+static SHARED_NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(AT_MS);
+
+#[tokio::test]
+async fn two_instances_share_the_series_once_each_and_a_moved_slot_leaves_no_gap() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let source = SharedSource::new(64);
+    let clock = || SHARED_NOW.load(std::sync::atomic::Ordering::SeqCst);
+    let (to_a, for_a) = tokio::sync::watch::channel(SlotAssignment::Settling);
+    let (to_b, for_b) = tokio::sync::watch::channel(SlotAssignment::Settling);
+    let mut a = member(source.clone(), clock, for_a).await;
+    let mut b = member(source.clone(), clock, for_b).await;
+    let slas: Vec<Labels> = (0..64).step_by(4).map(shared).collect();
+    for h in [&a, &b] {
+        h.sla.0.lock().unwrap().extend(slas.iter().map(sla_on));
+    }
+
+    // while the group has not assigned the slots, nothing is computed
+    let waiting = a.etl.cycle(&a.cancel).await.unwrap();
+    assert_eq!(waiting, CycleReport::default());
+    assert!(render(&a.registry).contains("etl_cycles_unassigned_total 1"));
+
+    to_a.send_replace(SlotAssignment::Owned((0..8).collect()));
+    to_b.send_replace(SlotAssignment::Owned((8..16).collect()));
+    let (ra, rb) = (a.etl.cycle(&a.cancel).await.unwrap(), b.etl.cycle(&b.cancel).await.unwrap());
+    assert_eq!(ra.owned_series + rb.owned_series, 64, "{ra:?} {rb:?}");
+    assert!(ra.owned_series > 16 && rb.owned_series > 16, "an even share: {ra:?} {rb:?}");
+    assert_eq!(*source.whole_names.lock().unwrap(), 0, "a share is asked for by its series, not the whole name");
+    let mut both = read_all(&a, "a1").await;
+    both.extend(read_all(&b, "b1").await);
+    let aggregates = labels_of(&both, |e| matches!(e, Event::MetricAggregatesComputed(_)));
+    assert_eq!(
+        aggregates,
+        (0..64).map(shared).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>()
+    );
+    let mut sla_sorted = slas.clone();
+    sla_sorted.sort();
+    assert_eq!(labels_of(&both, |e| matches!(e, Event::SlaSamplesObserved(_))), sla_sorted, "each SLA metric once");
+
+    // the slot of an SLA metric of `a` moves to `b`
+    let moved = slas.iter().find(|l| l.id().slot(16) < 8).unwrap().clone();
+    let slot = moved.id().slot(16);
+    to_a.send_replace(SlotAssignment::Owned((0..8).filter(|s| *s != slot).collect()));
+    to_b.send_replace(SlotAssignment::Owned((8..16).chain([slot]).collect()));
+    SHARED_NOW.fetch_add(2 * 60_000, SeqCst);
+    let (ra2, rb2) = (a.etl.cycle(&a.cancel).await.unwrap(), b.etl.cycle(&b.cancel).await.unwrap());
+    assert_eq!(ra2.owned_series + rb2.owned_series, 64);
+    let mut after = read_all(&a, "a2").await;
+    after.extend(read_all(&b, "b2").await);
+    let after: Vec<EventEnvelope> = after.into_iter().skip(both.len()).collect();
+    let moved_events: Vec<&EventEnvelope> = after.iter().filter(|e| e.event.labels() == Some(&moved)).collect();
+    assert!(!moved_events.is_empty() && moved_events.iter().all(|e| b.etl.owned.owns(&e.event.labels().unwrap().id())));
+
+    // projected together, the moved SLA metric's samples run on without a gap
+    let mut docs = BTreeMap::new();
+    slamon_domain::projection::project_all(
+        &mut docs,
+        both.iter().chain(&after).enumerate().map(|(i, e)| (e, Position::new(0, i as i64))),
+    );
+    let Some(Document::SlaSamples(view)) = docs.get(&DocKey::SlaSamples(moved.id())) else { panic!("no samples") };
+    assert!(view.samples.windows(2).all(|w| w[1].ts_ms - w[0].ts_ms == 60_000), "a gap in the samples");
+    assert_eq!(view.samples.last().unwrap().ts_ms, clock() / 60_000 * 60_000);
+    a.cancel.cancel();
+    b.cancel.cancel();
+}
+
+static HANDOVER_NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(AT_MS);
+
+#[tokio::test]
+async fn a_series_that_stopped_before_its_slot_moved_is_still_announced_removed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let source = SharedSource::new(8);
+    let clock = || HANDOVER_NOW.load(std::sync::atomic::Ordering::SeqCst);
+    let (to_a, for_a) = tokio::sync::watch::channel(SlotAssignment::Owned((0..16).collect()));
+    let (to_b, for_b) = tokio::sync::watch::channel(SlotAssignment::Settling);
+    let mut a = member(source.clone(), clock, for_a).await;
+    let mut b = member(source.clone(), clock, for_b).await;
+    a.etl.cycle(&a.cancel).await.unwrap();
+
+    // series 3 stops; before `a` would announce it, its slot goes to `b`
+    let gone = shared(3);
+    source.listed.lock().unwrap().retain(|l| *l != gone);
+    source.since.lock().unwrap().push(gone.clone());
+    let slot = gone.id().slot(16);
+    to_a.send_replace(SlotAssignment::Owned((0..16).filter(|s| *s != slot).collect()));
+    to_b.send_replace(SlotAssignment::Owned(vec![slot]));
+    HANDOVER_NOW.fetch_add(5 * 60_000, SeqCst);
+    a.etl.cycle(&a.cancel).await.unwrap();
+    b.etl.cycle(&b.cancel).await.unwrap();
+    HANDOVER_NOW.fetch_add(16 * 60_000, SeqCst);
+    let ra = a.etl.cycle(&a.cancel).await.unwrap();
+    let rb = b.etl.cycle(&b.cancel).await.unwrap();
+    assert_eq!((ra.removed, rb.removed), (0, 1), "the new owner announces it, the old one does not");
+    let removed: Vec<Labels> = read_all(&b, "b")
+        .await
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::MetricRemoved(r) => Some(r.labels),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, vec![gone]);
+    assert!(!read_all(&a, "a").await.iter().any(|e| matches!(e.event, Event::MetricRemoved(_))));
+    a.cancel.cancel();
+    b.cancel.cancel();
 }

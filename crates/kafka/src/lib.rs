@@ -17,6 +17,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+mod slots;
+
+pub use slots::{SlotAssignment, SlotGroup};
+
 use slamon_domain::{EventLog, GroupProgress, LagProbe, LogConsumer, LogRecord, PortError, PortResult, Position};
 
 /// How slamon reaches Kafka.

@@ -859,10 +859,8 @@ impl PrometheusSource {
     }
 
     /// The window statistics of `metric_name` when the query of the whole name was too big (`limit`;
-    /// `error` is what that refusal reports): its series listed over the window, queried in batches of
-    /// exact selectors, [`BATCH_CONCURRENCY`] at a time; a batch still too big is bisected, down to one
-    /// series. The rows of every batch that succeeded are kept; a series too big on its own is left out
-    /// this cycle and logged.
+    /// `error` is what that refusal reports): its series listed over the window, queried by
+    /// [`PrometheusSource::stats_in_batches`].
     ///
     /// # Errors
     /// `error` when no batch succeeds (nothing listed, or every series too big on its own); the error of
@@ -877,23 +875,48 @@ impl PrometheusSource {
         error: PortError,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
         let series = self.series_named(metric_name, at_ms - window.millis(), at_ms).await?;
-        let label_names: BTreeSet<&str> = series.iter().flat_map(|s| s.iter().map(|(k, _)| k.as_str())).collect();
-        let selectors: Vec<String> = series.iter().map(|s| exact_selector(s, &label_names)).collect();
-        let n = selectors.len();
-        let batches = n.div_ceil(MAX_BATCH_SERIES).max(2).min(n);
+        let batches = series.len().div_ceil(MAX_BATCH_SERIES).max(2).min(series.len());
         tracing::info!(
             metric_name,
             window = window.label(),
             limit = limit.describe(),
-            series = n,
+            series = series.len(),
             batches,
             "window statistics too big for one query: split by series"
         );
         self.splits.fetch_add(1, Ordering::Relaxed);
+        match self.stats_in_batches(metric_name, window, at_ms, &series, batches).await? {
+            Some(rows) => Ok(rows),
+            None => Err(error),
+        }
+    }
+
+    /// The window statistics of `series` (all named `metric_name`), in `batches` queries of
+    /// exact selectors, [`BATCH_CONCURRENCY`] at a time; a batch too big is bisected, down to
+    /// one series. The rows of every batch that succeeded are kept; a series too big on its
+    /// own is left out this cycle and logged. A selector is exact among `series` only: rows of
+    /// other series with more labels may come too.
+    ///
+    /// `None` when no batch succeeded (no series, or every one too big on its own).
+    ///
+    /// # Errors
+    /// The error of a batch that fails for any reason but its size (Prometheus down: the next
+    /// cycle retries).
+    async fn stats_in_batches(
+        &self,
+        metric_name: &str,
+        window: Window,
+        at_ms: i64,
+        series: &[Labels],
+        batches: usize,
+    ) -> PortResult<Option<Vec<(Labels, WindowAggregate)>>> {
+        let label_names: BTreeSet<&str> = series.iter().flat_map(|s| s.iter().map(|(k, _)| k.as_str())).collect();
+        let selectors: Vec<String> = series.iter().map(|s| exact_selector(s, &label_names)).collect();
+        let n = selectors.len();
         // ranges of `selectors`, the next one to query last
         let mut todo: Vec<Range<usize>> = Vec::new();
         if n > 0 {
-            let size = n.div_ceil(batches);
+            let size = n.div_ceil(batches.clamp(1, n));
             todo.extend((0..n).step_by(size).map(|a| a..(a + size).min(n)).rev());
         }
         let mut running = FuturesUnordered::new();
@@ -937,10 +960,7 @@ impl PrometheusSource {
                 Err(CallError::Port(e)) => return Err(e),
             }
         }
-        if !answered {
-            return Err(error);
-        }
-        Ok(aggregates(metric_name, window, rows))
+        Ok(answered.then(|| aggregates(metric_name, window, rows)))
     }
 
     /// `samples` with a NaN sample where the series was stale between two of them (see
@@ -981,8 +1001,13 @@ fn matrix(expr: &str, data: QueryData<Vec<MatrixItem>>) -> PortResult<Vec<(Label
 impl MetricSource for PrometheusSource {
     async fn series(&self) -> PortResult<SeriesList> {
         let now = slamon_domain::now_ms();
-        let start = now - self.config.series_lookback.as_millis() as i64;
-        let params = [("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start)), ("end", secs(now))];
+        self.series_since(now - self.config.series_lookback.as_millis() as i64).await
+    }
+
+    async fn series_since(&self, start_ms: i64) -> PortResult<SeriesList> {
+        let now = slamon_domain::now_ms();
+        let params =
+            [("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start_ms.min(now))), ("end", secs(now))];
         let (data, partial): (Vec<BTreeMap<String, String>>, _) = self.call("series", &params, None).await?;
         Ok(SeriesList { series: label_sets(data)?, partial })
     }
@@ -1013,6 +1038,28 @@ impl MetricSource for PrometheusSource {
             }
             Err(CallError::Port(e)) => Err(e),
         }
+    }
+
+    /// The series in batches of exact selectors ([`MAX_BATCH_SERIES`] each), a batch too
+    /// big bisected; a series too big on its own is left out this cycle.
+    async fn window_stats_of(
+        &self,
+        metric_name: &str,
+        series: &[Labels],
+        window: Window,
+        at_ms: i64,
+    ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batches = series.len().div_ceil(MAX_BATCH_SERIES);
+        self.stats_in_batches(metric_name, window, at_ms, series, batches).await?.ok_or_else(|| {
+            PortError::Other(format!(
+                "the {} statistics of every one of the {} series of {metric_name} asked for are too big",
+                window.label(),
+                series.len()
+            ))
+        })
     }
 
     async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {

@@ -29,6 +29,18 @@ impl MetricSource for MultiSource {
         Ok(out)
     }
 
+    async fn series_since(&self, start_ms: i64) -> PortResult<SeriesList> {
+        let mut out = SeriesList::default();
+        for s in &self.sources {
+            let list = s.series_since(start_ms).await?;
+            out.series.extend(list.series);
+            out.partial |= list.partial;
+        }
+        out.series.sort();
+        out.series.dedup();
+        Ok(out)
+    }
+
     fn warnings(&self) -> u64 {
         self.sources.iter().map(|s| s.warnings()).sum()
     }
@@ -46,6 +58,20 @@ impl MetricSource for MultiSource {
         let mut out = Vec::new();
         for s in &self.sources {
             out.extend(s.window_stats(metric_name, window, at_ms).await?);
+        }
+        Ok(out)
+    }
+
+    async fn window_stats_of(
+        &self,
+        metric_name: &str,
+        series: &[Labels],
+        window: Window,
+        at_ms: i64,
+    ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            out.extend(s.window_stats_of(metric_name, series, window, at_ms).await?);
         }
         Ok(out)
     }
