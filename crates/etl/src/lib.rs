@@ -1086,8 +1086,13 @@ impl MetadataTask {
         cancel: &CancellationToken,
         spread: Option<Duration>,
     ) -> Result<MetadataReport, EtlError> {
-        let Some(owned) = self.ownership.settled(self.config.period).await else {
-            tracing::warn!("the ETL's slots are being assigned (a rebalance of its group): no metadata this cycle");
+        // the metadata of the series this instance owns: wait for the group to say which
+        let owned = tokio::select! {
+            owned = self.ownership.settled(self.config.metadata_period) => owned,
+            _ = cancel.cancelled() => None,
+        };
+        let Some(owned) = owned else {
+            tracing::warn!("the ETL's slots were not assigned within the metadata period: no metadata this cycle");
             return Ok(MetadataReport::default());
         };
         let at = (self.config.clock)();

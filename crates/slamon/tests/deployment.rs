@@ -519,6 +519,14 @@ fn kubernetes_renders_validates_and_holds_the_spec() {
         }
     }
 
+    // several ETL replicas sharing the series through one consumer group, each scraped
+    let etl = get("Deployment", "etl");
+    assert!(etl["spec"]["replicas"].as_u64().unwrap() >= 2);
+    assert!(config["SLAMON_ETL_GROUP"].is_string());
+    let c = &etl["spec"]["template"]["spec"]["containers"][0];
+    assert!(env_value(c, "SLAMON_ETL_GROUP").is_none(), "one group for every replica");
+    assert_eq!(get("Service", "etl")["spec"]["clusterIP"], "None", "each ETL replica's exporter is scraped");
+
     // several projectors in one consumer group
     let projector = get("Deployment", "projector");
     assert!(projector["spec"]["replicas"].as_u64().unwrap() >= 2);

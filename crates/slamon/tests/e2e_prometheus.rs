@@ -132,6 +132,7 @@ async fn the_distributed_path_against_kafka_and_mongodb() {
         env("KAFKA_BOOTSTRAP_SERVERS", &kafka),
         env("SLAMON_TOPIC", &format!("prometheusdata-{run}")),
         env("SLAMON_PROJECTOR_GROUP", &format!("projector-{run}")),
+        env("SLAMON_ETL_GROUP", &format!("etl-{run}")),
         env("SLAMON_STORE", "mongodb"),
         env("MONGODB_URI", &mongo),
         env("MONGODB_DATABASE", &format!("slamon_{run}")),

@@ -114,6 +114,7 @@ async fn setup_on(mongo_port: u16, servers: &str) -> Setup {
         ("KAFKA_BOOTSTRAP_SERVERS".to_owned(), servers.to_owned()),
         ("SLAMON_TOPIC".to_owned(), topic),
         ("SLAMON_PROJECTOR_GROUP".to_owned(), format!("projector-{run}")),
+        ("SLAMON_ETL_GROUP".to_owned(), format!("etl-{run}")),
         ("SLAMON_KAFKA_INSTANCE_ID".to_owned(), "fault-test".to_owned()),
         ("SLAMON_STORE".to_owned(), "mongodb".to_owned()),
         ("MONGODB_URI".to_owned(), format!("mongodb://127.0.0.1:{mongo_port}")),
