@@ -11,9 +11,13 @@
 #   - the statistics cycle of `slamon up` against it (its "etl cycle done" log line) and
 #     its ratio to the baseline;
 #   - the metadata cycle ("metadata cycle done");
-#   - the peak RSS of `slamon up` (VmHWM) over both cycles.
+#   - the peak RSS of `slamon up` (VmHWM) over both cycles;
+#   - then, with a Kafka on KAFKA_BOOTSTRAP_SERVERS (127.0.0.1:9092 by default, e.g. tansu
+#     from scripts/services.sh start; INSTANCES=0 skips it), INSTANCES (2) `slamon etl`
+#     processes sharing the series through their consumer group: each one's share of the
+#     series, its statistics cycle at steady state and its peak RSS.
 # Needs prometheus and promtool (scripts/services.sh install) and python3; builds slamon
-# in release mode. Uses ports picked free; leaves nothing behind.
+# in release mode. Uses ports picked free and a topic of its own; leaves no process behind.
 set -euo pipefail
 
 N=${1:?usage: scripts/bench_scale.sh N [SERIES_PER_NAME]}
@@ -122,3 +126,57 @@ echo "| --- | --- | --- | --- | --- | --- | --- |"
 awk -v n="$N" -v p="$PER_NAME" -v c="$CYCLE" -v b="$BASELINE" -v m="$METADATA" -v r="$PEAK_KB" \
   'BEGIN { printf "| %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n", n, p, c, b, c / b, m, r / 1024 }'
 echo "first cycle: $REPORT"
+
+INSTANCES=${INSTANCES:-2}
+KAFKA=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
+if ((INSTANCES < 1)) || ! (exec 3<>"/dev/tcp/${KAFKA%%:*}/${KAFKA##*:}") 2>/dev/null; then
+  say "no Kafka at $KAFKA (or INSTANCES=0): no run of several ETL instances"
+  exit 0
+fi
+kill "$SLAMON_PID" 2>/dev/null || true
+wait "$SLAMON_PID" 2>/dev/null || true
+say "running $INSTANCES slamon etl instances on the Kafka at $KAFKA"
+RUN="bench-scale-$$-$(date +%s)"
+REGISTRY_PORT=$(free_port)
+SLAMON_DATA_DIR="$WORK/registry" SLAMON_REGISTRY_LISTEN="127.0.0.1:$REGISTRY_PORT" "$SLAMON" registry \
+  >"$WORK/registry.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$REGISTRY_PORT") 2>/dev/null && break; sleep 0.2; done
+export SLAMON_EVENT_LOG=kafka KAFKA_BOOTSTRAP_SERVERS="$KAFKA" SLAMON_TOPIC="$RUN" SLAMON_ETL_GROUP="$RUN" \
+  SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT" PROMETHEUS_URL="$PROM" SLAMON_SERIES_LOOKBACK=24h \
+  SLAMON_ETL_PERIOD=${ETL_PERIOD:-30s} SLAMON_SLA_MANAGER_GRPC_URL=http://127.0.0.1:1 RUST_LOG=info \
+  SLAMON_TOPIC_PARTITIONS=4
+"$SLAMON" init >"$WORK/init.log" 2>&1 || { tail -5 "$WORK/init.log" >&2; exit 1; }
+ETL_PIDS=()
+for i in $(seq 1 "$INSTANCES"); do
+  HOSTNAME="bench-$i" SLAMON_DATA_DIR="$WORK/etl-$i" SLAMON_EXPORTER_LISTEN="127.0.0.1:$(free_port)" \
+    "$SLAMON" etl >"$WORK/etl-$i.log" 2>&1 &
+  ETL_PIDS+=($!)
+  PIDS+=($!)
+done
+# steady state: two cycles of each instance over a share (not every series) after the
+# group formed; the last one is reported
+shares() { grep "etl cycle done" "$1" | grep -v "owned_series: $N," || true; }
+deadline=$((SECONDS + ${BENCH_TIMEOUT:-1800}))
+for i in $(seq 1 "$INSTANCES"); do
+  until (($(shares "$WORK/etl-$i.log" | wc -l) >= 2)); do
+    if ! kill -0 "${ETL_PIDS[$((i - 1))]}" 2>/dev/null; then say "etl $i exited:"; tail -20 "$WORK/etl-$i.log" >&2; exit 1; fi
+    if ((SECONDS > deadline)); then say "no steady cycle of etl $i:"; tail -5 "$WORK/etl-$i.log" >&2; exit 1; fi
+    sleep 1
+  done
+done
+echo
+echo "| ETL instance | owned series | of series | statistics cycle s | ratio to Prometheus's own (all series) | peak RSS MB |"
+echo "| --- | --- | --- | --- | --- | --- |"
+TOTAL=0
+for i in $(seq 1 "$INSTANCES"); do
+  LINE=$(shares "$WORK/etl-$i.log" | tail -1)
+  OWNED=$(sed -E 's/.*owned_series: ([0-9]+).*/\1/' <<<"$LINE")
+  TOTAL=$((TOTAL + OWNED))
+  ELAPSED=$(sed -E 's/.*elapsed=([0-9.]+)(ms|s|µs).*/\1 \2/' <<<"$LINE" |
+    awk '{ if ($2 == "ms") print $1 / 1000; else if ($2 == "µs") print $1 / 1e6; else print $1 }')
+  RSS=$(awk '/VmHWM/ {print $2}' "/proc/${ETL_PIDS[$((i - 1))]}/status")
+  awk -v i="$i" -v o="$OWNED" -v n="$N" -v c="$ELAPSED" -v b="$BASELINE" -v r="$RSS" \
+    'BEGIN { printf "| %d | %d | %d | %.2f | %.2f | %.0f |\n", i, o, n, c, c / b, r / 1024 }'
+done
+echo "shares add up to $TOTAL of $N series"

@@ -25,6 +25,8 @@ const AGGREGATIONS: [&str; 5] = ["min", "max", "avg", "stddev", "count"];
 const AGG_LABEL: &str = "__slamon_agg";
 /// Most series in one batch when the window statistics of a metric name are split by series.
 const MAX_BATCH_SERIES: usize = 256;
+/// Most label values in one set selector (`pod=~"a|b|…"`) of a share of a name's series.
+const MAX_SET_VALUES: usize = 2000;
 /// Batch queries of one metric name in flight at once.
 const BATCH_CONCURRENCY: usize = 4;
 /// Most points per series in one `query_range` chunk: below Prometheus's hard limit of 11 000.
@@ -382,6 +384,39 @@ fn stats_expr_over(selectors: &[String], range: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" or ")
+}
+
+/// The label of `series` (not the name) with the most distinct values, and its values
+/// sorted (`""` for a series without it); `None` when they have no other label.
+fn telling_label(series: &[Labels]) -> Option<(&str, Vec<String>)> {
+    let mut values: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for s in series {
+        for (k, v) in s.iter() {
+            if k != NAME_LABEL {
+                values.entry(k.as_str()).or_default().insert(v.as_str());
+            }
+        }
+    }
+    let (label, _) = values.iter().max_by_key(|(k, v)| (v.len(), std::cmp::Reverse(*k)))?;
+    let label: &str = label;
+    let set: BTreeSet<&str> = series.iter().map(|s| s.get(label).unwrap_or("")).collect();
+    Some((label, set.into_iter().map(str::to_owned).collect()))
+}
+
+/// A regular expression matching exactly the literal `values` (RE2 metacharacters
+/// escaped), the form Prometheus looks up in its index as a set of equalities.
+fn set_regex(values: &[String]) -> String {
+    let escape = |v: &String| {
+        let mut out = String::with_capacity(v.len());
+        for c in v.chars() {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
+    };
+    values.iter().map(escape).collect::<Vec<_>>().join("|")
 }
 
 /// [`stats_expr_over`] the whole window.
@@ -1040,8 +1075,13 @@ impl MetricSource for PrometheusSource {
         }
     }
 
-    /// The series in batches of exact selectors ([`MAX_BATCH_SERIES`] each), a batch too
-    /// big bisected; a series too big on its own is left out this cycle.
+    /// A share of a name's series by the values of the label that tells most of them
+    /// apart (`instance`, `pod`…): one selector per [`MAX_SET_VALUES`] values,
+    /// `{__name__="m",pod=~"a|b|…"}`, an alternation of literals that Prometheus answers
+    /// from its index like equality matchers. It may match series of the name beyond
+    /// `series` (the caller keeps its own). A set too big for one query is split by
+    /// series ([`PrometheusSource::stats_in_batches`]); a name whose series have no label
+    /// but their name is asked whole.
     async fn window_stats_of(
         &self,
         metric_name: &str,
@@ -1052,14 +1092,48 @@ impl MetricSource for PrometheusSource {
         if series.is_empty() {
             return Ok(Vec::new());
         }
-        let batches = series.len().div_ceil(MAX_BATCH_SERIES);
-        self.stats_in_batches(metric_name, window, at_ms, series, batches).await?.ok_or_else(|| {
-            PortError::Other(format!(
-                "the {} statistics of every one of the {} series of {metric_name} asked for are too big",
-                window.label(),
-                series.len()
-            ))
-        })
+        let Some((label, values)) = telling_label(series) else {
+            return self.window_stats(metric_name, window, at_ms).await;
+        };
+        // each set's values, and the query of their statistics
+        let queries: Vec<(Vec<String>, String)> = values
+            .chunks(MAX_SET_VALUES)
+            .map(|set| {
+                let selector = format!("{{__name__={},{label}=~{}}}", quote(metric_name), quote(&set_regex(set)));
+                (set.to_vec(), stats_expr(&[selector], window))
+            })
+            .collect();
+        let mut running = futures::stream::iter(queries)
+            .map(|(set, expr)| async move { (set, self.stats_rows(&expr, at_ms).await) })
+            .buffer_unordered(BATCH_CONCURRENCY);
+        let mut out = Vec::new();
+        while let Some((set, result)) = running.next().await {
+            match result {
+                Ok(rows) => out.extend(aggregates(metric_name, window, rows)),
+                Err(CallError::TooBig { limit, error }) => {
+                    self.splits.fetch_add(1, Ordering::Relaxed);
+                    let wanted: BTreeSet<&str> = set.iter().map(String::as_str).collect();
+                    let part: Vec<Labels> =
+                        series.iter().filter(|s| wanted.contains(s.get(label).unwrap_or(""))).cloned().collect();
+                    tracing::info!(
+                        metric_name,
+                        window = window.label(),
+                        limit = limit.describe(),
+                        series = part.len(),
+                        "window statistics of a share too big for one query: split by series"
+                    );
+                    let batches = part.len().div_ceil(MAX_BATCH_SERIES).max(2);
+                    match self.stats_in_batches(metric_name, window, at_ms, &part, batches).await? {
+                        Some(rows) => out.extend(rows),
+                        None => {
+                            tracing::warn!(metric_name, error = %error, "a share of the series left out this cycle")
+                        }
+                    }
+                }
+                Err(CallError::Port(e)) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
@@ -1117,6 +1191,19 @@ mod tests {
     use axum::Router;
     use serde_json::json;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_share_is_selected_by_the_label_telling_most_series_apart_with_literal_values() {
+        let l = |pod: &str, job: &str| -> Labels {
+            [("__name__", "m"), ("pod", pod), ("job", job)].into_iter().filter(|(_, v)| !v.is_empty()).collect()
+        };
+        let series = [l("a.b", "x"), l("(c|d)", "x"), l("", "x")];
+        let (label, values) = telling_label(&series).unwrap();
+        assert_eq!((label, values.clone()), ("pod", vec![String::new(), "(c|d)".into(), "a.b".into()]));
+        assert_eq!(set_regex(&values), r"|\(c\|d\)|a\.b");
+        assert_eq!(set_regex(&[r"x\y^$[]{}*+?".to_owned()]), r"x\\y\^\$\[\]\{\}\*\+\?");
+        assert!(telling_label(&[Labels::from_iter([("__name__", "m")])]).is_none());
+    }
 
     async fn serve(router: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -24,7 +24,9 @@ fn backfilled() -> Vec<Labels> {
     let mut out = Vec::new();
     for (name, label, n) in [("shard_pods", "pod", 150), ("shard_nodes", "node", 40), ("shard_one", "x", 1)] {
         for i in 0..n {
-            out.push([("__name__", name.to_owned()), (label, format!("{label}-{i}"))].into_iter().collect());
+            // regular-expression metacharacters in values: a share is selected by them
+            let value = if label == "pod" { format!("pod-{i}.(a|b)[c]{{2}}*+?^$\\") } else { format!("{label}-{i}") };
+            out.push([("__name__", name.to_owned()), (label, value)].into_iter().collect());
         }
     }
     out
@@ -42,6 +44,7 @@ fn write_openmetrics(path: &std::path::Path, now_ms: i64) {
         writeln!(f, "# TYPE {name} gauge").unwrap();
         for (i, l) in series.iter().enumerate() {
             let (label, value) = l.iter().find(|(k, _)| k.as_str() != "__name__").unwrap();
+            let value = value.replace('\\', "\\\\");
             for k in 0..120 {
                 let t = last_s - (119 - k) * 60;
                 writeln!(f, "{name}{{{label}=\"{value}\"}} {} {t}", (i as i64 + k) % 17).unwrap();
