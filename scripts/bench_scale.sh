@@ -2,10 +2,11 @@
 # The ETL's cycle at scale, against Debian's Prometheus (a benchmark, not a test):
 #
 #   scripts/bench_scale.sh N [SERIES_PER_NAME]      # e.g. 10000 100, or 15000 15000
+#   BIG=20000 scripts/bench_scale.sh 100000 100     # one name of 20 000, the rest by 100
 #
-# Backfills N series (SERIES_PER_NAME under each metric name, 100 by default) of HOURS
-# (13) hours of one-minute samples with promtool, starts Prometheus on them, and prints
-# in one run:
+# Backfills N series (BIG of them under one metric name, the others SERIES_PER_NAME under
+# each name, 100 by default) of HOURS (13) hours of one-minute samples with promtool,
+# starts Prometheus on them, and prints in one run:
 #   - Prometheus's own evaluation of the ETL's window queries (the same PromQL, one
 #     query per name and window, 8 at once, timed with curl): the baseline;
 #   - the statistics cycle of `slamon up` against it (its "etl cycle done" log line) and
@@ -22,6 +23,7 @@ set -euo pipefail
 
 N=${1:?usage: scripts/bench_scale.sh N [SERIES_PER_NAME]}
 PER_NAME=${2:-100}
+BIG=${BIG:-0}
 HOURS=${HOURS:-13}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d)
@@ -41,17 +43,22 @@ say "building slamon (release)"
 SLAMON="$ROOT/target/release/slamon"
 
 say "writing $N series × $HOURS h of one-minute samples"
-python3 - "$WORK/series.om" "$N" "$PER_NAME" "$HOURS" <<'PY'
+python3 - "$WORK/series.om" "$N" "$PER_NAME" "$HOURS" "$BIG" "$WORK/names" <<'PY'
 import math, sys, time
-path, n, per_name, hours = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, n, per_name, hours, big = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 end = int(time.time()) // 60 * 60 - 60
 start = end - hours * 3600
-names = (n + per_name - 1) // per_name
+# the series of each name, as ranges of series numbers: BIG first, then PER_NAME each
+bounds = [0] + ([min(big, n)] if big > 0 else [])
+while bounds[-1] < n:
+    bounds.append(min(n, bounds[-1] + per_name))
+with open(sys.argv[6], "w") as names:
+    names.write("\n".join(f"bench_scale_{k}" for k in range(len(bounds) - 1)) + "\n")
 with open(path, "w") as f:
-    for k in range(names):
+    for k in range(len(bounds) - 1):
         name = f"bench_scale_{k}"
         f.write(f"# TYPE {name} gauge\n")
-        for i in range(k * per_name, min(n, (k + 1) * per_name)):
+        for i in range(bounds[k], bounds[k + 1]):
             phase = (i % 97) / 97 * 2 * math.pi
             lines = []
             for t in range(start, end + 1, 60):
@@ -75,10 +82,10 @@ PROM="http://127.0.0.1:$PROM_PORT"
 for _ in $(seq 1 120); do curl -fsS "$PROM/-/ready" >/dev/null 2>&1 && break; sleep 0.5; done
 
 say "timing Prometheus's own evaluation of the window queries"
-BASELINE=$(python3 - "$PROM" "$N" "$PER_NAME" <<'PY'
+BASELINE=$(python3 - "$PROM" "$WORK/names" <<'PY'
 import concurrent.futures, sys, time, urllib.parse, urllib.request
-prom, n, per_name = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-names = [f"bench_scale_{k}" for k in range((n + per_name - 1) // per_name)]
+prom = sys.argv[1]
+names = open(sys.argv[2]).read().split()
 aggs = ["min", "max", "avg", "stddev", "count"]
 def expr(name, window):
     sel = '{__name__="%s"}[%s]' % (name, window)
@@ -108,7 +115,7 @@ env PROMETHEUS_URL="$PROM" SLAMON_DATA_DIR="$DATA" RUST_LOG=info \
 SLAMON_PID=$!
 PIDS+=("$SLAMON_PID")
 deadline=$((SECONDS + ${BENCH_TIMEOUT:-1800}))
-until grep -q "etl cycle done" "$LOG" && grep -q "metadata cycle done" "$LOG"; do
+until grep -qs "etl cycle done" "$LOG" && grep -qs "metadata cycle done" "$LOG"; do
   if ! kill -0 "$SLAMON_PID" 2>/dev/null; then say "slamon exited:"; tail -20 "$LOG" >&2; exit 1; fi
   if ((SECONDS > deadline)); then say "no cycle within the timeout:"; tail -20 "$LOG" >&2; exit 1; fi
   sleep 1
@@ -121,10 +128,11 @@ CYCLE=$(seconds "etl cycle done")
 METADATA=$(seconds "metadata cycle done")
 REPORT=$(grep -m1 "etl cycle done" "$LOG" | sed -E 's/.*report=CycleReport \{ ([^}]*)\}.*/\1/')
 
-echo "| series | per name | statistics cycle s | Prometheus's own evaluation s | ratio | metadata cycle s | peak RSS MB |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-awk -v n="$N" -v p="$PER_NAME" -v c="$CYCLE" -v b="$BASELINE" -v m="$METADATA" -v r="$PEAK_KB" \
-  'BEGIN { printf "| %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n", n, p, c, b, c / b, m, r / 1024 }'
+echo "| series | per name | largest name | statistics cycle s | Prometheus's own evaluation s | ratio | metadata cycle s | peak RSS MB |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+awk -v n="$N" -v p="$PER_NAME" -v g="$BIG" -v c="$CYCLE" -v b="$BASELINE" -v m="$METADATA" -v r="$PEAK_KB" \
+  'BEGIN { if (g < p) g = p; if (g > n) g = n;
+           printf "| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n", n, p, g, c, b, c / b, m, r / 1024 }'
 echo "first cycle: $REPORT"
 
 INSTANCES=${INSTANCES:-2}
@@ -156,7 +164,7 @@ for i in $(seq 1 "$INSTANCES"); do
 done
 # steady state: two cycles of each instance over a share (not every series) after the
 # group formed; the last one is reported
-shares() { grep "etl cycle done" "$1" | grep -v "owned_series: $N," || true; }
+shares() { grep -s "etl cycle done" "$1" | grep -v "owned_series: $N," || true; }
 deadline=$((SECONDS + ${BENCH_TIMEOUT:-1800}))
 for i in $(seq 1 "$INSTANCES"); do
   until (($(shares "$WORK/etl-$i.log" | wc -l) >= 2)); do

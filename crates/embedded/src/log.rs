@@ -51,9 +51,16 @@ pub struct EmbeddedLog {
     ends: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
 }
 
+/// redb's page cache of the event log, in bytes (redb's default is 1 GiB, which the
+/// process's memory would grow to as the log does): the projector reads what was just
+/// appended, a replay reads each page once.
+pub const LOG_CACHE_BYTES: usize = 32 << 20;
+
 impl EmbeddedLog {
     pub fn open(path: &Path) -> PortResult<Self> {
-        let db = Database::create(path)
+        let db = redb::Builder::new()
+            .set_cache_size(LOG_CACHE_BYTES)
+            .create(path)
             .map_err(|e| PortError::Other(format!("cannot open event log {}: {e}", path.display())))?;
         Ok(Self { db: Arc::new(db), ends: Arc::default() })
     }

@@ -83,13 +83,19 @@ pub struct EmbeddedStore {
     undecodable: Arc<AtomicU64>,
 }
 
+/// redb's page cache of the read models, in bytes (redb's default is 1 GiB, which the
+/// process's memory would grow to with the series): the pages read most stay cached.
+pub const STORE_CACHE_BYTES: usize = 64 << 20;
+
 impl EmbeddedStore {
     /// Opens (or creates) the store in the redb file at `path`.
     ///
     /// # Errors
     /// [`PortError::Other`] when the file cannot be opened, e.g. another process holds it.
     pub fn open(path: &Path) -> PortResult<Self> {
-        let db = Database::create(path)
+        let db = redb::Builder::new()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(path)
             .map_err(|e| PortError::Other(format!("cannot open store {}: {e}", path.display())))?;
         let undecodable = AtomicU64::default();
         ensure_series_index(&db, &undecodable)?;

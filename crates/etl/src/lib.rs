@@ -470,8 +470,9 @@ pub struct MetadataReport {
     pub failed: usize,
 }
 
-/// Window statistics of the series of one metric name.
-type StatsRows = Vec<(Labels, WindowAggregate)>;
+/// One statistics query: a metric name, the share of its series asked for (`None`: the
+/// whole name), the window.
+type StatsQuery = (Arc<str>, Option<Arc<[Labels]>>, Window);
 
 pub struct Etl {
     source: Arc<dyn MetricSource>,
@@ -780,46 +781,55 @@ impl Etl {
                 (name.to_owned(), share)
             })
             .collect();
-        let results: Vec<(String, Result<StatsRows, EtlError>)> = futures::stream::iter(work)
-            .map(|(name, share)| async move {
-                let mut rows = Vec::new();
-                for w in Window::ALL {
-                    let started = Instant::now();
-                    let answer = match &share {
-                        None => self.source.window_stats(&name, w, at).await,
-                        Some(share) => self.source.window_stats_of(&name, share, w, at).await,
-                    };
-                    match answer {
-                        Ok(r) => rows.extend(r),
-                        Err(source) => return (name, Err(EtlError::Statistics { window: w.label(), source })),
-                    }
-                    self.metrics
-                        .window_gauge(w)
-                        .with_label_values(&[name.as_str()])
-                        .set(started.elapsed().as_secs_f64());
-                }
-                (name, Ok(rows))
+        // every (name, window) query on its own, `concurrency` at once, as Prometheus's own
+        // rule evaluation would run them; rows folded per series as they come
+        // owned, not borrowed: the futures of a stream cannot borrow from its items
+        let jobs: Vec<StatsQuery> = work
+            .into_iter()
+            .flat_map(|(name, share)| {
+                let (name, share): (Arc<str>, Option<Arc<[Labels]>>) = (name.into(), share.map(Into::into));
+                Window::ALL.map(|w| (name.clone(), share.clone(), w))
             })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+            .collect();
+        let mut answers = futures::stream::iter(jobs)
+            .map(|(name, share, w)| async move {
+                let started = Instant::now();
+                let answer = match &share {
+                    None => self.source.window_stats(&name, w, at).await,
+                    Some(share) => self.source.window_stats_of(&name, share, w, at).await,
+                };
+                if answer.is_ok() {
+                    self.metrics.window_gauge(w).with_label_values(&[&*name]).set(started.elapsed().as_secs_f64());
+                }
+                (name, w, answer)
+            })
+            .buffer_unordered(self.config.concurrency.max(1));
         // the 12 h window still holds series that stopped reporting: statistics only for the
         // series the source lists now, so a removed series stays removed until it reports again
         let listed: HashSet<&Labels> = owned.iter().collect();
         let mut by_series: BTreeMap<Labels, BTreeMap<Window, WindowAggregate>> = BTreeMap::new();
-        for (name, result) in results {
-            match result {
+        let mut failed: BTreeMap<Arc<str>, EtlError> = BTreeMap::new();
+        while let Some((name, w, answer)) = answers.next().await {
+            match answer {
                 Ok(rows) => {
                     for (labels, agg) in rows.into_iter().filter(|(labels, _)| listed.contains(labels)) {
-                        by_series.entry(labels).or_default().insert(agg.window, agg);
+                        by_series.entry(labels).or_default().insert(w, agg);
                     }
                 }
-                Err(e) => {
-                    self.metrics.source_failures.inc();
-                    report.failed_names += 1;
-                    tracing::warn!(metric_name = %name, error = %e, "skipping metric name this cycle");
+                Err(source) => {
+                    failed.entry(name).or_insert(EtlError::Statistics { window: w.label(), source });
                 }
             }
+        }
+        drop(answers);
+        // a name with a window that failed: none of its statistics this cycle
+        if !failed.is_empty() {
+            by_series.retain(|labels, _| !failed.contains_key(labels.name()));
+        }
+        for (name, e) in failed {
+            self.metrics.source_failures.inc();
+            report.failed_names += 1;
+            tracing::warn!(metric_name = %name, error = %e, "skipping metric name this cycle");
         }
         report.aggregates = by_series.len();
         by_series
