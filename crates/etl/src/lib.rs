@@ -533,11 +533,13 @@ impl Etl {
 
     /// Runs the statistics cycle at once and then every period, and between cycles watches
     /// the SLA set for changes, until `cancel`. The metadata cycle runs in a task of its
-    /// own ([`Etl::metadata_task`]): however long it takes, it never delays the SLA
-    /// samples and forecasts.
+    /// own ([`Etl::metadata_task`]), started when the first statistics cycle is done:
+    /// however long it takes, it never delays the SLA samples and forecasts.
     pub async fn run(mut self, cancel: CancellationToken) {
         tracing::info!(source = %self.source.describe(), period = ?self.config.period, metadata_period = ?self.config.metadata_period, "etl started");
-        let metadata = tokio::spawn(self.metadata_task().run(cancel.clone()));
+        // the metadata task starts once the first statistics cycle is done: the two do not
+        // compete for the source, the cores and memory at start
+        let mut metadata: Option<tokio::task::JoinHandle<()>> = None;
         let mut ticker = tokio::time::interval(self.config.period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sla_ticker = tokio::time::interval(self.config.sla_watch);
@@ -557,13 +559,18 @@ impl Etl {
                     }
                     self.metrics.cycles.inc();
                     self.metrics.cycle_seconds.observe(started.elapsed().as_secs_f64());
+                    if metadata.is_none() {
+                        metadata = Some(tokio::spawn(self.metadata_task().run(cancel.clone())));
+                    }
                 }
                 _ = sla_ticker.tick() => {
                     self.watch_sla_set(&cancel).await;
                 }
             }
         }
-        let _ = metadata.await;
+        if let Some(metadata) = metadata {
+            let _ = metadata.await;
+        }
         tracing::info!("etl stopped");
     }
 
@@ -612,15 +619,20 @@ impl Etl {
             self.metrics.partial_series_lists.inc();
             tracing::warn!(series = series.len(), "the series list may be partial: no series is removed this cycle");
         }
+        let mut listed_per_name: HashMap<String, usize> = HashMap::new();
+        for l in &series {
+            *listed_per_name.entry(l.name().to_owned()).or_default() += 1;
+        }
+        // the listed series this instance computes (moved, not copied: a list can be large)
         let owned: Vec<Labels> = if self.owned.is_all() {
-            series.clone()
+            series
         } else {
-            series.iter().filter(|l| self.owned.owns(&l.id())).cloned().collect()
+            series.into_iter().filter(|l| self.owned.owns(&l.id())).collect()
         };
         report.owned_series = owned.len();
         self.metrics.owned_series.set(owned.len() as i64);
 
-        let mut events = self.aggregates(&series, &owned, at, &mut report).await;
+        let mut events = self.aggregates(&listed_per_name, &owned, at, &mut report).await;
         events.extend(self.removals(&owned, partial, at, &mut report));
         self.publish(events, cancel).await?;
 
@@ -755,32 +767,29 @@ impl Etl {
         }
     }
 
-    /// The window statistics of the `owned` series among the listed `series`: one query
-    /// per name and window when every series of the name is owned here, else the owned
-    /// ones by batches of exact selectors ([`MetricSource::window_stats_of`]).
+    /// The window statistics of the `owned` series (of `listed_per_name` series listed per
+    /// name): one query per name and window when every series of the name is owned here,
+    /// else the owned ones as a share ([`MetricSource::window_stats_of`]).
     async fn aggregates(
         &self,
-        series: &[Labels],
+        listed_per_name: &HashMap<String, usize>,
         owned: &[Labels],
         at: i64,
         report: &mut CycleReport,
     ) -> Vec<EventEnvelope> {
-        // per name: its series listed, and those owned here (`None`: all of them)
-        let mut listed_per_name: HashMap<&str, usize> = HashMap::new();
-        for l in series {
-            *listed_per_name.entry(l.name()).or_default() += 1;
-        }
-        let mut owned_per_name: BTreeMap<&str, Vec<Labels>> = BTreeMap::new();
+        // per name: the series owned here, copied only for a name not owned whole
+        let mut owned_per_name: BTreeMap<&str, usize> = BTreeMap::new();
         for l in owned {
-            owned_per_name.entry(l.name()).or_default().push(l.clone());
+            *owned_per_name.entry(l.name()).or_default() += 1;
         }
-        let work: Vec<(String, Option<Vec<Labels>>)> = owned_per_name
-            .into_iter()
-            .map(|(name, mine)| {
-                let share = (listed_per_name.get(name).copied() != Some(mine.len())).then_some(mine);
-                (name.to_owned(), share)
-            })
-            .collect();
+        let mut shares: HashMap<&str, Vec<Labels>> = HashMap::new();
+        for l in owned {
+            if listed_per_name.get(l.name()).copied() != owned_per_name.get(l.name()).copied() {
+                shares.entry(l.name()).or_default().push(l.clone());
+            }
+        }
+        let work: Vec<(String, Option<Vec<Labels>>)> =
+            owned_per_name.into_keys().map(|name| (name.to_owned(), shares.remove(name))).collect();
         // every (name, window) query on its own, `concurrency` at once, as Prometheus's own
         // rule evaluation would run them; rows folded per series as they come
         // owned, not borrowed: the futures of a stream cannot borrow from its items
@@ -861,7 +870,8 @@ impl Etl {
     /// may be `partial`.
     fn removals(&mut self, series: &[Labels], partial: bool, at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {
         for l in series {
-            self.last_seen.insert(l.id(), (l.clone(), at));
+            // the labels are copied once, when the series is first seen
+            self.last_seen.entry(l.id()).and_modify(|seen| seen.1 = at).or_insert_with(|| (l.clone(), at));
         }
         if partial {
             return Vec::new();
