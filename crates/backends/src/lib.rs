@@ -449,6 +449,13 @@ impl prometheus::core::Collector for DataDirUsage {
     }
 }
 
+/// One attempt to join the ETL's slot group ([`Backends::etl_slot_group_join`]).
+pub type SlotGroupJoin = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<slamon_kafka::SlotGroup>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The opened backends, shared by the services of one process. Cheap to share by
 /// reference; each backend opens at its first use.
 pub struct Backends {
@@ -660,53 +667,47 @@ impl Backends {
             )?;
             tracing::info!(topic, created, partitions, replication, "topic ready");
         }
-        self.ensure_etl_slots_topic(&config, replication).await?;
+        ensure_etl_slots_topic(&self.settings, &config, replication).await?;
         self.check_retention(&config, topic, allow_limited_retention).await
     }
 
-    /// Creates the ETL's coordination topic with [`Settings::etl_slots`] partitions
-    /// unless it exists (its own retention: nothing is written to it).
-    async fn ensure_etl_slots_topic(&self, config: &slamon_kafka::KafkaConfig, replication: i32) -> Result<()> {
-        let topic = slamon_domain::etl_slots_topic(&self.settings.topic);
-        let slots = self.settings.etl_slots;
-        let created =
-            slamon_kafka::ensure_topic(config, &topic, slots as i32, replication, &[]).await.map_err(|source| {
-                Error::Topic { topic: topic.clone(), servers: config.bootstrap_servers.clone(), source }
-            })?;
-        tracing::info!(topic, created, slots, replication, "ETL slots topic ready");
-        Ok(())
-    }
-
-    /// Membership of this ETL instance in the group that shares the series among ETL
-    /// instances (SPEC §11): `None` with the embedded log (one process, every series).
-    /// Makes the coordination topic when `init` did not (replication 1).
+    /// How this ETL instance joins the group that shares the series among ETL instances
+    /// (SPEC §11): `None` with the embedded log (one process, every series). Each call of
+    /// the function made is one attempt: it makes the coordination topic when `init` did
+    /// not (replication 1) and joins the group.
     ///
-    /// # Errors
-    /// [`Error::Topic`] when Kafka cannot be reached or refuses the topic or the group.
-    pub async fn etl_slot_group(&self) -> Result<Option<slamon_kafka::SlotGroup>> {
+    /// An attempt fails with [`Error::Topic`] or [`Error::Group`] when Kafka cannot be
+    /// reached or refuses the topic or the group.
+    pub fn etl_slot_group_join(&self) -> Option<SlotGroupJoin> {
         if self.settings.event_log != EventLogKind::Kafka {
-            return Ok(None);
+            return None;
         }
-        let config = self.settings.kafka();
-        self.ensure_etl_slots_topic(&config, 1).await?;
-        let topic = slamon_domain::etl_slots_topic(&self.settings.topic);
-        let group =
-            slamon_kafka::SlotGroup::join(&config, &self.settings.etl_group, &topic).await.map_err(|source| {
-                Error::Group {
-                    group: self.settings.etl_group.clone(),
-                    servers: config.bootstrap_servers.clone(),
-                    source,
+        let settings = Arc::new(self.settings.clone());
+        Some(Box::new(move || {
+            let settings = settings.clone();
+            Box::pin(async move {
+                let config = settings.kafka();
+                ensure_etl_slots_topic(&settings, &config, 1).await?;
+                let topic = slamon_domain::etl_slots_topic(&settings.topic);
+                let group =
+                    slamon_kafka::SlotGroup::join(&config, &settings.etl_group, &topic).await.map_err(|source| {
+                        Error::Group {
+                            group: settings.etl_group.clone(),
+                            servers: config.bootstrap_servers.clone(),
+                            source,
+                        }
+                    })?;
+                if group.slots() != settings.etl_slots {
+                    tracing::warn!(
+                        topic,
+                        slots = group.slots(),
+                        configured = settings.etl_slots,
+                        "the ETL slots topic has another partition count than SLAMON_ETL_SLOTS: its own count is used"
+                    );
                 }
-            })?;
-        if group.slots() != self.settings.etl_slots {
-            tracing::warn!(
-                topic,
-                slots = group.slots(),
-                configured = self.settings.etl_slots,
-                "the ETL slots topic has another partition count than SLAMON_ETL_SLOTS: its own count is used"
-            );
-        }
-        Ok(Some(group))
+                Ok(group)
+            })
+        }))
     }
 
     /// Says, and refuses unless `allow`, when the event topic would lose history.
@@ -737,6 +738,22 @@ impl Backends {
         let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "local".into());
         format!("{service}@{host}")
     }
+}
+
+/// Creates the ETL's coordination topic with [`Settings::etl_slots`] partitions
+/// unless it exists (its own retention: nothing is written to it).
+async fn ensure_etl_slots_topic(
+    settings: &Settings,
+    config: &slamon_kafka::KafkaConfig,
+    replication: i32,
+) -> Result<()> {
+    let topic = slamon_domain::etl_slots_topic(&settings.topic);
+    let slots = settings.etl_slots;
+    let created = slamon_kafka::ensure_topic(config, &topic, slots as i32, replication, &[])
+        .await
+        .map_err(|source| Error::Topic { topic: topic.clone(), servers: config.bootstrap_servers.clone(), source })?;
+    tracing::info!(topic, created, slots, replication, "ETL slots topic ready");
+    Ok(())
 }
 
 fn data_dir(dir: &Path) -> Result<&Path> {

@@ -365,11 +365,19 @@ impl App {
             };
             SlaClient::new(config.sla_manager_grpc_url.as_str().trim_end_matches('/'), token.as_deref())?
         };
-        let ownership = match backends.etl_slot_group().await? {
-            Some(group) => {
-                tracing::info!(slots = group.slots(), "sharing the series with the other ETL instances of the group");
-                Ownership::of_group(group)
-            }
+        let ownership = match backends.etl_slot_group_join() {
+            Some(join) => Ownership::joining(move || {
+                let joining = join();
+                async move {
+                    let group = joining.await?;
+                    tracing::info!(
+                        slots = group.slots(),
+                        "sharing the series with the other ETL instances of the group"
+                    );
+                    let assignment = group.assignment();
+                    Ok::<_, slamon_backends::Error>((group, assignment))
+                }
+            }),
             None => Ownership::All,
         };
         let etl = Etl::new(
@@ -521,7 +529,7 @@ impl Etl {
 
     /// Computes only the series `ownership` gives this instance (by default every one).
     pub fn with_ownership(mut self, ownership: Ownership) -> Self {
-        self.owned = Owned::none(ownership.slot_count());
+        self.owned = Owned::none(1);
         self.ownership = ownership;
         self
     }

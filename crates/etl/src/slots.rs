@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use slamon_domain::MetricId;
 pub use slamon_kafka::SlotAssignment;
-use slamon_kafka::SlotGroup;
 use tokio::sync::watch;
 
 /// Where the ETL learns its share of the series. Cloned by the metadata task.
@@ -17,29 +16,73 @@ pub enum Ownership {
     All,
     /// The series of the slots assigned to this member of the group.
     Shared {
-        /// The number of slots.
-        slots: u32,
         /// The member's assignment.
         assignment: watch::Receiver<SlotAssignment>,
-        /// The membership itself (the last clone dropped leaves the group); `None` when
-        /// the assignment comes from elsewhere (tests).
-        group: Option<Arc<SlotGroup>>,
+        /// The membership (the last clone dropped leaves the group); `None` when the
+        /// assignment comes from elsewhere (tests).
+        membership: Option<Arc<Membership>>,
     },
 }
 
+/// Keeps the task that joins the group and holds the membership; dropping it ends the
+/// task, which leaves the group.
+pub struct Membership(tokio::task::AbortHandle);
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The first wait before joining the group again after a failure; it doubles up to
+/// [`MAX_JOIN_BACKOFF`].
+const JOIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_JOIN_BACKOFF: Duration = Duration::from_secs(30);
+
 impl Ownership {
-    /// The share of a member of `group`.
-    pub fn of_group(group: SlotGroup) -> Self {
-        Ownership::Shared { slots: group.slots(), assignment: group.assignment(), group: Some(Arc::new(group)) }
+    /// The share of a member of a group joined by `join` in a task of its own, again and
+    /// again (backoff 1 s doubling to 30 s) while it fails: an ETL started while Kafka is
+    /// unreachable runs and computes nothing (the slots are settling) until it has
+    /// joined, instead of exiting. `join` gives what keeps the membership alive and its
+    /// assignment.
+    pub fn joining<G, F, Fut, E>(join: F) -> Self
+    where
+        G: Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(G, watch::Receiver<SlotAssignment>), E>> + Send,
+        E: std::fmt::Display,
+    {
+        let (tx, rx) = watch::channel(SlotAssignment::Settling);
+        let task = tokio::spawn(async move {
+            let mut backoff = JOIN_BACKOFF;
+            let (_member, mut assignment) = loop {
+                match join().await {
+                    Ok(joined) => break joined,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot join the ETL slot group yet: no series is computed until it is joined")
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_JOIN_BACKOFF);
+            };
+            loop {
+                tx.send_replace(assignment.borrow_and_update().clone());
+                if assignment.changed().await.is_err() {
+                    tx.send_replace(SlotAssignment::Settling);
+                    return;
+                }
+            }
+        });
+        Ownership::Shared { assignment: rx, membership: Some(Arc::new(Membership(task.abort_handle()))) }
     }
 
     /// What is owned now; `None` while the slots are being assigned.
     pub fn current(&self) -> Option<Owned> {
         match self {
             Ownership::All => Some(Owned::all()),
-            Ownership::Shared { slots, assignment, .. } => match &*assignment.borrow() {
+            Ownership::Shared { assignment, .. } => match &*assignment.borrow() {
                 SlotAssignment::Settling => None,
-                SlotAssignment::Owned(owned) => Some(Owned::slots(*slots, owned)),
+                SlotAssignment::Owned { slots, owned } => Some(Owned::slots(*slots, owned)),
             },
         }
     }
@@ -52,18 +95,11 @@ impl Ownership {
         }
         let Ownership::Shared { assignment, .. } = self else { return Some(Owned::all()) };
         let mut assignment = assignment.clone();
-        let settled = tokio::time::timeout(wait, assignment.wait_for(|a| matches!(a, SlotAssignment::Owned(_)))).await;
+        let settled =
+            tokio::time::timeout(wait, assignment.wait_for(|a| matches!(a, SlotAssignment::Owned { .. }))).await;
         match settled {
             Ok(Ok(_)) => self.current(),
             _ => None,
-        }
-    }
-
-    /// The number of slots; 1 for a single instance.
-    pub fn slot_count(&self) -> u32 {
-        match self {
-            Ownership::All => 1,
-            Ownership::Shared { slots, .. } => *slots,
         }
     }
 }
@@ -82,7 +118,8 @@ impl Owned {
         Owned { slots: 1, owned: None }
     }
 
-    /// No series (before the first assignment).
+    /// No series (before the first assignment; any slot count: the first assignment
+    /// counts as acquiring every slot it owns).
     pub fn none(slots: u32) -> Self {
         Owned { slots: slots.max(1), owned: Some(vec![false; slots.max(1) as usize]) }
     }
@@ -174,7 +211,7 @@ mod tests {
     #[tokio::test]
     async fn settling_is_waited_for_and_then_owned() {
         let (tx, rx) = watch::channel(SlotAssignment::Settling);
-        let ownership = Ownership::Shared { slots: 4, assignment: rx, group: None };
+        let ownership = Ownership::Shared { assignment: rx, membership: None };
         assert_eq!(ownership.current(), None);
         assert_eq!(ownership.settled(Duration::from_millis(20)).await, None);
         let waiting = tokio::spawn({
@@ -182,7 +219,37 @@ mod tests {
             async move { o.settled(Duration::from_secs(5)).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        tx.send_replace(SlotAssignment::Owned(vec![3]));
+        tx.send_replace(SlotAssignment::Owned { slots: 4, owned: vec![3] });
         assert_eq!(waiting.await.unwrap(), Some(Owned::slots(4, &[3])));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_that_cannot_be_joined_yet_is_joined_again_and_nothing_is_owned_meanwhile() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = watch::channel(SlotAssignment::Owned { slots: 8, owned: vec![1, 2] });
+        let ownership = Ownership::joining({
+            let attempts = attempts.clone();
+            move || {
+                let (n, rx) = (attempts.fetch_add(1, Ordering::SeqCst), rx.clone());
+                async move {
+                    if n < 3 {
+                        Err("kafka unreachable")
+                    } else {
+                        Ok(((), rx))
+                    }
+                }
+            }
+        });
+        assert_eq!(ownership.current(), None, "nothing is owned before the group is joined");
+        // three failures: 1 + 2 + 4 s of backoff
+        assert_eq!(ownership.settled(Duration::from_secs(6)).await, None);
+        assert_eq!(ownership.settled(Duration::from_secs(2)).await, Some(Owned::slots(8, &[1, 2])));
+        assert_eq!(attempts.load(Ordering::SeqCst), 4);
+        // a rebalance is forwarded; the last clone dropped ends the membership
+        tx.send_replace(SlotAssignment::Settling);
+        tokio::task::yield_now().await;
+        assert_eq!(ownership.current(), None);
+        drop(ownership);
     }
 }

@@ -670,7 +670,7 @@ async fn member(
             EtlMetrics::new(&prometheus::Registry::new()).unwrap(),
         ),
     );
-    h.etl = etl.with_ownership(Ownership::Shared { slots: 16, assignment, group: None });
+    h.etl = etl.with_ownership(Ownership::Shared { assignment, membership: None });
     h
 }
 
@@ -679,6 +679,11 @@ fn labels_of(events: &[EventEnvelope], kind: fn(&Event) -> bool) -> Vec<Labels> 
         events.iter().filter(|e| kind(&e.event)).filter_map(|e| e.event.labels().cloned()).collect();
     out.sort();
     out
+}
+
+/// Slots `owned` of 16.
+fn owned16(owned: Vec<u32>) -> SlotAssignment {
+    SlotAssignment::Owned { slots: 16, owned }
 }
 
 static SHARED_NOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(AT_MS);
@@ -702,8 +707,8 @@ async fn two_instances_share_the_series_once_each_and_a_moved_slot_leaves_no_gap
     assert_eq!(waiting, CycleReport::default());
     assert!(render(&a.registry).contains("etl_cycles_unassigned_total 1"));
 
-    to_a.send_replace(SlotAssignment::Owned((0..8).collect()));
-    to_b.send_replace(SlotAssignment::Owned((8..16).collect()));
+    to_a.send_replace(owned16((0..8).collect()));
+    to_b.send_replace(owned16((8..16).collect()));
     let (ra, rb) = (a.etl.cycle(&a.cancel).await.unwrap(), b.etl.cycle(&b.cancel).await.unwrap());
     assert_eq!(ra.owned_series + rb.owned_series, 64, "{ra:?} {rb:?}");
     assert!(ra.owned_series > 16 && rb.owned_series > 16, "an even share: {ra:?} {rb:?}");
@@ -722,8 +727,8 @@ async fn two_instances_share_the_series_once_each_and_a_moved_slot_leaves_no_gap
     // the slot of an SLA metric of `a` moves to `b`
     let moved = slas.iter().find(|l| l.id().slot(16) < 8).unwrap().clone();
     let slot = moved.id().slot(16);
-    to_a.send_replace(SlotAssignment::Owned((0..8).filter(|s| *s != slot).collect()));
-    to_b.send_replace(SlotAssignment::Owned((8..16).chain([slot]).collect()));
+    to_a.send_replace(owned16((0..8).filter(|s| *s != slot).collect()));
+    to_b.send_replace(owned16((8..16).chain([slot]).collect()));
     SHARED_NOW.fetch_add(2 * 60_000, SeqCst);
     let (ra2, rb2) = (a.etl.cycle(&a.cancel).await.unwrap(), b.etl.cycle(&b.cancel).await.unwrap());
     assert_eq!(ra2.owned_series + rb2.owned_series, 64);
@@ -753,7 +758,7 @@ async fn a_series_that_stopped_before_its_slot_moved_is_still_announced_removed(
     use std::sync::atomic::Ordering::SeqCst;
     let source = SharedSource::new(8);
     let clock = || HANDOVER_NOW.load(std::sync::atomic::Ordering::SeqCst);
-    let (to_a, for_a) = tokio::sync::watch::channel(SlotAssignment::Owned((0..16).collect()));
+    let (to_a, for_a) = tokio::sync::watch::channel(owned16((0..16).collect()));
     let (to_b, for_b) = tokio::sync::watch::channel(SlotAssignment::Settling);
     let mut a = member(source.clone(), clock, for_a).await;
     let mut b = member(source.clone(), clock, for_b).await;
@@ -764,8 +769,8 @@ async fn a_series_that_stopped_before_its_slot_moved_is_still_announced_removed(
     source.listed.lock().unwrap().retain(|l| *l != gone);
     source.since.lock().unwrap().push(gone.clone());
     let slot = gone.id().slot(16);
-    to_a.send_replace(SlotAssignment::Owned((0..16).filter(|s| *s != slot).collect()));
-    to_b.send_replace(SlotAssignment::Owned(vec![slot]));
+    to_a.send_replace(owned16((0..16).filter(|s| *s != slot).collect()));
+    to_b.send_replace(owned16(vec![slot]));
     HANDOVER_NOW.fetch_add(5 * 60_000, SeqCst);
     a.etl.cycle(&a.cancel).await.unwrap();
     b.etl.cycle(&b.cancel).await.unwrap();

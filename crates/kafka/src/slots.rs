@@ -25,14 +25,16 @@ pub enum SlotAssignment {
     /// Joining, or in a rebalance: the slots may be moving between members, so none is
     /// known to be this member's.
     Settling,
-    /// The slots (partitions of the coordination topic) assigned to this member, sorted;
-    /// possibly none (more members than slots).
-    Owned(Vec<u32>),
+    /// The slots (partitions of the coordination topic) assigned to this member, sorted,
+    /// possibly none (more members than slots), of `slots` in all.
+    Owned { slots: u32, owned: Vec<u32> },
 }
 
 /// Publishes every assignment change of the member.
 struct SlotContext {
     topic: String,
+    /// The partitions of the topic (set before subscribing).
+    slots: std::sync::atomic::AtomicU32,
     assignment: watch::Sender<SlotAssignment>,
     rebalances: Arc<AtomicU64>,
 }
@@ -49,7 +51,9 @@ impl ConsumerContext for SlotContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.rebalances.fetch_add(1, Ordering::Relaxed);
         let next = match rebalance {
-            Rebalance::Assign(list) => SlotAssignment::Owned(slots_in(list, &self.topic)),
+            Rebalance::Assign(list) => {
+                SlotAssignment::Owned { slots: self.slots.load(Ordering::SeqCst), owned: slots_in(list, &self.topic) }
+            }
             Rebalance::Revoke(_) => SlotAssignment::Settling,
             Rebalance::Error(e) => {
                 tracing::warn!(error = %e, "ETL slot group: rebalance failed, waiting for the next one");
@@ -113,6 +117,7 @@ impl SlotGroup {
         let consumer: StreamConsumer<SlotContext> = client
             .create_with_context(SlotContext {
                 topic: topic.to_owned(),
+                slots: std::sync::atomic::AtomicU32::new(0),
                 assignment: tx,
                 rebalances: rebalances.clone(),
             })
@@ -132,6 +137,7 @@ impl SlotGroup {
                 "kafka: the ETL slots topic {topic} has no partitions (does it exist?)"
             )));
         }
+        consumer.context().slots.store(slots as u32, Ordering::SeqCst);
         consumer.subscribe(&[topic]).map_err(unavailable)?;
         let poller = tokio::spawn(poll(consumer.clone()));
         Ok(SlotGroup { slots: slots as u32, assignment: rx, rebalances, consumer, poller })
