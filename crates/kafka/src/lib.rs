@@ -106,22 +106,29 @@ impl KafkaLog {
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.config.bootstrap_servers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
+        let mut c = member_config(&self.config, group);
+        c.set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
             .set("max.poll.interval.ms", self.config.max_poll_interval.as_millis().to_string())
             .set("isolation.level", "read_committed");
-        if let Some(instance) = &self.config.instance_id {
-            // static membership: a restarted member takes its partitions back at once
-            // instead of waiting for the dead one's session to expire
-            c.set("group.instance.id", format!("{group}-{instance}"));
-        }
         c
     }
+}
+
+/// A member of consumer group `group` that commits only when told, with a 10 s session
+/// and, when the config names this process, static membership.
+fn member_config(config: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "10000");
+    if let Some(instance) = &config.instance_id {
+        // static membership: a restarted member takes its partitions back at once
+        // instead of waiting for the dead one's session to expire
+        c.set("group.instance.id", format!("{group}-{instance}"));
+    }
+    c
 }
 
 /// Creates `topic` with `partitions` and `replication` (and `config` entries) unless it

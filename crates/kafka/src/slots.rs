@@ -17,7 +17,7 @@ use rdkafka::TopicPartitionList;
 use slamon_domain::{PortError, PortResult};
 use tokio::sync::watch;
 
-use crate::{unavailable, KafkaConfig};
+use crate::{member_config, unavailable, KafkaConfig};
 
 /// The slots a member of the group owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,20 +100,12 @@ impl SlotGroup {
     pub async fn join(config: &KafkaConfig, group: &str, topic: &str) -> PortResult<SlotGroup> {
         let (tx, rx) = watch::channel(SlotAssignment::Settling);
         let rebalances = Arc::new(AtomicU64::new(0));
-        let mut client = rdkafka::config::ClientConfig::new();
+        let mut client = member_config(config, group);
         client
-            .set("bootstrap.servers", &config.bootstrap_servers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "latest")
-            .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "3000")
             // an even split of one topic's partitions, the same on every member
             .set("partition.assignment.strategy", "range");
-        if let Some(instance) = &config.instance_id {
-            // static membership: a restarted instance takes its slots back at once
-            client.set("group.instance.id", format!("{group}-{instance}"));
-        }
         let consumer: StreamConsumer<SlotContext> = client
             .create_with_context(SlotContext {
                 topic: topic.to_owned(),

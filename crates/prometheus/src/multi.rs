@@ -15,30 +15,34 @@ impl MultiSource {
     }
 }
 
+/// The series of every list once, sorted; partial when any list is.
+fn merged(lists: Vec<SeriesList>) -> SeriesList {
+    let mut out = SeriesList::default();
+    for list in lists {
+        out.series.extend(list.series);
+        out.partial |= list.partial;
+    }
+    out.series.sort();
+    out.series.dedup();
+    out
+}
+
 #[async_trait]
 impl MetricSource for MultiSource {
     async fn series(&self) -> PortResult<SeriesList> {
-        let mut out = SeriesList::default();
+        let mut lists = Vec::new();
         for s in &self.sources {
-            let list = s.series().await?;
-            out.series.extend(list.series);
-            out.partial |= list.partial;
+            lists.push(s.series().await?);
         }
-        out.series.sort();
-        out.series.dedup();
-        Ok(out)
+        Ok(merged(lists))
     }
 
     async fn series_since(&self, start_ms: i64) -> PortResult<SeriesList> {
-        let mut out = SeriesList::default();
+        let mut lists = Vec::new();
         for s in &self.sources {
-            let list = s.series_since(start_ms).await?;
-            out.series.extend(list.series);
-            out.partial |= list.partial;
+            lists.push(s.series_since(start_ms).await?);
         }
-        out.series.sort();
-        out.series.dedup();
-        Ok(out)
+        Ok(merged(lists))
     }
 
     fn warnings(&self) -> u64 {
