@@ -195,7 +195,7 @@ async fn cpu() -> Labels {
 /// An SLA on `series`: range 0–80, for 5 minutes.
 fn entry(series: &Labels) -> WireEntry {
     WireEntry {
-        metric: series.as_map().clone().into_iter().collect(),
+        metric: series.to_map().into_iter().collect(),
         metric_id: series.id().to_string(),
         min: 0.0,
         max: 80.0,
@@ -645,7 +645,7 @@ impl MetricSource for SharedSource {
 fn sla_on(series: &Labels) -> WireEntry {
     WireEntry {
         metric_id: series.id().to_string(),
-        metric: series.as_map().clone().into_iter().collect(),
+        metric: series.to_map().into_iter().collect(),
         min: 0.0,
         max: 10.0,
         for_minutes: 5,

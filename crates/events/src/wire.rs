@@ -195,7 +195,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             occurred_at: at,
             producer: p,
             metric_id: key,
-            labels: e.labels.as_map().clone(),
+            labels: e.labels.to_map(),
             computed_at: e.computed_at_ms,
             windows: e
                 .windows
@@ -217,7 +217,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             occurred_at: at,
             producer: p,
             metric_id: key,
-            labels: e.labels.as_map().clone(),
+            labels: e.labels.to_map(),
             computed_at: e.computed_at_ms,
             model: e.model.clone(),
             rmse: e.rmse,
@@ -248,7 +248,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             occurred_at: at,
             producer: p,
             metric_id: key,
-            labels: e.labels.as_map().clone(),
+            labels: e.labels.to_map(),
             computed_at: e.computed_at_ms,
             constant: e.constant,
             stationarity: e.stationarity.as_ref().map(|s| Stationarity {
@@ -278,7 +278,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             occurred_at: at,
             producer: p,
             metric_id: key,
-            labels: e.labels.as_map().clone(),
+            labels: e.labels.to_map(),
             window_start: e.window_start_ms,
             samples: samples_out(&e.samples),
         }),
@@ -295,7 +295,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
                 .iter()
                 .map(|x| SlaEntry {
                     metric_id: x.id().to_string(),
-                    labels: x.labels.as_map().clone(),
+                    labels: x.labels.to_map(),
                     min: x.range.min,
                     max: x.range.max,
                     for_minutes: x.for_minutes as i32,
@@ -309,7 +309,7 @@ pub fn to_avro(env: &d::EventEnvelope) -> Result<apache_avro::types::Value> {
             occurred_at: at,
             producer: p,
             metric_id: key,
-            labels: e.labels.as_map().clone(),
+            labels: e.labels.to_map(),
             last_seen: e.last_seen_ms,
         }),
     };

@@ -300,13 +300,13 @@ struct KindOnlyData {
 
 #[derive(Deserialize)]
 struct VectorItem {
-    metric: BTreeMap<String, String>,
+    metric: Labels,
     value: (f64, PromValue),
 }
 
 #[derive(Deserialize)]
 struct MatrixItem {
-    metric: BTreeMap<String, String>,
+    metric: Labels,
     values: Vec<(f64, PromValue)>,
 }
 
@@ -393,7 +393,7 @@ fn telling_label(series: &[Labels]) -> Option<(&str, Vec<String>)> {
     for s in series {
         for (k, v) in s.iter() {
             if k != NAME_LABEL {
-                values.entry(k.as_str()).or_default().insert(v.as_str());
+                values.entry(k).or_default().insert(v);
             }
         }
     }
@@ -466,13 +466,13 @@ impl PartStats {
 /// aggregation); folding them as they come keeps one label set per series in memory
 /// instead of one per row.
 #[derive(Default)]
-struct StatsRows(HashMap<BTreeMap<String, String>, [Option<f64>; AGGREGATIONS.len()]>);
+struct StatsRows(HashMap<Labels, [Option<f64>; AGGREGATIONS.len()]>);
 
 impl StatsRows {
-    fn add(&mut self, mut metric: BTreeMap<String, String>, value: f64) {
-        let agg = metric.remove(AGG_LABEL);
-        if let Some(i) = agg.and_then(|a| AGGREGATIONS.iter().position(|x| *x == a)) {
-            self.0.entry(metric).or_default()[i] = Some(value);
+    fn add(&mut self, metric: Labels, value: f64) {
+        let agg = metric.get(AGG_LABEL).and_then(|a| AGGREGATIONS.iter().position(|x| *x == a));
+        if let Some(i) = agg {
+            self.0.entry(metric.without(AGG_LABEL)).or_default()[i] = Some(value);
         }
     }
 
@@ -515,8 +515,7 @@ fn aggregates(metric_name: &str, window: Window, rows: StatsRows) -> Vec<(Labels
     let mut out: Vec<(Labels, WindowAggregate)> = rows
         .0
         .into_iter()
-        .map(|(mut map, values)| {
-            map.insert(NAME_LABEL.to_owned(), metric_name.to_owned());
+        .map(|(labels, values)| {
             let stat = |k: &str| values[index(k)];
             let n = stat("count").unwrap_or(0.0);
             // as Prometheus computed them: NaN and ±Inf included (the average of +Inf and
@@ -531,7 +530,7 @@ fn aggregates(metric_name: &str, window: Window, rows: StatsRows) -> Vec<(Labels
                 std_dev,
                 samples: n as u64,
             };
-            (Labels::new(map), agg)
+            (labels.with(NAME_LABEL, metric_name), agg)
         })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -539,8 +538,7 @@ fn aggregates(metric_name: &str, window: Window, rows: StatsRows) -> Vec<(Labels
 }
 
 /// The label sets of a `/api/v1/series` answer, sorted, without duplicates.
-fn label_sets(items: Vec<BTreeMap<String, String>>) -> PortResult<Vec<Labels>> {
-    let mut series: Vec<Labels> = items.into_iter().map(Labels::new).collect();
+fn label_sets(mut series: Vec<Labels>) -> PortResult<Vec<Labels>> {
     series.sort();
     series.dedup();
     Ok(series)
@@ -722,7 +720,7 @@ impl PrometheusSource {
             let kind = data.result_type;
             return Err(PortError::Other(format!("query `{expr}` returned a {kind}, not a vector")).into());
         }
-        Ok(data.result.into_iter().map(|i| (Labels::new(i.metric), i.value.1 .0)).collect())
+        Ok(data.result.into_iter().map(|i| (i.metric, i.value.1 .0)).collect())
     }
 
     /// `/api/v1/query` of a [`stats_expr`]: its rows folded per series as they are read.
@@ -839,7 +837,7 @@ impl PrometheusSource {
     /// without duplicates.
     async fn series_named(&self, name: &str, start_ms: i64, end_ms: i64) -> PortResult<Vec<Labels>> {
         let params = [("match[]", name_selector(name)), ("start", secs(start_ms)), ("end", secs(end_ms))];
-        let (data, _): (Vec<BTreeMap<String, String>>, _) = self.call("series", &params, None).await?;
+        let (data, _): (Vec<Labels>, _) = self.call("series", &params, None).await?;
         label_sets(data)
     }
 
@@ -945,7 +943,7 @@ impl PrometheusSource {
         series: &[Labels],
         batches: usize,
     ) -> PortResult<Option<Vec<(Labels, WindowAggregate)>>> {
-        let label_names: BTreeSet<&str> = series.iter().flat_map(|s| s.iter().map(|(k, _)| k.as_str())).collect();
+        let label_names: BTreeSet<&str> = series.iter().flat_map(|s| s.iter().map(|(k, _)| k)).collect();
         let selectors: Vec<String> = series.iter().map(|s| exact_selector(s, &label_names)).collect();
         let n = selectors.len();
         // ranges of `selectors`, the next one to query last
@@ -1028,7 +1026,7 @@ fn matrix(expr: &str, data: QueryData<Vec<MatrixItem>>) -> PortResult<Vec<(Label
     Ok(data
         .result
         .into_iter()
-        .map(|i| (Labels::new(i.metric), i.values.into_iter().map(|(t, v)| Sample::new(to_ms(t), v.0)).collect()))
+        .map(|i| (i.metric, i.values.into_iter().map(|(t, v)| Sample::new(to_ms(t), v.0)).collect()))
         .collect())
 }
 
@@ -1043,7 +1041,7 @@ impl MetricSource for PrometheusSource {
         let now = slamon_domain::now_ms();
         let params =
             [("match[]", "{__name__=~\".+\"}".to_owned()), ("start", secs(start_ms.min(now))), ("end", secs(now))];
-        let (data, partial): (Vec<BTreeMap<String, String>>, _) = self.call("series", &params, None).await?;
+        let (data, partial): (Vec<Labels>, _) = self.call("series", &params, None).await?;
         Ok(SeriesList { series: label_sets(data)?, partial })
     }
 

@@ -53,7 +53,6 @@ fn pair(name: &str, value: &str) -> LabelPair {
 pub(crate) fn entry_labels(entry: &SlaEntry) -> Vec<(String, String)> {
     let mut labels = Vec::new();
     for (name, value) in entry.labels.iter() {
-        let name = name.as_str();
         if name == slamon_domain::NAME_LABEL {
             labels.push(("sla_metric".to_owned(), value.to_owned()));
         } else if OURS.contains(&name) {

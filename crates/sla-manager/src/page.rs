@@ -153,7 +153,7 @@ fn labels_markup(labels: &Labels) -> Markup {
         span.labels {
             strong { (labels.name()) }
             " "
-            @for (k, v) in labels.iter().filter(|(k, _)| k.as_str() != slamon_domain::NAME_LABEL) {
+            @for (k, v) in labels.iter().filter(|(k, _)| *k != slamon_domain::NAME_LABEL) {
                 code { (k) "=\"" (v) "\"" }
             }
         }

@@ -43,7 +43,7 @@ fn write_openmetrics(path: &std::path::Path, now_ms: i64) {
     for (name, series) in by_name {
         writeln!(f, "# TYPE {name} gauge").unwrap();
         for (i, l) in series.iter().enumerate() {
-            let (label, value) = l.iter().find(|(k, _)| k.as_str() != "__name__").unwrap();
+            let (label, value) = l.iter().find(|(k, _)| *k != "__name__").unwrap();
             let value = value.replace('\\', "\\\\");
             for k in 0..120 {
                 let t = last_s - (119 - k) * 60;
