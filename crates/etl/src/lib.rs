@@ -824,13 +824,18 @@ impl Etl {
         // the 12 h window still holds series that stopped reporting: statistics only for the
         // series the source lists now, so a removed series stays removed until it reports again
         let listed: HashSet<&Labels> = owned.iter().collect();
-        let mut by_series: BTreeMap<Labels, BTreeMap<Window, WindowAggregate>> = BTreeMap::new();
+        // per series, its aggregate of each window in the order of `Window::ALL`
+        let mut by_series: BTreeMap<Labels, [Option<WindowAggregate>; Window::ALL.len()]> = BTreeMap::new();
         let mut failed: BTreeMap<Arc<str>, EtlError> = BTreeMap::new();
         while let Some((name, w, answer)) = answers.next().await {
             match answer {
                 Ok(rows) => {
-                    for (labels, agg) in rows.into_iter().filter(|(labels, _)| listed.contains(labels)) {
-                        by_series.entry(labels).or_default().insert(w, agg);
+                    let i = Window::ALL.iter().position(|x| *x == w).expect("a window of Window::ALL");
+                    for (labels, agg) in rows {
+                        // the listed set, shared, rather than the answer's copy of it
+                        if let Some(listed) = listed.get(&labels) {
+                            by_series.entry((*listed).clone()).or_default()[i] = Some(agg);
+                        }
                     }
                 }
                 Err(source) => {
@@ -851,11 +856,12 @@ impl Etl {
         report.aggregates = by_series.len();
         by_series
             .into_iter()
-            .map(|(labels, mut windows)| {
+            .map(|(labels, windows)| {
                 let windows = Window::ALL
                     .into_iter()
-                    .map(|w| {
-                        windows.remove(&w).unwrap_or(WindowAggregate {
+                    .zip(windows)
+                    .map(|(w, agg)| {
+                        agg.unwrap_or(WindowAggregate {
                             window: w,
                             min: None,
                             max: None,
