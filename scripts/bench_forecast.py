@@ -1,15 +1,25 @@
 #!/usr/bin/env python3
 """slamon's forecast against statsforecast's on the same series, in one run.
 
-For every series of crates/analytics/tests/population/holt_winters.json (50 series, ten
-of each kind) and each of ORIGINS origins 10 points apart at its end, every method
-forecasts the next 10 points from what precedes the origin; the score is the RMSE on
-those 10 points. Prints, per reference method, the geometric mean of slamon's RMSE over
-the method's (overall and per kind) and both times per series. slamon runs through the
-example binary `forecast_series` (built in release first).
+Three groups of series:
+  - population: the 50 series of crates/analytics/tests/population/holt_winters.json
+    (ten of each synthetic kind and windows of co2 and elnino);
+  - real: series that ship in packages — statsmodels' data sets (the 12 quarterly US
+    macroeconomic series in two windows, the Danish money demand and the German interest
+    and inflation series, sunspots, weekly Mauna Loa CO2, the fertility rate of 20
+    countries) and statsforecast's AirPassengers;
+  - daily_1min: synthetic infrastructure series at one-minute steps with a daily cycle
+    (traffic, CPU, latency; 3 days of history, period 1440), as examples/daily_season.
+
+For each series (window) and each of ORIGINS origins at its end (10 points apart; 30 for
+the one-minute series), every method forecasts the next 10 points from what precedes the
+origin; the score is the RMSE on those 10 points. Prints, per group and reference
+method, the geometric mean of slamon's RMSE over the method's (overall and per kind) and
+both times per forecast. slamon runs through the example binary `forecast_series` (built
+in release first) with the series' known period, as the ETL passes the detected one.
 
     pip install statsforecast
-    python3 scripts/bench_forecast.py [ORIGINS]
+    python3 scripts/bench_forecast.py [ORIGINS] [GROUP ...]
 """
 import json
 import math
@@ -46,28 +56,95 @@ def statsforecast_methods():
     }
 
 
+def population():
+    """(kind, values, period) of the checked-in population."""
+    for s in json.loads(POPULATION.read_text())["series"]:
+        yield s["name"], np.array(s["x"], dtype=float), s["period"]
+
+
+def real():
+    """(kind, values, period) of real series that ship in statsmodels and statsforecast."""
+    import statsmodels.api as sm
+    from statsforecast.utils import AirPassengers
+    macro = sm.datasets.macrodata.load_pandas().data
+    for column in macro.columns.drop(["year", "quarter"]):
+        x = macro[column].to_numpy(dtype=float)
+        # the whole series and the one that ended 10 years earlier
+        yield "us_macro_quarterly", x, 4
+        yield "us_macro_quarterly", x[:-40], 4
+    for column, x in sm.datasets.danish_data.load_pandas().data.items():
+        yield "danish_quarterly", x.to_numpy(dtype=float), 4
+    for column in ["Dp", "R"]:
+        yield "danish_quarterly", sm.datasets.interest_inflation.load_pandas().data[column].to_numpy(dtype=float), 4
+    sun = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(dtype=float)
+    yield "sunspots_yearly", sun, 11
+    yield "sunspots_yearly", sun[:-55], 11
+    co2 = sm.datasets.co2.load_pandas().data["co2"].interpolate().to_numpy(dtype=float)
+    yield "co2_weekly", co2[-520:], 52
+    yield "co2_weekly", co2[-1040:-520], 52
+    air = np.asarray(AirPassengers, dtype=float)
+    yield "air_passengers", air, 12
+    yield "air_passengers", air[:-24], 12
+    fertility = sm.datasets.fertility.load_pandas().data
+    years = [str(y) for y in range(1960, 2015)]
+    rows = fertility.dropna(subset=years)
+    for _, row in rows.iloc[:: max(1, len(rows) // 20)].head(20).iterrows():
+        yield "fertility_yearly", row[years].to_numpy(dtype=float), None
+
+
+def daily_1min():
+    """(kind, values, period) of one-minute infrastructure series with a daily cycle:
+    3 days of history and the points the origins forecast."""
+    day, n = 1440, 3 * 1440 + 300
+    t = np.arange(n)
+    x = (t % day) / day
+    shape = np.clip(0.8 * (0.5 - 0.5 * np.cos(2 * np.pi * x)) + 0.2 * np.exp(-(((x - 0.52) / 0.03) ** 2)), 0, 1)
+    for seed in range(5):
+        rng = np.random.default_rng(2000 + seed)
+        phase = rng.integers(0, day)
+        s = np.roll(shape, phase)
+        yield "traffic", 200 + 800 * s + 25 * rng.standard_normal(n), day
+        yield "cpu", (10 + 60 * s) * (1 + 0.04 * rng.standard_normal(n)), day
+        spikes = np.where((t + phase) % 397 < 3, 40.0, 0.0)
+        yield "latency", 50 + 30 * s + spikes + 3 * rng.standard_normal(n), day
+
+
+GROUPS = {"population": (population, 10), "real": (real, 10), "daily_1min": (daily_1min, 30)}
+
+
 def main():
     origins = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    series = json.loads(POPULATION.read_text())["series"]
-    jobs, actuals, kinds = [], [], []
-    for s in series:
-        x = np.array(s["x"], dtype=float)
+    groups = sys.argv[2:] or list(GROUPS)
+    warnings.filterwarnings("ignore")
+    for group in groups:
+        run_group(group, origins)
+        print()
+
+
+def run_group(group, origins):
+    make_series, step = GROUPS[group]
+    jobs, actuals, kinds, windows = [], [], [], 0
+    for kind, x, period in make_series():
+        windows += 1
+        # enough history before each origin: two periods, or 30 points without one
+        least = max(2 * (period or 0), 30)
         for i in range(origins):
-            origin = len(x) - H - 10 * i
-            jobs.append((x[:origin].tolist(), s["period"]))
+            origin = len(x) - H - step * i
+            if origin < least:
+                continue
+            jobs.append((x[:origin].tolist(), period))
             actuals.append(x[origin:origin + H])
-            kinds.append(s["name"])
+            kinds.append(kind)
     rmse = lambda f, a: math.sqrt(float(np.mean((np.asarray(f) - a) ** 2)))
     ours, our_secs, our_models = slamon(jobs)
-    our_rmse = [rmse(f, a) for f, a in zip(ours, actuals)]
-    print(f"{len(jobs)} forecasts ({len(series)} series × {origins} origins), horizon {H}")
+    our_rmse = [rmse(f, a) if len(f) == H else float("nan") for f, a in zip(ours, actuals)]
+    print(f"## {group}: {len(jobs)} forecasts ({windows} series × up to {origins} origins), horizon {H}")
     print(f"slamon: {1000 * sum(our_secs) / len(jobs):.1f} ms per forecast")
     print()
     print("| against | its ms per forecast | slamon RMSE / its RMSE (geometric mean) | per kind |")
     print("| --- | --- | --- | --- |")
-    warnings.filterwarnings("ignore")
     # the references' results do not change between runs: kept to compare slamon's changes quickly
-    cache_file = ROOT / f"target/bench_forecast_statsforecast_{origins}.json"
+    cache_file = ROOT / f"target/bench_forecast_statsforecast_{group}_{origins}.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     for name, make in statsforecast_methods().items():
         if name not in cache:
@@ -84,7 +161,7 @@ def main():
             cache_file.write_text(json.dumps(cache))
         logs, per_kind, secs = [], defaultdict(list), 0.0
         for result, kind, ours_r in zip(cache[name], kinds, our_rmse):
-            if result is None:
+            if result is None or math.isnan(ours_r):
                 continue
             r, sec = result
             secs += sec

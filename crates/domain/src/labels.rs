@@ -64,7 +64,8 @@ impl Serialize for Labels {
 
 impl<'de> Deserialize<'de> for Labels {
     /// A JSON object (or Avro map) of label names to values; empty values are dropped and
-    /// of a name given twice the last value is kept.
+    /// of a name given twice the last value is kept. Names in order (as Prometheus writes
+    /// them) are encoded as they are read, borrowed from the input when it has no escape.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
@@ -73,15 +74,68 @@ impl<'de> Deserialize<'de> for Labels {
                 f.write_str("a map of label names to values")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Labels, A::Error> {
-                let mut pairs: Vec<(String, String)> = Vec::with_capacity(map.size_hint().unwrap_or(4).min(64));
-                while let Some(pair) = map.next_entry::<String, String>()? {
-                    pairs.push(pair);
+                let mut out = String::with_capacity(64);
+                // the last name encoded, as a range of `out`
+                let mut last = 0..0;
+                // the pairs, once one came out of order, empty or twice
+                let mut pairs: Option<Vec<(String, String)>> = None;
+                while let Some(Text(k)) = map.next_key::<Text<'de>>()? {
+                    let Text(v) = map.next_value::<Text<'de>>()?;
+                    if let Some(pairs) = pairs.as_mut() {
+                        pairs.push((k.into_owned(), v.into_owned()));
+                    } else if v.is_empty() || (!last.is_empty() && out[last.clone()] >= *k) {
+                        let mut all: Vec<(String, String)> =
+                            Pairs { rest: &out }.map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                        all.push((k.into_owned(), v.into_owned()));
+                        pairs = Some(all);
+                    } else {
+                        let start = push(&mut out, &k);
+                        last = start..out.len();
+                        push(&mut out, &v);
+                    }
                 }
-                Ok(Labels::from_pairs(pairs))
+                Ok(match pairs {
+                    Some(pairs) => Labels::from_pairs(pairs),
+                    None => Labels(Arc::from(out)),
+                })
             }
         }
         deserializer.deserialize_map(Visit)
     }
+}
+
+/// A string read borrowed from the input when it can be, owned when it has escapes.
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// Appends `s` to an encoding (its byte length in decimal, `:`, its bytes); returns where
+/// `s`'s bytes start.
+fn push(out: &mut String, s: &str) -> usize {
+    use fmt::Write as _;
+    write!(out, "{}:", s.len()).expect("writing to a String");
+    out.push_str(s);
+    out.len() - s.len()
 }
 
 impl Labels {
@@ -103,13 +157,10 @@ impl Labels {
 
     /// The set of `pairs`, given sorted by name and without a name twice.
     fn encode<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut out = String::new();
+        let mut out = String::with_capacity(64);
         for (k, v) in pairs.filter(|(_, v)| !v.is_empty()) {
-            for s in [k, v] {
-                out.push_str(&s.len().to_string());
-                out.push(':');
-                out.push_str(s);
-            }
+            push(&mut out, k);
+            push(&mut out, v);
         }
         Self(Arc::from(out))
     }
@@ -142,14 +193,38 @@ impl Labels {
     /// The set with label `label` set to `value` (added, or replaced when it has one; an
     /// empty value removes it).
     pub fn with(&self, label: &str, value: &str) -> Labels {
-        let mut map = self.to_map();
-        map.insert(label.to_owned(), value.to_owned());
-        Self::new(map)
+        let (at, end) = self.span(label);
+        let mut out = String::with_capacity(self.0.len() + label.len() + value.len() + 8);
+        out.push_str(&self.0[..at]);
+        if !value.is_empty() {
+            push(&mut out, label);
+            push(&mut out, value);
+        }
+        out.push_str(&self.0[end..]);
+        Self(Arc::from(out))
     }
 
     /// The set without label `label`.
     pub fn without(&self, label: &str) -> Labels {
-        Self::encode(self.iter().filter(|(k, _)| *k != label))
+        let (at, end) = self.span(label);
+        if at == end {
+            return self.clone();
+        }
+        Self(Arc::from([&self.0[..at], &self.0[end..]].concat()))
+    }
+
+    /// The byte range of the encoding that holds label `label`'s pair, or the empty range
+    /// where it would go.
+    fn span(&self, label: &str) -> (usize, usize) {
+        let mut pairs = self.iter();
+        loop {
+            let at = self.0.len() - pairs.rest.len();
+            match pairs.next() {
+                Some((k, _)) if k == label => return (at, self.0.len() - pairs.rest.len()),
+                Some((k, _)) if k < label => continue,
+                _ => return (at, at),
+            }
+        }
     }
 
     /// Whether the set has no label at all, not even `__name__`.
@@ -428,6 +503,16 @@ mod tests {
         assert_eq!(parsed.get("b"), Some("2"));
         assert_eq!(serde_json::to_string(&parsed).unwrap(), r#"{"a":"x","b":"2"}"#);
         assert_eq!(parsed.to_string(), r#"{"a":"x","b":"2"}"#);
+        // in order, as Prometheus writes them: an escaped value, an empty one, a repeated name
+        for (json, expected) in [
+            (r#"{"__name__":"m","a":"x\"y\n","b":""}"#, vec![("__name__", "m"), ("a", "x\"y\n")]),
+            (r#"{"a":"1","a":"2","b":"3"}"#, vec![("a", "2"), ("b", "3")]),
+            (r#"{"a":"","b":"3"}"#, vec![("b", "3")]),
+            (r#"{}"#, vec![]),
+        ] {
+            let parsed: Labels = serde_json::from_str(json).unwrap();
+            assert_eq!(parsed, labels(&expected), "{json}");
+        }
     }
 
     proptest::proptest! {
@@ -447,7 +532,16 @@ mod tests {
             proptest::prop_assert_eq!(la == lb, ma == mb);
             let json = serde_json::to_string(&la).unwrap();
             proptest::prop_assert_eq!(&json, &serde_json::to_string(&ma).unwrap());
-            proptest::prop_assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), la);
+            proptest::prop_assert_eq!(serde_json::from_str::<Labels>(&json).unwrap(), la.clone());
+            // a label set, replaced or removed, as a map's insert and remove do
+            for (k, v) in b.iter() {
+                let mut with = ma.clone();
+                with.insert(k.clone(), v.clone());
+                proptest::prop_assert_eq!(la.with(k, v).to_map(), drop_empty(&with));
+                let mut without = ma.clone();
+                without.remove(k);
+                proptest::prop_assert_eq!(la.without(k).to_map(), without);
+            }
         }
     }
 
