@@ -2,7 +2,8 @@
 //! 12 h) of every series of the source, fetches the SLA set from the SLA manager over
 //! gRPC (retrying until answered), reads the new raw samples of each SLA metric, and
 //! appends the results as events. Statistics are pushed down to the source (PromQL
-//! `*_over_time`), one query per metric name and window, with bounded concurrency.
+//! `*_over_time`), one query per metric name and window, as many at once as an adaptive
+//! limit ([`limit`]) allows under the configured maximum.
 //!
 //! A failed append is retried with backoff and never dropped silently. After a restart
 //! the first cycle emits the whole SLA window again; the projection merges samples by
@@ -15,6 +16,7 @@
 //! series listing, so their removal is still announced.
 
 pub mod analysis;
+pub mod limit;
 mod metrics;
 mod sla_client;
 pub mod slots;
@@ -36,7 +38,7 @@ use reqwest::Url;
 use slamon_backends::{duration, http_url, Backends};
 use slamon_domain::{
     now_ms, Event, EventEnvelope, Labels, MetricAggregatesComputed, MetricId, MetricRemoved, MetricSource, PortError,
-    Sample, SeriesList, SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
+    PortResult, Sample, SeriesList, SlaEntry, SlaSamplesObserved, Window, WindowAggregate,
 };
 use slamon_events::Publisher;
 use slamon_prometheus::{Credentials, DemoSource, MultiSource, PrometheusSource, SourceConfig, TlsFiles};
@@ -291,7 +293,9 @@ pub struct Config {
     /// Period of the statistics cycle.
     #[arg(long, env = "SLAMON_ETL_PERIOD", default_value = "2m", value_parser = duration)]
     pub etl_period: Duration,
-    /// Metric names queried at once.
+    /// Most queries in flight at once at the source: the statistics queries (one per
+    /// metric name and window) stay under a limit that adapts to Prometheus's answer times
+    /// ([`limit`]) below it.
     #[arg(long, env = "SLAMON_ETL_CONCURRENCY", default_value_t = 8)]
     pub etl_concurrency: usize,
     /// A series absent from the source this long is announced as removed.
@@ -482,6 +486,17 @@ pub struct MetadataReport {
 /// whole name), the window.
 type StatsQuery = (Arc<str>, Option<Arc<[Labels]>>, Window);
 
+/// What a metric name's window queries answered so far in a cycle.
+#[derive(Default)]
+struct PendingName {
+    /// Windows answered (or failed).
+    answered: usize,
+    /// Per series, its aggregate of each window in the order of `Window::ALL`.
+    series: BTreeMap<Labels, [Option<WindowAggregate>; Window::ALL.len()]>,
+    /// The first window that failed: no statistics of the name this cycle.
+    failed: Option<EtlError>,
+}
+
 pub struct Etl {
     source: Arc<dyn MetricSource>,
     publisher: Publisher,
@@ -502,6 +517,9 @@ pub struct Etl {
     ownership: Ownership,
     /// The slots this instance's state (`last_seen`, `cursors`, `periods`, `sla_set`) is of.
     owned: Owned,
+    /// Statistics queries in flight, adapted to Prometheus's answer times (under
+    /// `concurrency`), keyed by metric name and window.
+    limit: limit::QueryLimit<(Arc<str>, Window)>,
 }
 
 impl Etl {
@@ -512,7 +530,9 @@ impl Etl {
         config: EtlConfig,
         metrics: EtlMetrics,
     ) -> Self {
+        metrics.query_concurrency_limit.set(config.concurrency.max(1) as i64);
         Self {
+            limit: limit::QueryLimit::new(config.concurrency),
             source,
             publisher,
             sla,
@@ -615,11 +635,35 @@ impl Etl {
             return Ok(report);
         };
         let at = (self.config.clock)();
-        self.take_ownership(owned, at).await;
-        let SeriesList { series, partial } = self.source.series().await.map_err(|e| {
+        let phases = self.metrics.cycle_phase_seconds.clone();
+        let phase = move |name: &str, started: Instant| {
+            let secs = started.elapsed().as_secs_f64();
+            phases.with_label_values(&[name]).set(secs);
+            tracing::debug!(phase = name, secs, "etl cycle phase done");
+        };
+        let started = Instant::now();
+        // the series of the slots just acquired (every slot at the first cycle) are listed
+        // beside the series of this cycle, not before them
+        let acquired = self.change_ownership(owned);
+        let since = at - Window::H12.millis();
+        let (seen, listed) = futures::join!(
+            async {
+                if acquired.is_some() {
+                    Some(self.source.series_since(since).await)
+                } else {
+                    None
+                }
+            },
+            self.source.series()
+        );
+        if let (Some(acquired), Some(seen)) = (acquired, seen) {
+            self.seed_acquired(&acquired, seen, at);
+        }
+        let SeriesList { series, partial } = listed.map_err(|e| {
             self.metrics.source_failures.inc();
             EtlError::ListSeries(e)
         })?;
+        phase("list", started);
         report.series = series.len();
         self.metrics.series.set(series.len() as i64);
         if partial {
@@ -640,9 +684,29 @@ impl Etl {
         report.owned_series = owned.len();
         self.metrics.owned_series.set(owned.len() as i64);
 
-        let mut events = self.aggregates(&listed_per_name, &owned, at, &mut report).await;
-        events.extend(self.removals(&owned, partial, at, &mut report));
-        self.publish(events, cancel).await?;
+        // each name's statistics are appended as soon as its windows are in, beside the
+        // queries still running (the channel holds a few names: the queries wait for the
+        // log rather than the events piling up)
+        let started = Instant::now();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<EventEnvelope>>(4);
+        let appender = self.appender();
+        let publishing = async {
+            while let Some(events) = rx.recv().await {
+                appender.publish(events, cancel).await?;
+            }
+            Ok::<(), EtlError>(())
+        };
+        let computing = async {
+            self.aggregates(&listed_per_name, &owned, at, &mut report, &tx).await;
+            phase("statistics", started);
+            drop(tx);
+        };
+        let ((), published) = tokio::join!(computing, publishing);
+        published?;
+        let started = Instant::now();
+        let removals = self.removals(&owned, partial, at, &mut report);
+        self.publish(removals, cancel).await?;
+        phase("publish", started);
 
         self.export_source_counters();
 
@@ -662,7 +726,9 @@ impl Etl {
                 }
             }
         };
+        let started = Instant::now();
         self.sla_pass(entries, at, &mut report, cancel).await?;
+        phase("sla", started);
         self.export_source_counters();
         Ok(report)
     }
@@ -704,8 +770,18 @@ impl Etl {
     /// as removed, `removed_after` from now. That includes every slot at the first
     /// cycle: after a restart too.
     async fn take_ownership(&mut self, owned: Owned, at: i64) {
+        if let Some(acquired) = self.change_ownership(owned) {
+            let seen = self.source.series_since(at - Window::H12.millis()).await;
+            self.seed_acquired(&acquired, seen, at);
+        }
+    }
+
+    /// The state-only part of [`Etl::take_ownership`]: the slots acquired, when there are
+    /// any, whose series of the last 12 h are to be listed and given to
+    /// [`Etl::seed_acquired`].
+    fn change_ownership(&mut self, owned: Owned) -> Option<Owned> {
         if owned == self.owned {
-            return;
+            return None;
         }
         let acquired = owned.acquired_since(&self.owned);
         tracing::info!(
@@ -720,10 +796,13 @@ impl Etl {
         self.cursors.retain(|id, _| owned.owns(id));
         self.periods.lock().expect("periods lock").retain(|id, _| owned.owns(id));
         self.owned = owned;
-        if acquired.count() == 0 {
-            return;
-        }
-        match self.source.series_since(at - Window::H12.millis()).await {
+        (acquired.count() > 0).then_some(acquired)
+    }
+
+    /// Every series of the `acquired` slots in `seen` (the series of the last 12 h) counts
+    /// as seen at `at`, unless it already was.
+    fn seed_acquired(&mut self, acquired: &Owned, seen: PortResult<SeriesList>, at: i64) {
+        match seen {
             Ok(list) => {
                 let mut seeded = 0;
                 for labels in list.series {
@@ -777,14 +856,17 @@ impl Etl {
 
     /// The window statistics of the `owned` series (of `listed_per_name` series listed per
     /// name): one query per name and window when every series of the name is owned here,
-    /// else the owned ones as a share ([`MetricSource::window_stats_of`]).
+    /// else the owned ones as a share ([`MetricSource::window_stats_of`]). Each name's
+    /// events go to `publish` as soon as its windows are answered; a name with a window
+    /// that failed has none this cycle.
     async fn aggregates(
         &self,
         listed_per_name: &HashMap<String, usize>,
         owned: &[Labels],
         at: i64,
         report: &mut CycleReport,
-    ) -> Vec<EventEnvelope> {
+        publish: &tokio::sync::mpsc::Sender<Vec<EventEnvelope>>,
+    ) {
         // per name: the series owned here, copied only for a name not owned whole
         let mut owned_per_name: BTreeMap<&str, usize> = BTreeMap::new();
         for l in owned {
@@ -798,86 +880,101 @@ impl Etl {
         }
         let work: Vec<(String, Option<Vec<Labels>>)> =
             owned_per_name.into_keys().map(|name| (name.to_owned(), shares.remove(name))).collect();
-        // every (name, window) query on its own, `concurrency` at once, as Prometheus's own
-        // rule evaluation would run them; rows folded per series as they come
+        // per name, what its windows answered so far
+        let mut pending: HashMap<Arc<str>, PendingName> = HashMap::new();
+        // every (name, window) query on its own, as many at once as the adaptive limit allows
+        // (at most `concurrency`), as Prometheus's own rule evaluation would run them; rows
+        // folded per series as they come
         // owned, not borrowed: the futures of a stream cannot borrow from its items
         let jobs: Vec<StatsQuery> = work
             .into_iter()
             .flat_map(|(name, share)| {
                 let (name, share): (Arc<str>, Option<Arc<[Labels]>>) = (name.into(), share.map(Into::into));
+                pending.insert(name.clone(), PendingName::default());
                 Window::ALL.map(|w| (name.clone(), share.clone(), w))
             })
             .collect();
         let mut answers = futures::stream::iter(jobs)
             .map(|(name, share, w)| async move {
+                let permit = self.limit.acquire().await;
                 let started = Instant::now();
                 let answer = match &share {
                     None => self.source.window_stats(&name, w, at).await,
                     Some(share) => self.source.window_stats_of(&name, share, w, at).await,
                 };
-                if answer.is_ok() {
-                    self.metrics.window_gauge(w).with_label_values(&[&*name]).set(started.elapsed().as_secs_f64());
+                let elapsed = started.elapsed();
+                match &answer {
+                    Ok(_) => {
+                        self.metrics.window_gauge(w).with_label_values(&[&*name]).set(elapsed.as_secs_f64());
+                        permit.answered((name.clone(), w), elapsed);
+                    }
+                    Err(e) if e.is_retryable() => permit.overloaded(),
+                    Err(_) => drop(permit),
                 }
+                self.metrics.query_concurrency_limit.set(self.limit.limit() as i64);
                 (name, w, answer)
             })
-            .buffer_unordered(self.config.concurrency.max(1));
+            .buffer_unordered(self.limit.max());
         // the 12 h window still holds series that stopped reporting: statistics only for the
         // series the source lists now, so a removed series stays removed until it reports again
         let listed: HashSet<&Labels> = owned.iter().collect();
-        // per series, its aggregate of each window in the order of `Window::ALL`
-        let mut by_series: BTreeMap<Labels, [Option<WindowAggregate>; Window::ALL.len()]> = BTreeMap::new();
-        let mut failed: BTreeMap<Arc<str>, EtlError> = BTreeMap::new();
         while let Some((name, w, answer)) = answers.next().await {
+            let Some(state) = pending.get_mut(&name) else { continue };
+            state.answered += 1;
             match answer {
                 Ok(rows) => {
                     let i = Window::ALL.iter().position(|x| *x == w).expect("a window of Window::ALL");
                     for (labels, agg) in rows {
                         // the listed set, shared, rather than the answer's copy of it
                         if let Some(listed) = listed.get(&labels) {
-                            by_series.entry((*listed).clone()).or_default()[i] = Some(agg);
+                            state.series.entry((*listed).clone()).or_default()[i] = Some(agg);
                         }
                     }
                 }
                 Err(source) => {
-                    failed.entry(name).or_insert(EtlError::Statistics { window: w.label(), source });
+                    state.failed.get_or_insert(EtlError::Statistics { window: w.label(), source });
                 }
             }
+            if state.answered < Window::ALL.len() {
+                continue;
+            }
+            let PendingName { series, failed, .. } = pending.remove(&name).expect("the name just answered");
+            if let Some(e) = failed {
+                self.metrics.source_failures.inc();
+                report.failed_names += 1;
+                tracing::warn!(metric_name = %name, error = %e, "skipping metric name this cycle");
+                continue;
+            }
+            report.aggregates += series.len();
+            let events = series
+                .into_iter()
+                .map(|(labels, windows)| {
+                    let windows = Window::ALL
+                        .into_iter()
+                        .zip(windows)
+                        .map(|(w, agg)| {
+                            agg.unwrap_or(WindowAggregate {
+                                window: w,
+                                min: None,
+                                max: None,
+                                avg: None,
+                                std_dev: None,
+                                samples: 0,
+                            })
+                        })
+                        .collect();
+                    self.envelope(Event::MetricAggregatesComputed(MetricAggregatesComputed {
+                        labels,
+                        computed_at_ms: at,
+                        windows,
+                    }))
+                })
+                .collect();
+            // a closed channel: the publishing stopped (a shutdown), which the cycle reports
+            let _ = publish.send(events).await;
         }
         drop(answers);
-        // a name with a window that failed: none of its statistics this cycle
-        if !failed.is_empty() {
-            by_series.retain(|labels, _| !failed.contains_key(labels.name()));
-        }
-        for (name, e) in failed {
-            self.metrics.source_failures.inc();
-            report.failed_names += 1;
-            tracing::warn!(metric_name = %name, error = %e, "skipping metric name this cycle");
-        }
-        report.aggregates = by_series.len();
-        by_series
-            .into_iter()
-            .map(|(labels, windows)| {
-                let windows = Window::ALL
-                    .into_iter()
-                    .zip(windows)
-                    .map(|(w, agg)| {
-                        agg.unwrap_or(WindowAggregate {
-                            window: w,
-                            min: None,
-                            max: None,
-                            avg: None,
-                            std_dev: None,
-                            samples: 0,
-                        })
-                    })
-                    .collect();
-                self.envelope(Event::MetricAggregatesComputed(MetricAggregatesComputed {
-                    labels,
-                    computed_at_ms: at,
-                    windows,
-                }))
-            })
-            .collect()
+        self.limit.end_cycle();
     }
 
     /// `MetricRemoved` for the series not listed for `removed_after`; none when the list

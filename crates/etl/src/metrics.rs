@@ -39,6 +39,13 @@ pub struct EtlMetrics {
     pub metadata_cut_off: IntCounter,
     /// Seconds the last metadata cycle took.
     pub metadata_cycle_seconds: prometheus::Gauge,
+    /// Seconds each phase of the last statistics cycle took, by `phase`: `list` (the
+    /// series, and those of the last 12 h of slots just acquired), `statistics` (the
+    /// window queries, folded), `publish`, `sla` (the SLA samples and forecasts, published).
+    pub cycle_phase_seconds: GaugeVec,
+    /// Statistics queries allowed in flight at once now (adapts to Prometheus's answer
+    /// times, at most `SLAMON_ETL_CONCURRENCY`).
+    pub query_concurrency_limit: IntGauge,
 }
 
 impl EtlMetrics {
@@ -81,6 +88,11 @@ impl EtlMetrics {
             "seconds the last metadata cycle took (spread over half the metadata period)",
         ))?;
         registry.register(Box::new(metadata_cycle_seconds.clone()))?;
+        let cycle_phase_seconds = GaugeVec::new(
+            Opts::new("etl_cycle_phase_seconds", "seconds each phase of the last statistics cycle took"),
+            &["phase"],
+        )?;
+        registry.register(Box::new(cycle_phase_seconds.clone()))?;
         Ok(Self {
             executiontime_1h: gauge("etl_executiontime_1h", "seconds to compute the 1 h statistics of a metric name")?,
             executiontime_3h: gauge("etl_executiontime_3h", "seconds to compute the 3 h statistics of a metric name")?,
@@ -132,6 +144,11 @@ impl EtlMetrics {
                 "metadata cycles stopped at their deadline (the metadata period) with series left over",
             )?,
             metadata_cycle_seconds,
+            cycle_phase_seconds,
+            query_concurrency_limit: int_gauge(
+                "etl_query_concurrency_limit",
+                "statistics queries allowed in flight at once (adapts to Prometheus's answer times, at most SLAMON_ETL_CONCURRENCY)",
+            )?,
         })
     }
 

@@ -146,6 +146,133 @@ async fn a_cycle_emits_the_statistics_of_every_series_and_exports_timings() {
     h.cancel.cancel();
 }
 
+/// A source whose window statistics Prometheus refuses as overloaded (HTTP 503), and
+/// which records the most statistics queries it had in flight at once.
+struct Overloaded {
+    inner: DemoSource,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl MetricSource for Overloaded {
+    async fn series(&self) -> PortResult<SeriesList> {
+        self.inner.series().await
+    }
+    async fn window_stats(&self, _: &str, _: Window, _: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        Err(PortError::Unavailable("prometheus answered 503: too many queries".into()))
+    }
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        self.inner.raw_samples(series, after_ms, at_ms).await
+    }
+    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
+        self.inner.range(series, start_ms, end_ms, step_ms).await
+    }
+    fn describe(&self) -> String {
+        "overloaded".into()
+    }
+}
+
+#[tokio::test]
+async fn an_overloaded_prometheus_gets_fewer_queries_at_once() {
+    let source = Arc::new(Overloaded { inner: DemoSource::new(), in_flight: 0.into(), most: 0.into() });
+    let config = EtlConfig { concurrency: 4, ..EtlConfig::default() };
+    let mut h = harness_with(true, source.clone(), config).await;
+    let gauge = |h: &Harness| {
+        let text = render(&h.registry);
+        let line = text.lines().find(|l| l.starts_with("etl_query_concurrency_limit ")).expect("the gauge");
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+    };
+    assert_eq!(gauge(&h), 4.0, "the configured maximum at start");
+    let report = h.etl.cycle(&h.cancel).await.unwrap();
+    assert!(report.failed_names > 0, "{report:?}");
+    assert_eq!(source.most.load(std::sync::atomic::Ordering::SeqCst), 4, "the maximum, at first");
+    // every round of answers said overloaded: halved each round, down to one at a time
+    assert_eq!(gauge(&h), 1.0);
+    source.most.store(0, std::sync::atomic::Ordering::SeqCst);
+    h.etl.cycle(&h.cancel).await.unwrap();
+    assert_eq!(source.most.load(std::sync::atomic::Ordering::SeqCst), 1, "one query at a time while overloaded");
+    h.cancel.cancel();
+}
+
+/// A source whose 12 h statistics of `cpuTemp` wait for `gate`, and whose 3 h statistics
+/// of `diskUsage` are refused.
+struct Gated {
+    inner: DemoSource,
+    gate: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl MetricSource for Gated {
+    async fn series(&self) -> PortResult<SeriesList> {
+        self.inner.series().await
+    }
+    async fn window_stats(&self, name: &str, w: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        match (name, w) {
+            ("cpuTemp", Window::H12) => self.gate.notified().await,
+            ("diskUsage", Window::H3) => return Err(PortError::Other("query rejected".into())),
+            _ => {}
+        }
+        self.inner.window_stats(name, w, at_ms).await
+    }
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        self.inner.raw_samples(series, after_ms, at_ms).await
+    }
+    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
+        self.inner.range(series, start_ms, end_ms, step_ms).await
+    }
+    fn describe(&self) -> String {
+        "gated".into()
+    }
+}
+
+#[tokio::test]
+async fn each_name_is_appended_when_its_windows_are_in_not_after_the_slowest() {
+    let source = Arc::new(Gated { inner: DemoSource::new(), gate: tokio::sync::Notify::new() });
+    let Harness { mut etl, log, codec, cancel, _dir, .. } =
+        harness_with(true, source.clone(), EtlConfig::default()).await;
+    let cycle = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { etl.cycle(&cancel).await.unwrap() }
+    });
+    // while cpuTemp's 12 h query is still running, the names whose windows are all in are
+    // already in the log (all but cpuTemp and diskUsage, whose 3 h window failed)
+    let started = std::time::Instant::now();
+    let mut group = 0;
+    let names = loop {
+        group += 1;
+        let events = read_log(&log, &codec, &format!("g{group}")).await;
+        let names: std::collections::BTreeSet<String> =
+            labels_of(&events, |e| matches!(e, Event::MetricAggregatesComputed(_)))
+                .iter()
+                .map(|l| l.name().to_owned())
+                .collect();
+        if names.len() >= 5 {
+            break names;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "nothing appended before the slowest query: {names:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!names.contains("cpuTemp") && !names.contains("diskUsage"), "{names:?}");
+    assert!(!cycle.is_finished());
+    source.gate.notify_one();
+    let report = cycle.await.unwrap();
+    assert_eq!((report.aggregates, report.failed_names), (7, 1), "{report:?}");
+    let events = read_log(&log, &codec, "all").await;
+    let names: Vec<String> = labels_of(&events, |e| matches!(e, Event::MetricAggregatesComputed(_)))
+        .iter()
+        .map(|l| l.name().to_owned())
+        .collect();
+    assert_eq!(names.iter().filter(|n| *n == "cpuTemp").count(), 1);
+    assert_eq!(names.iter().filter(|n| *n == "diskUsage").count(), 0, "a name with a failed window has none");
+    cancel.cancel();
+}
+
 #[tokio::test]
 async fn sla_samples_are_the_whole_window_first_then_only_new_samples() {
     let mut h = harness(true).await;
