@@ -107,7 +107,7 @@ PY
 say "running slamon up against it"
 DATA="$WORK/data"
 LOG="$WORK/slamon.log"
-env PROMETHEUS_URL="$PROM" SLAMON_DATA_DIR="$DATA" RUST_LOG=info \
+env PROMETHEUS_URL="$PROM" SLAMON_DATA_DIR="$DATA" RUST_LOG=info,slamon_etl=debug \
   SLAMON_QUERY_API_LISTEN="127.0.0.1:$(free_port)" SLAMON_SLA_MANAGER_LISTEN="127.0.0.1:$(free_port)" \
   SLAMON_GRPC_LISTEN="127.0.0.1:$(free_port)" SLAMON_EXPORTER_LISTEN="127.0.0.1:$(free_port)" \
   SLAMON_REGISTRY_LISTEN="127.0.0.1:$(free_port)" SLAMON_SERIES_LOOKBACK=24h \
@@ -134,6 +134,9 @@ awk -v n="$N" -v p="$PER_NAME" -v g="$BIG" -v c="$CYCLE" -v b="$BASELINE" -v m="
   'BEGIN { if (g < p) g = p; if (g > n) g = n;
            printf "| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n", n, p, g, c, b, c / b, m, r / 1024 }'
 echo "first cycle: $REPORT"
+# the phases of the first cycle, in seconds (etl_cycle_phase_seconds)
+echo "first cycle's phases: $(grep "etl cycle phase done" "$LOG" | head -5 |
+  sed -E 's/.*phase="?([a-z]+)"? secs=([0-9.]+).*/\1 \2/' | awk '{ printf "%s%s %.2f s", sep, $1, $2; sep = ", " }')"
 
 INSTANCES=${INSTANCES:-2}
 KAFKA=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
