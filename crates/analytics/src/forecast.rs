@@ -103,23 +103,48 @@ enum Fitted {
 struct Path {
     point: Vec<f64>,
     std_dev: Option<Vec<f64>>,
+    /// The ETS form an AutoETS search chose, when the path is of one.
+    form: Option<EtsForm>,
+}
+
+/// An ETS form chosen by augurs' AutoETS: its model type (error, trend, season) and
+/// whether its trend is damped. Refitting the chosen candidate on every point fits this
+/// form again rather than searching every form once more (a non-seasonal search fits up to
+/// six).
+#[derive(Debug, Clone, Copy)]
+struct EtsForm {
+    model_type: augurs_ets::model::ModelType,
+    damped: bool,
 }
 
 impl From<augurs_core::Forecast> for Path {
     fn from(f: augurs_core::Forecast) -> Self {
         let z = normal_quantile(0.5 + LEVEL / 2.0).unwrap_or(f64::NAN);
         let std_dev = f.intervals.map(|i| i.lower.iter().zip(&i.upper).map(|(l, u)| (u - l) / (2.0 * z)).collect());
-        Path { point: f.point, std_dev }
+        Path { point: f.point, std_dev, form: None }
     }
 }
 
 /// The level of the interval asked of augurs.
 const LEVEL: f64 = 0.95;
 
-fn auto_ets(y: &[f64], h: usize) -> Option<Path> {
+/// augurs' AutoETS without seasonality on `y`, `h` points ahead: the search over every
+/// non-seasonal form, or only `form` (a refit of the form a search chose).
+fn auto_ets(y: &[f64], h: usize, form: Option<&EtsForm>) -> Option<Path> {
     use augurs_core::{Fit, Predict};
-    let fitted = augurs_ets::AutoETS::non_seasonal().fit(y).ok()?;
-    fitted.predict(h, Some(LEVEL)).ok().map(Path::from)
+    let (forecast, form) = match form {
+        Some(form) => {
+            let model = augurs_ets::model::Unfit::new(form.model_type).damped(form.damped).fit(y).ok()?;
+            (model.predict(h, Some(LEVEL)).ok()?, *form)
+        }
+        None => {
+            let fitted = augurs_ets::AutoETS::non_seasonal().fit(y).ok()?;
+            let chosen = fitted.model();
+            let form = EtsForm { model_type: chosen.model_type(), damped: chosen.damped() };
+            (fitted.predict(h, Some(LEVEL)).ok()?, form)
+        }
+    };
+    Some(Path { form: Some(form), ..Path::from(forecast) })
 }
 
 fn mstl(y: &[f64], period: usize, h: usize) -> Option<Path> {
@@ -137,7 +162,7 @@ fn mstl(y: &[f64], period: usize, h: usize) -> Option<Path> {
 /// its forecast plus the indices of the positions ahead is the forecast (the STL + ETS
 /// method of Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, §3.4 and
 /// §7.7, with a classical decomposition). The error's spread is AutoETS's.
-fn decomposition_ets(y: &[f64], period: usize, h: usize) -> Option<Path> {
+fn decomposition_ets(y: &[f64], period: usize, h: usize, form: Option<&EtsForm>) -> Option<Path> {
     let d = crate::seasonality::decompose(y, period, crate::seasonality::Model::Additive)?;
     let half = period / 192;
     let season: Vec<f64> = (0..period)
@@ -148,7 +173,7 @@ fn decomposition_ets(y: &[f64], period: usize, h: usize) -> Option<Path> {
         .collect();
     let n = y.len();
     let deseasonalised: Vec<f64> = y.iter().enumerate().map(|(t, v)| v - season[t % period]).collect();
-    let mut path = auto_ets(recent(&deseasonalised), h)?;
+    let mut path = auto_ets(recent(&deseasonalised), h, form)?;
     for (k, v) in path.point.iter_mut().enumerate() {
         *v += season[(n + k) % period];
     }
@@ -223,10 +248,10 @@ impl Fitted {
         match self {
             Fitted::Hw(m) => m.refit(y).map(Fitted::Hw),
             Fitted::Persistence(_) => y.last().map(|v| Fitted::Persistence(*v)),
-            Fitted::AutoEts(_) => auto_ets(y, horizon).map(Fitted::AutoEts),
+            Fitted::AutoEts(path) => auto_ets(y, horizon, path.form.as_ref()).map(Fitted::AutoEts),
             Fitted::Mstl(period, _) => mstl(y, *period, horizon).map(|f| Fitted::Mstl(*period, f)),
-            Fitted::Decomposition(period, _) => {
-                decomposition_ets(y, *period, horizon).map(|f| Fitted::Decomposition(*period, f))
+            Fitted::Decomposition(period, path) => {
+                decomposition_ets(y, *period, horizon, path.form.as_ref()).map(|f| Fitted::Decomposition(*period, f))
             }
             Fitted::Arima(m) => m.refit(y).map(Fitted::Arima),
         }
@@ -296,13 +321,13 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     }
     match period.filter(|p| *p >= 2 && train.len() >= 2 * p) {
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
-            fits.push((DECOMPOSITION, decomposition_ets(train, p, holdout).map(|f| Fitted::Decomposition(p, f))))
+            fits.push((DECOMPOSITION, decomposition_ets(train, p, holdout, None).map(|f| Fitted::Decomposition(p, f))))
         }
         Some(p) => fits.push((MSTL, mstl(train, p, holdout).map(|f| Fitted::Mstl(p, f)))),
         None => {}
     }
     let recent_train = recent(train);
-    fits.push((AUTO_ETS, auto_ets(recent_train, holdout).map(Fitted::AutoEts)));
+    fits.push((AUTO_ETS, auto_ets(recent_train, holdout, None).map(Fitted::AutoEts)));
     fits.push((ARIMA, crate::arima::Arima::fit(recent_train).map(Fitted::Arima)));
     fits.push((HOLT, HoltWinters::fit(recent_train, Seasonal::None, 1).map(Fitted::Hw)));
     fits.push((PERSISTENCE, train.last().map(|v| Fitted::Persistence(*v))));
@@ -350,6 +375,27 @@ pub fn holt_winters_step(y: &[f64], period: usize, holdout: usize, horizon: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ets_form_chosen_by_the_search_is_refitted_as_it_is_even_without_a_trend() {
+        // noise around a level: the search picks a form without trend (augurs' AutoETS
+        // finds no model when asked for such a form by its spec, "ANN")
+        let mut state = 7u64;
+        let y: Vec<f64> = (0..720)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                50.0 + (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect();
+        let searched = auto_ets(&y[..710], 10, None).unwrap();
+        let form = searched.form.unwrap();
+        assert_eq!(form.model_type.trend, augurs_ets::model::TrendComponent::None, "{form:?}");
+        let refitted = auto_ets(&y, 10, Some(&form)).expect("the form refitted");
+        let again = refitted.form.unwrap();
+        assert_eq!((again.model_type.to_string(), again.damped), (form.model_type.to_string(), form.damped));
+        assert_eq!(refitted.point.len(), 10);
+        assert!(refitted.point.iter().all(|v| (50.0..51.0).contains(v)), "{:?}", refitted.point);
+    }
 
     #[test]
     fn constant_series_get_a_persistence_forecast_with_zero_rmse() {
