@@ -135,8 +135,10 @@ awk -v n="$N" -v p="$PER_NAME" -v g="$BIG" -v c="$CYCLE" -v b="$BASELINE" -v m="
            printf "| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.0f |\n", n, p, g, c, b, c / b, m, r / 1024 }'
 echo "first cycle: $REPORT"
 # the phases of the first cycle, in seconds (etl_cycle_phase_seconds)
-echo "first cycle's phases: $(grep "etl cycle phase done" "$LOG" | head -5 |
-  sed -E 's/.*phase="?([a-z]+)"? secs=([0-9.]+).*/\1 \2/' | awk '{ printf "%s%s %.2f s", sep, $1, $2; sep = ", " }')"
+# (the first line of each phase: the first cycle has no SLA phase while no SLA set is known)
+echo "first cycle's phases: $(grep "etl cycle phase done" "$LOG" |
+  sed -E 's/.*phase="?([a-z]+)"? secs=([0-9.]+).*/\1 \2/' |
+  awk '!seen[$1]++ && $1 != "sla" { printf "%s%s %.2f s", sep, $1, $2; sep = ", " }')"
 
 INSTANCES=${INSTANCES:-2}
 KAFKA=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
