@@ -146,26 +146,54 @@ async fn a_cycle_emits_the_statistics_of_every_series_and_exports_timings() {
     h.cancel.cancel();
 }
 
-/// A source whose window statistics Prometheus refuses as overloaded (HTTP 503), and
-/// which records the most statistics queries it had in flight at once.
-struct Overloaded {
+/// The demo source with window statistics that misbehave: all refused as overloaded
+/// (HTTP 503) after 20 ms when `overloaded`; else `cpuTemp`'s 12 h ones wait for `gate` and
+/// `diskUsage`'s 3 h ones are rejected. Records the most statistics queries it had in
+/// flight at once.
+struct Misbehaving {
     inner: DemoSource,
+    overloaded: bool,
+    gate: tokio::sync::Notify,
     in_flight: std::sync::atomic::AtomicUsize,
     most: std::sync::atomic::AtomicUsize,
 }
 
+impl Misbehaving {
+    fn new(overloaded: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner: DemoSource::new(),
+            overloaded,
+            gate: tokio::sync::Notify::new(),
+            in_flight: 0.into(),
+            most: 0.into(),
+        })
+    }
+}
+
 #[async_trait::async_trait]
-impl MetricSource for Overloaded {
+impl MetricSource for Misbehaving {
     async fn series(&self) -> PortResult<SeriesList> {
         self.inner.series().await
     }
-    async fn window_stats(&self, _: &str, _: Window, _: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+    async fn window_stats(&self, name: &str, w: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(now, SeqCst);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let answer = if self.overloaded {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(PortError::Unavailable("prometheus answered 503: too many queries".into()))
+        } else {
+            match (name, w) {
+                ("diskUsage", Window::H3) => Err(PortError::Other("query rejected".into())),
+                ("cpuTemp", Window::H12) => {
+                    self.gate.notified().await;
+                    self.inner.window_stats(name, w, at_ms).await
+                }
+                _ => self.inner.window_stats(name, w, at_ms).await,
+            }
+        };
         self.in_flight.fetch_sub(1, SeqCst);
-        Err(PortError::Unavailable("prometheus answered 503: too many queries".into()))
+        answer
     }
     async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
         self.inner.raw_samples(series, after_ms, at_ms).await
@@ -174,13 +202,13 @@ impl MetricSource for Overloaded {
         self.inner.range(series, start_ms, end_ms, step_ms).await
     }
     fn describe(&self) -> String {
-        "overloaded".into()
+        "misbehaving".into()
     }
 }
 
 #[tokio::test]
 async fn an_overloaded_prometheus_gets_fewer_queries_at_once() {
-    let source = Arc::new(Overloaded { inner: DemoSource::new(), in_flight: 0.into(), most: 0.into() });
+    let source = Misbehaving::new(true);
     let config = EtlConfig { concurrency: 4, ..EtlConfig::default() };
     let mut h = harness_with(true, source.clone(), config).await;
     let gauge = |h: &Harness| {
@@ -200,40 +228,9 @@ async fn an_overloaded_prometheus_gets_fewer_queries_at_once() {
     h.cancel.cancel();
 }
 
-/// A source whose 12 h statistics of `cpuTemp` wait for `gate`, and whose 3 h statistics
-/// of `diskUsage` are refused.
-struct Gated {
-    inner: DemoSource,
-    gate: tokio::sync::Notify,
-}
-
-#[async_trait::async_trait]
-impl MetricSource for Gated {
-    async fn series(&self) -> PortResult<SeriesList> {
-        self.inner.series().await
-    }
-    async fn window_stats(&self, name: &str, w: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
-        match (name, w) {
-            ("cpuTemp", Window::H12) => self.gate.notified().await,
-            ("diskUsage", Window::H3) => return Err(PortError::Other("query rejected".into())),
-            _ => {}
-        }
-        self.inner.window_stats(name, w, at_ms).await
-    }
-    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
-        self.inner.raw_samples(series, after_ms, at_ms).await
-    }
-    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
-        self.inner.range(series, start_ms, end_ms, step_ms).await
-    }
-    fn describe(&self) -> String {
-        "gated".into()
-    }
-}
-
 #[tokio::test]
 async fn each_name_is_appended_when_its_windows_are_in_not_after_the_slowest() {
-    let source = Arc::new(Gated { inner: DemoSource::new(), gate: tokio::sync::Notify::new() });
+    let source = Misbehaving::new(false);
     let Harness { mut etl, log, codec, cancel, _dir, .. } =
         harness_with(true, source.clone(), EtlConfig::default()).await;
     let cycle = tokio::spawn({
