@@ -152,7 +152,9 @@ def run_group(group, origins):
             for (x, p), a in zip(jobs, actuals):
                 started = time.perf_counter()
                 try:
-                    f = make(p).forecast(y=np.array(x), h=H)["mean"]
+                    # a series without a period (yearly fertility rates): season_length 1,
+                    # statsforecast's "no seasonality"
+                    f = make(p or 1).forecast(y=np.array(x), h=H)["mean"]
                     results.append((rmse(f, a), time.perf_counter() - started))
                 except Exception as e:  # a method that cannot fit this series is left out
                     print(f"{name}: {e}", file=sys.stderr)
