@@ -530,9 +530,10 @@ impl Etl {
         config: EtlConfig,
         metrics: EtlMetrics,
     ) -> Self {
-        metrics.query_concurrency_limit.set(config.concurrency.max(1) as i64);
+        let limit = limit::QueryLimit::new(config.concurrency);
+        metrics.query_concurrency_limit.set(limit.max() as i64);
         Self {
-            limit: limit::QueryLimit::new(config.concurrency),
+            limit,
             source,
             publisher,
             sla,
