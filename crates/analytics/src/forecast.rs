@@ -1,6 +1,7 @@
 //! Model selection: every candidate is fitted on the series minus its last `holdout`
 //! points and scored by its RMSE there (the hold-out RMSE every candidate reports); the
-//! one chosen is refitted on all data and forecasts the next `horizon` points. The models
+//! one chosen is refitted on all data and forecasts the next `horizon` points, or, when
+//! others score within [`COMBINE_WITHIN`] of it, the mean of their forecasts. The models
 //! slamon fits itself are chosen by their in-sample multi-step error over every origin
 //! rather than by the one hold-out window, which is noisy (10 points): on the population
 //! of `tests/population` this took slamon's RMSE from 0.90 to 0.85 of statsforecast's
@@ -138,7 +139,7 @@ fn auto_ets(y: &[f64], h: usize, form: Option<&EtsForm>) -> Option<Path> {
             (model.predict(h, Some(LEVEL)).ok()?, *form)
         }
         None => {
-            let fitted = augurs_ets::AutoETS::non_seasonal().fit(y).ok()?;
+            let fitted = ets_search().fit(y).ok()?;
             let chosen = fitted.model();
             let form = EtsForm { model_type: chosen.model_type(), damped: chosen.damped() };
             (fitted.predict(h, Some(LEVEL)).ok()?, form)
@@ -147,11 +148,75 @@ fn auto_ets(y: &[f64], h: usize, form: Option<&EtsForm>) -> Option<Path> {
     Some(Path { form: Some(form), ..Path::from(forecast) })
 }
 
-fn mstl(y: &[f64], period: usize, h: usize) -> Option<Path> {
+/// augurs' MSTL of `y` with an ETS trend: the form the non-seasonal AutoETS search
+/// chooses, or `form` fitted as it is (the refit of a chosen candidate).
+fn mstl(y: &[f64], period: usize, h: usize, form: Option<&EtsForm>) -> Option<Path> {
     use augurs_core::{Fit, Predict};
-    let trend = augurs_ets::trend::AutoETSTrendModel::from(augurs_ets::AutoETS::non_seasonal());
+    let trend = EtsTrend { form: form.copied(), chosen: Default::default() };
+    let chosen = trend.chosen.clone();
     let fitted = augurs_mstl::MSTLModel::new(vec![period], trend).fit(y).ok()?;
-    fitted.predict(h, Some(LEVEL)).ok().map(Path::from)
+    let path = fitted.predict(h, Some(LEVEL)).ok().map(Path::from)?;
+    let form = *chosen.lock().unwrap_or_else(|e| e.into_inner());
+    Some(Path { form, ..path })
+}
+
+/// MSTL's trend model: an ETS form fitted as it is, or else augurs' non-seasonal AutoETS
+/// search, which tells `chosen` the form it chose (augurs' own `AutoETSTrendModel` keeps
+/// it to itself, so a refit would search every form again).
+#[derive(Debug)]
+struct EtsTrend {
+    form: Option<EtsForm>,
+    chosen: std::sync::Arc<std::sync::Mutex<Option<EtsForm>>>,
+}
+
+type TrendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+impl augurs_mstl::TrendModel for EtsTrend {
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed("ETS")
+    }
+
+    fn fit(&self, y: &[f64]) -> Result<Box<dyn augurs_mstl::FittedTrendModel + Sync + Send>, TrendError> {
+        use augurs_core::Fit;
+        let model = match self.form {
+            Some(form) => augurs_ets::model::Unfit::new(form.model_type).damped(form.damped).fit(y)?,
+            None => ets_search().fit(y)?.model().clone(),
+        };
+        let form = EtsForm { model_type: model.model_type(), damped: model.damped() };
+        *self.chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(form);
+        Ok(Box::new(FittedEtsTrend { model, training_data_size: y.len() }))
+    }
+}
+
+#[derive(Debug)]
+struct FittedEtsTrend {
+    model: augurs_ets::model::Model,
+    training_data_size: usize,
+}
+
+impl augurs_mstl::FittedTrendModel for FittedEtsTrend {
+    fn predict_inplace(
+        &self,
+        horizon: usize,
+        level: Option<f64>,
+        forecast: &mut augurs_core::Forecast,
+    ) -> Result<(), TrendError> {
+        use augurs_core::Predict;
+        Ok(self.model.predict_inplace(horizon, level, forecast)?)
+    }
+
+    fn predict_in_sample_inplace(
+        &self,
+        level: Option<f64>,
+        forecast: &mut augurs_core::Forecast,
+    ) -> Result<(), TrendError> {
+        use augurs_core::Predict;
+        Ok(self.model.predict_in_sample_inplace(level, forecast)?)
+    }
+
+    fn training_data_size(&self) -> Option<usize> {
+        Some(self.training_data_size)
+    }
 }
 
 /// For a period too long for Holt-Winters and slow for MSTL (a daily cycle at one-minute
@@ -249,7 +314,9 @@ impl Fitted {
             Fitted::Hw(m) => m.refit(y).map(Fitted::Hw),
             Fitted::Persistence(_) => y.last().map(|v| Fitted::Persistence(*v)),
             Fitted::AutoEts(path) => auto_ets(y, horizon, path.form.as_ref()).map(Fitted::AutoEts),
-            Fitted::Mstl(period, _) => mstl(y, *period, horizon).map(|f| Fitted::Mstl(*period, f)),
+            Fitted::Mstl(period, path) => {
+                mstl(y, *period, horizon, path.form.as_ref()).map(|f| Fitted::Mstl(*period, f))
+            }
             Fitted::Decomposition(period, path) => {
                 decomposition_ets(y, *period, horizon, path.form.as_ref()).map(|f| Fitted::Decomposition(*period, f))
             }
@@ -258,8 +325,33 @@ impl Fitted {
     }
 }
 
-/// Forecasts `horizon` points after `y`, choosing among the candidates by RMSE on the
-/// last `holdout` points. `period` is the seasonal period in samples, when known.
+/// A candidate fitted on the training part, with its forecast of the hold-out, the RMSE
+/// there and the score it is chosen by ([`Fitted::selection_score`], else that RMSE).
+struct Scored {
+    name: &'static str,
+    fitted: Fitted,
+    pred: Vec<f64>,
+    rmse: f64,
+    selection: f64,
+}
+
+/// Candidates whose selection score is within this factor of the best one's are combined
+/// with it: the forecast is their mean (equal weights), which is more accurate on average
+/// than picking one of models that score alike — the "forecast combination puzzle"
+/// (Clemen 1989, "Combining forecasts: a review", IJF 5; Smith & Wallis 2009), and the
+/// lesson of the M4 competition (Makridakis et al. 2020). Measured on the real series of
+/// `scripts/bench_forecast.py` (BENCHMARKS.md).
+pub const COMBINE_WITHIN: f64 = 1.15;
+/// At most this many candidates are combined (the best ones).
+pub const COMBINE_AT_MOST: usize = 3;
+/// The model name of a combination: `combination(holt_winters_add,mstl_auto_ets)`.
+pub const COMBINATION: &str = "combination";
+
+/// Forecasts `horizon` points after `y`: the candidate with the best selection score
+/// (in-sample multi-step error for the models slamon fits, RMSE on the last `holdout`
+/// points for augurs'), or the mean of it and those within [`COMBINE_WITHIN`] of it.
+/// `period` is the seasonal period in samples, when known. The forecast's `rmse` is the
+/// chosen model's (or the combination's) on the hold-out.
 pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize) -> Option<Forecast> {
     if y.is_empty() {
         return None;
@@ -283,7 +375,7 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     }
     let (train, test) = y.split_at(y.len() - holdout);
     let mut candidates = Vec::new();
-    let mut fits: Vec<(&str, Option<Fitted>)> = Vec::new();
+    let mut fits: Vec<(&'static str, Option<Fitted>)> = Vec::new();
     match period {
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
             let note = format!(
@@ -323,7 +415,7 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
             fits.push((DECOMPOSITION, decomposition_ets(train, p, holdout, None).map(|f| Fitted::Decomposition(p, f))))
         }
-        Some(p) => fits.push((MSTL, mstl(train, p, holdout).map(|f| Fitted::Mstl(p, f)))),
+        Some(p) => fits.push((MSTL, mstl(train, p, holdout, None).map(|f| Fitted::Mstl(p, f)))),
         None => {}
     }
     let recent_train = recent(train);
@@ -332,27 +424,90 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     fits.push((HOLT, HoltWinters::fit(recent_train, Seasonal::None, 1).map(Fitted::Hw)));
     fits.push((PERSISTENCE, train.last().map(|v| Fitted::Persistence(*v))));
 
-    // (name, fit, hold-out RMSE, selection score)
-    let mut best: Option<(&str, Fitted, f64, f64)> = None;
+    let mut scored: Vec<Scored> = Vec::new();
     for (name, fitted) in fits {
-        let scored = fitted.map(|f| (f.forecast(holdout), f)).filter(|(pred, _)| pred.iter().all(|v| v.is_finite()));
-        match scored {
-            Some((pred, f)) => {
-                let score = rmse(&pred, test);
-                candidates.push(Candidate { model: name.into(), rmse: Some(score), note: None });
-                let selection = f.selection_score(train, holdout).unwrap_or(score);
-                if best.as_ref().is_none_or(|b| selection < b.3) {
-                    best = Some((name, f, score, selection));
-                }
+        let fitted = fitted.map(|f| (f.forecast(holdout), f)).filter(|(pred, _)| pred.iter().all(|v| v.is_finite()));
+        match fitted {
+            Some((pred, fitted)) => {
+                let rmse = rmse(&pred, test);
+                candidates.push(Candidate { model: name.into(), rmse: Some(rmse), note: None });
+                let selection = fitted.selection_score(train, holdout).unwrap_or(rmse);
+                scored.push(Scored { name, fitted, pred, rmse, selection });
             }
             None => candidates.push(Candidate { model: name.into(), rmse: None, note: Some("fit failed".into()) }),
         }
     }
-    let (name, fitted, score, _) = best?;
-    let refitted = fitted.refit(y, horizon)?;
-    let values = refitted.forecast(horizon);
-    let std_devs = refitted.std_devs(refitted.window(y), horizon).unwrap_or_default();
-    Some(Forecast { model: name.into(), rmse: score, candidates, values, std_devs })
+    // the best candidate, and those that score within COMBINE_WITHIN of it
+    scored.sort_by(|a, b| a.selection.total_cmp(&b.selection));
+    let best = scored.first()?.selection;
+    let members: Vec<Member> = scored
+        .into_iter()
+        .take(COMBINE_AT_MOST)
+        .take_while(|s| s.selection <= best * COMBINE_WITHIN)
+        .filter_map(|s| {
+            let refitted = s.fitted.refit(y, horizon)?;
+            let values = refitted.forecast(horizon);
+            let std_devs = refitted.std_devs(refitted.window(y), horizon);
+            (values.len() == horizon && values.iter().all(|v| v.is_finite())).then_some(Member {
+                name: s.name,
+                holdout: s.pred,
+                rmse: s.rmse,
+                values,
+                std_devs,
+            })
+        })
+        .collect();
+    combine(members, test, candidates)
+}
+
+/// A candidate kept for the forecast: its hold-out forecast and RMSE, and its forecast
+/// after the refit on every point with the spread of its error.
+struct Member {
+    name: &'static str,
+    holdout: Vec<f64>,
+    rmse: f64,
+    values: Vec<f64>,
+    std_devs: Option<Vec<f64>>,
+}
+
+/// The forecast of one member, or of the mean of several: `combination(a,b)` (names
+/// sorted), its RMSE on `test` that of the mean of their hold-out forecasts (added to
+/// `candidates`), the spread at each step the mean of theirs. `None` without members.
+fn combine(members: Vec<Member>, test: &[f64], mut candidates: Vec<Candidate>) -> Option<Forecast> {
+    if members.len() <= 1 {
+        let only = members.into_iter().next()?;
+        return Some(Forecast {
+            model: only.name.into(),
+            rmse: only.rmse,
+            candidates,
+            values: only.values,
+            std_devs: only.std_devs.unwrap_or_default(),
+        });
+    }
+    let k = members.len() as f64;
+    let mean = |of: &dyn Fn(&Member) -> &[f64]| -> Vec<f64> {
+        let len = of(&members[0]).len();
+        (0..len).map(|i| members.iter().map(|m| of(m)[i]).sum::<f64>() / k).collect()
+    };
+    let values = mean(&|m| &m.values);
+    let rmse = rmse(&mean(&|m| &m.holdout), test);
+    // the mean of the members' spreads: the spread of their mean when their errors move
+    // together, an upper bound otherwise (models fitted to the same series err alike)
+    let std_devs = if members.iter().all(|m| m.std_devs.as_ref().is_some_and(|sd| sd.len() == values.len())) {
+        mean(&|m| m.std_devs.as_deref().unwrap_or_default())
+    } else {
+        Vec::new()
+    };
+    // in a fixed order: the same members are the same model whichever scored best
+    let mut names: Vec<&str> = members.iter().map(|m| m.name).collect();
+    names.sort_unstable();
+    let model = format!("{COMBINATION}({})", names.join(","));
+    candidates.push(Candidate {
+        model: model.clone(),
+        rmse: Some(rmse),
+        note: Some(format!("the mean of the {} candidates within {COMBINE_WITHIN}× of the best score", names.len())),
+    });
+    Some(Forecast { model, rmse, candidates, values, std_devs })
 }
 
 /// The seed's forecast step alone: additive and (for positive series) multiplicative
@@ -370,6 +525,17 @@ pub fn holt_winters_step(y: &[f64], period: usize, holdout: usize, horizon: usiz
         }
     }
     Some(best?.0.refit(y)?.forecast(horizon))
+}
+
+/// augurs' non-seasonal AutoETS search over the additive-error forms (A,N,N; A,A,N;
+/// A,Ad,N), the one with the lowest AICc. The multiplicative-error forms give the same
+/// point forecasts for the same smoothing parameters and took half the search's time
+/// (their likelihood takes a logarithm at every step); without them the forecast step
+/// is twice as fast at the same accuracy on the population and the real series
+/// (`scripts/bench_forecast.py`, BENCHMARKS.md), and every interval is the normal one the
+/// probability of breach assumes.
+fn ets_search() -> augurs_ets::AutoETS {
+    augurs_ets::AutoETS::new(1, "AZN").expect("a valid AutoETS specification")
 }
 
 #[cfg(test)]
@@ -395,6 +561,94 @@ mod tests {
         assert_eq!((again.model_type.to_string(), again.damped), (form.model_type.to_string(), form.damped));
         assert_eq!(refitted.point.len(), 10);
         assert!(refitted.point.iter().all(|v| (50.0..51.0).contains(v)), "{:?}", refitted.point);
+    }
+
+    fn member(name: &'static str, holdout: [f64; 2], values: [f64; 3], std_devs: Option<[f64; 3]>) -> Member {
+        Member {
+            name,
+            holdout: holdout.to_vec(),
+            rmse: 0.0,
+            values: values.to_vec(),
+            std_devs: std_devs.map(Vec::from),
+        }
+    }
+
+    #[test]
+    fn candidates_that_score_alike_are_combined_into_their_mean() {
+        let test = [10.0, 10.0];
+        let f = combine(
+            vec![
+                member(MSTL, [9.0, 11.0], [1.0, 2.0, 3.0], Some([1.0, 2.0, 3.0])),
+                member(HW_ADD, [11.0, 13.0], [3.0, 4.0, 8.0], Some([3.0, 4.0, 5.0])),
+            ],
+            &test,
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(f.model, "combination(holt_winters_add,mstl_auto_ets)");
+        assert_eq!(f.values, vec![2.0, 3.0, 5.5]);
+        assert_eq!(f.std_devs, vec![2.0, 3.0, 4.0]);
+        // the mean hold-out forecast is (10, 12): RMSE √2 on (10, 10), reported as a candidate
+        assert!((f.rmse - 2f64.sqrt()).abs() < 1e-12, "{}", f.rmse);
+        assert_eq!(f.candidates.len(), 1);
+        assert_eq!((f.candidates[0].model.as_str(), f.candidates[0].rmse), (f.model.as_str(), Some(f.rmse)));
+        // a member without a spread: the combination has none rather than a wrong one
+        let f = combine(
+            vec![
+                member(HW_ADD, [9.0, 11.0], [1.0, 2.0, 3.0], Some([1.0, 2.0, 3.0])),
+                member(ARIMA, [9.0, 11.0], [1.0, 2.0, 3.0], None),
+            ],
+            &test,
+            Vec::new(),
+        )
+        .unwrap();
+        assert!(f.std_devs.is_empty());
+        // one member is the forecast as it is
+        let f = combine(vec![member(HOLT, [9.0, 11.0], [1.0, 2.0, 3.0], None)], &test, Vec::new()).unwrap();
+        assert_eq!((f.model.as_str(), f.values), (HOLT, vec![1.0, 2.0, 3.0]));
+        assert!(combine(Vec::new(), &test, Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_series_whose_seasonal_models_score_alike_gets_their_mean() {
+        // a small seasonal swing on a high level: additive and multiplicative Holt-Winters
+        // are almost the same model
+        let mut state = 11u64;
+        let y: Vec<f64> = (0..240)
+            .map(|t| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let noise = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                1000.0 + 5.0 * (std::f64::consts::TAU * t as f64 / 12.0).sin() + noise
+            })
+            .collect();
+        let f = forecast(&y, Some(12), 10, 10).unwrap();
+        assert!(
+            f.model.starts_with("combination(") && f.model.contains(HW_ADD) && f.model.contains(HW_MUL),
+            "{}",
+            f.model
+        );
+        let reported = f.candidates.iter().find(|c| c.model == f.model).expect("the combination among the candidates");
+        assert_eq!(reported.rmse, Some(f.rmse));
+        assert_eq!((f.values.len(), f.std_devs.len()), (10, 10));
+    }
+
+    #[test]
+    fn mstl_is_refitted_with_the_trend_form_its_search_chose() {
+        let y: Vec<f64> = (0..300)
+            .map(|t| {
+                50.0 + 0.1 * t as f64
+                    + 5.0 * (std::f64::consts::TAU * t as f64 / 24.0).sin()
+                    + ((t * 7919) % 13) as f64 * 0.2
+            })
+            .collect();
+        let searched = mstl(&y, 24, 10, None).unwrap();
+        let form = searched.form.expect("the form the search chose");
+        assert_eq!(form.model_type.error, augurs_ets::model::ErrorComponent::Additive, "additive errors only");
+        // the chosen form fitted as it is to the same points is the search's own fit
+        let refitted = mstl(&y, 24, 10, Some(&form)).unwrap();
+        assert_eq!(refitted.point, searched.point);
+        let again = refitted.form.unwrap();
+        assert_eq!((again.model_type.to_string(), again.damped), (form.model_type.to_string(), form.damped));
     }
 
     #[test]
