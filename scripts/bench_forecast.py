@@ -50,7 +50,10 @@ def slamon(jobs):
 def statsforecast_methods():
     from statsforecast.models import AutoETS, AutoTheta, MSTL
     return {
-        "AutoETS": lambda p: AutoETS(season_length=p),
+        # statsforecast's ETS has no seasonal states beyond 24 (a period of 1440 raises
+        # "Parameters out of range"): above that, its non-seasonal AutoETS, as R's ets()
+        # drops seasonality for frequencies over 24; MSTL is statsforecast's answer there
+        "AutoETS": lambda p: AutoETS(season_length=p if p <= 24 else 1),
         "AutoTheta": lambda p: AutoTheta(season_length=p),
         "MSTL": lambda p: MSTL(season_length=p, trend_forecaster=AutoETS(model="ZZN")),
     }
