@@ -69,6 +69,12 @@ pub enum EtlError {
     /// A shutdown came while appends were being retried.
     #[error("shutdown before {0} events were appended")]
     ShutdownBeforeAppend(usize),
+
+    /// A shutdown came while the cycle's series list or statistics queries were running:
+    /// the names not answered yet (all of them while listing: 0 counted) have no
+    /// statistics this cycle (the next run computes them again).
+    #[error("shutdown during the series list or the statistics queries: {0} names left unanswered")]
+    ShutdownDuringQueries(usize),
     /// The source client cannot be built.
     #[error("source: {0}")]
     Source(String),
@@ -581,6 +587,11 @@ impl Etl {
                     let started = Instant::now();
                     match self.cycle(&cancel).await {
                         Ok(report) => tracing::info!(?report, elapsed = ?started.elapsed(), "etl cycle done"),
+                        // not a failure: the process is stopping
+                        Err(e @ EtlError::ShutdownDuringQueries(_)) => {
+                            tracing::info!(error = %e, "etl cycle stopped by the shutdown");
+                            break;
+                        }
                         Err(e) => {
                             self.metrics.cycle_failures.inc();
                             tracing::warn!(error = %e, "etl cycle failed");
@@ -647,7 +658,7 @@ impl Etl {
         // beside the series of this cycle, not before them
         let acquired = self.change_ownership(owned);
         let since = at - Window::H12.millis();
-        let (seen, listed) = futures::join!(
+        let listing = futures::future::join(
             async {
                 if acquired.is_some() {
                     Some(self.source.series_since(since).await)
@@ -655,8 +666,14 @@ impl Etl {
                     None
                 }
             },
-            self.source.series()
+            self.source.series(),
         );
+        // a Prometheus that does not answer holds the list until its timeout: not a shutdown
+        let (seen, listed) = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(EtlError::ShutdownDuringQueries(0)),
+            lists = listing => lists,
+        };
         if let (Some(acquired), Some(seen)) = (acquired, seen) {
             self.seed_acquired(&acquired, seen, at);
         }
@@ -698,12 +715,16 @@ impl Etl {
             Ok::<(), EtlError>(())
         };
         let computing = async {
-            self.aggregates(&listed_per_name, &owned, at, &mut report, &tx).await;
+            let unanswered = self.aggregates(&listed_per_name, &owned, at, &mut report, &tx, cancel).await;
             phase("statistics", started);
             drop(tx);
+            unanswered
         };
-        let ((), published) = tokio::join!(computing, publishing);
+        let (unanswered, published) = tokio::join!(computing, publishing);
         published?;
+        if let Some(names) = unanswered {
+            return Err(EtlError::ShutdownDuringQueries(names));
+        }
         let started = Instant::now();
         let removals = self.removals(&owned, partial, at, &mut report);
         self.publish(removals, cancel).await?;
@@ -859,7 +880,9 @@ impl Etl {
     /// name): one query per name and window when every series of the name is owned here,
     /// else the owned ones as a share ([`MetricSource::window_stats_of`]). Each name's
     /// events go to `publish` as soon as its windows are answered; a name with a window
-    /// that failed has none this cycle.
+    /// that failed has none this cycle. A `cancel` stops the queries still running (a
+    /// big name's can take most of a minute) and gives the number of names left
+    /// unanswered.
     async fn aggregates(
         &self,
         listed_per_name: &HashMap<String, usize>,
@@ -867,7 +890,8 @@ impl Etl {
         at: i64,
         report: &mut CycleReport,
         publish: &tokio::sync::mpsc::Sender<Vec<EventEnvelope>>,
-    ) {
+        cancel: &CancellationToken,
+    ) -> Option<usize> {
         // per name: the series owned here, copied only for a name not owned whole
         let mut owned_per_name: BTreeMap<&str, usize> = BTreeMap::new();
         for l in owned {
@@ -919,7 +943,17 @@ impl Etl {
         // the 12 h window still holds series that stopped reporting: statistics only for the
         // series the source lists now, so a removed series stays removed until it reports again
         let listed: HashSet<&Labels> = owned.iter().collect();
-        while let Some((name, w, answer)) = answers.next().await {
+        let mut cancelled = false;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    cancelled = true;
+                    break;
+                }
+                next = answers.next() => next,
+            };
+            let Some((name, w, answer)) = next else { break };
             let Some(state) = pending.get_mut(&name) else { continue };
             state.answered += 1;
             match answer {
@@ -976,6 +1010,7 @@ impl Etl {
         }
         drop(answers);
         self.limit.end_cycle();
+        cancelled.then_some(pending.len())
     }
 
     /// `MetricRemoved` for the series not listed for `removed_after`; none when the list

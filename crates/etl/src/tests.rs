@@ -153,6 +153,8 @@ async fn a_cycle_emits_the_statistics_of_every_series_and_exports_timings() {
 struct Misbehaving {
     inner: DemoSource,
     overloaded: bool,
+    /// The series list never answers (a Prometheus that hangs until the client's timeout).
+    hung_list: bool,
     gate: tokio::sync::Notify,
     in_flight: std::sync::atomic::AtomicUsize,
     most: std::sync::atomic::AtomicUsize,
@@ -163,6 +165,7 @@ impl Misbehaving {
         Arc::new(Self {
             inner: DemoSource::new(),
             overloaded,
+            hung_list: false,
             gate: tokio::sync::Notify::new(),
             in_flight: 0.into(),
             most: 0.into(),
@@ -173,6 +176,9 @@ impl Misbehaving {
 #[async_trait::async_trait]
 impl MetricSource for Misbehaving {
     async fn series(&self) -> PortResult<SeriesList> {
+        if self.hung_list {
+            std::future::pending::<()>().await;
+        }
         self.inner.series().await
     }
     async fn window_stats(&self, name: &str, w: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
@@ -268,6 +274,48 @@ async fn each_name_is_appended_when_its_windows_are_in_not_after_the_slowest() {
     assert_eq!(names.iter().filter(|n| *n == "cpuTemp").count(), 1);
     assert_eq!(names.iter().filter(|n| *n == "diskUsage").count(), 0, "a name with a failed window has none");
     cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_shutdown_stops_the_statistics_queries_still_running() {
+    let source = Misbehaving::new(false);
+    let Harness { mut etl, log, codec, cancel, _dir, .. } =
+        harness_with(true, source.clone(), EtlConfig::default()).await;
+    let cycle = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { etl.cycle(&cancel).await }
+    });
+    // the other names are in while cpuTemp's 12 h query waits (as long as a big name's can)
+    let started = std::time::Instant::now();
+    let mut group = 0;
+    loop {
+        group += 1;
+        let events = read_log(&log, &codec, &format!("g{group}")).await;
+        if labels_of(&events, |e| matches!(e, Event::MetricAggregatesComputed(_))).len() >= 5 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no statistics appended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    // the cycle ends without its answer, and says what it left
+    let ended = tokio::time::timeout(Duration::from_secs(5), cycle).await;
+    let result = ended.expect("the cycle ends at the shutdown, not when the query answers").unwrap();
+    assert!(matches!(result, Err(EtlError::ShutdownDuringQueries(1))), "{result:?}");
+
+    // and while the series list hangs
+    let mut hung = Misbehaving::new(false);
+    Arc::get_mut(&mut hung).expect("not shared yet").hung_list = true;
+    let Harness { mut etl, cancel, _dir, .. } = harness_with(true, hung, EtlConfig::default()).await;
+    let cycle = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { etl.cycle(&cancel).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!cycle.is_finished());
+    cancel.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(5), cycle).await.expect("the cycle ends at the shutdown");
+    assert!(matches!(result.unwrap(), Err(EtlError::ShutdownDuringQueries(0))));
 }
 
 #[tokio::test]
