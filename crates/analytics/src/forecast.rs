@@ -439,12 +439,15 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     }
     // the best candidate, and those that score within COMBINE_WITHIN of it
     scored.sort_by(|a, b| a.selection.total_cmp(&b.selection));
+    // (a best score that is not a number combines nothing: the first is kept alone)
     let best = scored.first()?.selection;
+    let within = if best.is_finite() { best * COMBINE_WITHIN } else { f64::NEG_INFINITY };
     let members: Vec<Member> = scored
         .into_iter()
         .take(COMBINE_AT_MOST)
-        .take_while(|s| s.selection <= best * COMBINE_WITHIN)
-        .filter_map(|s| {
+        .enumerate()
+        .take_while(|(i, s)| *i == 0 || s.selection <= within)
+        .filter_map(|(_, s)| {
             let refitted = s.fitted.refit(y, horizon)?;
             let values = refitted.forecast(horizon);
             let std_devs = refitted.std_devs(refitted.window(y), horizon);
