@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -194,6 +195,58 @@ pub struct PrometheusSource {
     warnings: AtomicU64,
     /// Queries too big for Prometheus that were split into smaller ones.
     splits: AtomicU64,
+    /// The answers of the segments of the cycle's window statistics, shared by the windows
+    /// that read them (see [`PrometheusSource::window_stats_by_segments`]).
+    segments: std::sync::Mutex<HashMap<SegmentKey, SegmentSlot>>,
+}
+
+/// A segment of a name's windows at a time: (metric name, segment, `at_ms`).
+type SegmentKey = (String, usize, i64);
+
+/// One segment's answer, once it is in, and how many windows will still read it.
+struct SegmentSlot {
+    answer: Arc<tokio::sync::OnceCell<SegmentAnswer>>,
+    readers_left: usize,
+}
+
+/// A segment's statistics per series, or why it failed.
+type SegmentAnswer = Result<Arc<Vec<(Labels, PartStats)>>, SegmentFailure>;
+
+/// A failed segment query, kept to be told to every window that reads the segment.
+#[derive(Debug, Clone)]
+struct SegmentFailure {
+    /// Too big for Prometheus: the window is then queried on its own, split as it needs.
+    too_big: bool,
+    retryable: bool,
+    message: String,
+}
+
+impl SegmentFailure {
+    fn of(e: CallError) -> Self {
+        let too_big = matches!(e, CallError::TooBig { .. });
+        let e = PortError::from(e);
+        let message = match &e {
+            PortError::Unavailable(m) | PortError::Invalid(m) | PortError::Other(m) => m.clone(),
+        };
+        SegmentFailure { too_big, retryable: e.is_retryable(), message }
+    }
+
+    fn error(&self) -> PortError {
+        if self.retryable {
+            PortError::Unavailable(self.message.clone())
+        } else {
+            PortError::Other(self.message.clone())
+        }
+    }
+}
+
+/// The part of the windows segment `i` covers, `(span_ms, offset_ms)`: the samples in
+/// `(at − offset − span, at − offset]` — the 1 h window, then what the 3 h window adds to
+/// it, then what the 12 h window adds to that: (at − 1 h, at], (at − 3 h, at − 1 h],
+/// (at − 12 h, at − 3 h]. The window [`Window::ALL`]`[i]` is segments `0..=i` merged.
+fn segment_span(i: usize) -> (i64, i64) {
+    let offset = if i == 0 { 0 } else { Window::ALL[i - 1].millis() };
+    (Window::ALL[i].millis() - offset, offset)
 }
 
 /// Why Prometheus (or this client's timeout) refused a query for its size: a smaller query may pass.
@@ -445,6 +498,31 @@ struct PartStats {
 }
 
 impl PartStats {
+    /// The statistics of `agg` as a part to merge; `None` for one without samples or
+    /// without its minimum, maximum or mean.
+    fn of(agg: &WindowAggregate) -> Option<PartStats> {
+        let n = agg.samples as f64;
+        let (Some(min), Some(max), Some(mean)) = (agg.min, agg.max, agg.avg) else { return None };
+        if n == 0.0 {
+            return None;
+        }
+        // back from the sample std of `aggregates` to the sum of squared deviations
+        let m2 = agg.std_dev.map_or(0.0, |s| s * s * (n - 1.0));
+        Some(PartStats { n, min, max, mean, m2 })
+    }
+
+    /// The merged parts as the statistics of `window`.
+    fn aggregate(self, window: Window) -> WindowAggregate {
+        WindowAggregate {
+            window,
+            min: Some(self.min),
+            max: Some(self.max),
+            avg: Some(self.mean),
+            std_dev: (self.n > 1.0).then(|| (self.m2 / (self.n - 1.0)).sqrt()),
+            samples: self.n as u64,
+        }
+    }
+
     /// The two parts as one (Chan, Golub & LeVeque's pairwise update of the mean and the
     /// sum of squared deviations).
     fn merge(self, o: PartStats) -> PartStats {
@@ -576,7 +654,7 @@ impl PrometheusSource {
         let http = tls_builder(builder, &config.tls)?
             .build()
             .map_err(|e| PortError::Other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, config, warnings: AtomicU64::new(0), splits: AtomicU64::new(0) })
+        Ok(Self { http, config, warnings: AtomicU64::new(0), splits: AtomicU64::new(0), segments: Default::default() })
     }
 
     /// How many times, since this source was made, a query was too big for Prometheus (too many
@@ -864,31 +942,85 @@ impl PrometheusSource {
         for part in 0..parts {
             let rows = self.stats_rows(&stats_expr_part(metric_name, span_ms, part * span_ms), at_ms).await?;
             for (labels, agg) in aggregates(metric_name, window, rows) {
-                let n = agg.samples as f64;
-                let (Some(min), Some(max), Some(mean)) = (agg.min, agg.max, agg.avg) else { continue };
-                if n == 0.0 {
-                    continue;
-                }
-                // back from the sample std of `aggregates` to the sum of squared deviations
-                let m2 = agg.std_dev.map_or(0.0, |s| s * s * (n - 1.0));
-                let stats = PartStats { n, min, max, mean, m2 };
+                let Some(stats) = PartStats::of(&agg) else { continue };
                 merged.entry(labels).and_modify(|m| *m = m.merge(stats)).or_insert(stats);
             }
         }
-        Ok(merged
+        Ok(merged.into_iter().map(|(labels, p)| (labels, p.aggregate(window))).collect())
+    }
+
+    /// The statistics of `window` from the segments it is made of ([`segment_span`]): one
+    /// query per segment, each answered once and read by every window that contains it,
+    /// so the three windows of a name read its 12 hours of samples once (1 h + 2 h + 9 h)
+    /// instead of 16 hours (1 h + 3 h + 12 h). A window waits for the segments another
+    /// window's call is reading and queries the ones nobody asked yet (the ETL asks a
+    /// name's three windows at once); the answers are forgotten once every window read them,
+    /// or at the next cycle's `at_ms`.
+    ///
+    /// # Errors
+    /// The failure of a segment (`too_big`: the caller queries the window on its own).
+    async fn window_stats_by_segments(
+        &self,
+        metric_name: &str,
+        window: Window,
+        at_ms: i64,
+    ) -> Result<Vec<(Labels, WindowAggregate)>, SegmentFailure> {
+        let last = Window::ALL.iter().position(|w| *w == window).unwrap_or(Window::ALL.len() - 1);
+        let key = |i: usize| (metric_name.to_owned(), i, at_ms);
+        let cells: Vec<Arc<tokio::sync::OnceCell<SegmentAnswer>>> = {
+            let mut memo = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+            // what an earlier cycle left (a window that failed before reading its segments)
+            memo.retain(|(_, _, at), _| *at >= at_ms);
+            (0..=last)
+                .map(|i| {
+                    let slot = memo.entry(key(i)).or_insert_with(|| SegmentSlot {
+                        answer: Default::default(),
+                        readers_left: Window::ALL.len() - i,
+                    });
+                    slot.answer.clone()
+                })
+                .collect()
+        };
+        let answers = futures::future::join_all(
+            cells.iter().enumerate().map(|(i, cell)| cell.get_or_init(move || self.segment(metric_name, i, at_ms))),
+        )
+        .await;
+        let answers: Vec<SegmentAnswer> = answers.into_iter().cloned().collect();
+        {
+            let mut memo = self.segments.lock().unwrap_or_else(|e| e.into_inner());
+            for i in 0..=last {
+                if let Some(slot) = memo.get_mut(&key(i)) {
+                    slot.readers_left = slot.readers_left.saturating_sub(1);
+                    if slot.readers_left == 0 {
+                        memo.remove(&key(i));
+                    }
+                }
+            }
+        }
+        let mut merged: HashMap<Labels, PartStats> = HashMap::new();
+        for answer in answers {
+            for (labels, stats) in answer?.iter() {
+                merged.entry(labels.clone()).and_modify(|m| *m = m.merge(*stats)).or_insert(*stats);
+            }
+        }
+        let mut out: Vec<(Labels, WindowAggregate)> =
+            merged.into_iter().map(|(labels, p)| (labels, p.aggregate(window))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// One segment's statistics per series ([`segment_span`]).
+    async fn segment(&self, metric_name: &str, i: usize, at_ms: i64) -> SegmentAnswer {
+        let (span_ms, offset_ms) = segment_span(i);
+        let rows = self
+            .stats_rows(&stats_expr_part(metric_name, span_ms, offset_ms), at_ms)
+            .await
+            .map_err(SegmentFailure::of)?;
+        let parts = aggregates(metric_name, Window::ALL[i], rows)
             .into_iter()
-            .map(|(labels, p)| {
-                let agg = WindowAggregate {
-                    window,
-                    min: Some(p.min),
-                    max: Some(p.max),
-                    avg: Some(p.mean),
-                    std_dev: (p.n > 1.0).then(|| (p.m2 / (p.n - 1.0)).sqrt()),
-                    samples: p.n as u64,
-                };
-                (labels, agg)
-            })
-            .collect())
+            .filter_map(|(labels, agg)| Some((labels, PartStats::of(&agg)?)))
+            .collect();
+        Ok(Arc::new(parts))
     }
 
     /// The window statistics of `metric_name` when the query of the whole name was too big (`limit`;
@@ -1054,6 +1186,12 @@ impl MetricSource for PrometheusSource {
         window: Window,
         at_ms: i64,
     ) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        match self.window_stats_by_segments(metric_name, window, at_ms).await {
+            Ok(rows) => return Ok(rows),
+            Err(failure) if !failure.too_big => return Err(failure.error()),
+            // a segment too big for Prometheus: the window on its own, split as it needs
+            Err(_) => {}
+        }
         let expr = stats_expr(&[name_selector(metric_name)], window);
         match self.stats_rows(&expr, at_ms).await {
             Ok(rows) => Ok(aggregates(metric_name, window, rows)),
@@ -1423,6 +1561,124 @@ mod tests {
             // population std 2 over 4 samples is sample std 2 * sqrt(4/3)
             assert!((agg.std_dev.unwrap() - 2.0 * (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
         }
+    }
+
+    /// A fake Prometheus whose series `m{job="a"}` has the samples [1, 2, 3, 4] in the last
+    /// hour, [10, 20] in the two before and [5] in the nine before those: it answers the
+    /// segment queries and the whole 12 h window, and records every query. `failing`:
+    /// the segment (by its range text) answered with `status` instead.
+    async fn segmented_prometheus(failing: Option<(&'static str, StatusCode)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let seen = queries.clone();
+        let router = Router::new().route(
+            "/api/v1/query",
+            post(move |axum::Form(f): Fields| async move {
+                let query = field(&f, "query").to_owned();
+                seen.lock().unwrap().push(query.clone());
+                if let Some((range, status)) = failing.filter(|(range, _)| query.contains(range)) {
+                    if status == StatusCode::UNPROCESSABLE_ENTITY {
+                        return too_many_samples().into_response();
+                    }
+                    return (
+                        status,
+                        json!({"status": "error", "errorType": "unavailable", "error": range}).to_string(),
+                    )
+                        .into_response();
+                }
+                let values: Vec<f64> = if query.contains("[3599999ms])") {
+                    vec![1.0, 2.0, 3.0, 4.0]
+                } else if query.contains("[7199999ms] offset 3600000ms") {
+                    vec![10.0, 20.0]
+                } else if query.contains("[32399999ms] offset 10800000ms") {
+                    vec![5.0]
+                } else if query.contains("[12h]") {
+                    vec![1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 5.0]
+                } else {
+                    return (StatusCode::BAD_REQUEST, format!("unexpected query {query}")).into_response();
+                };
+                let n = values.len() as f64;
+                let mean = values.iter().sum::<f64>() / n;
+                let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let rows: Vec<_> = [("min", min), ("max", max), ("avg", mean), ("stddev", std), ("count", n)]
+                    .into_iter()
+                    .map(|(agg, v)| json!({"metric": {"job": "a", AGG_LABEL: agg}, "value": [1.5, v.to_string()]}))
+                    .collect();
+                json!({"status": "success", "data": {"resultType": "vector", "result": rows}})
+                    .to_string()
+                    .into_response()
+            }),
+        );
+        (serve(router).await, queries)
+    }
+
+    /// Count, mean and sample standard deviation of `v`.
+    fn described(v: &[f64]) -> (u64, f64, f64) {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        (v.len() as u64, mean, (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+    }
+
+    #[tokio::test]
+    async fn the_three_windows_of_a_name_read_each_segment_of_it_once() {
+        let (url, queries) = segmented_prometheus(None).await;
+        let prometheus = source(url);
+        let at = 1_700_000_000_000;
+        let (h1, h3, h12) = tokio::join!(
+            prometheus.window_stats("m", Window::H1, at),
+            prometheus.window_stats("m", Window::H3, at),
+            prometheus.window_stats("m", Window::H12, at),
+        );
+        let one = |rows: PortResult<Vec<(Labels, WindowAggregate)>>| {
+            let rows = rows.unwrap();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].0, [("__name__", "m"), ("job", "a")].into_iter().collect::<Labels>());
+            rows[0].1.clone()
+        };
+        for (agg, window, values) in [
+            (one(h1), Window::H1, &[1.0, 2.0, 3.0, 4.0][..]),
+            (one(h3), Window::H3, &[1.0, 2.0, 3.0, 4.0, 10.0, 20.0][..]),
+            (one(h12), Window::H12, &[1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 5.0][..]),
+        ] {
+            let (n, mean, std) = described(values);
+            assert_eq!(
+                (agg.window, agg.samples, agg.min, agg.max),
+                (window, n, Some(1.0), Some(if n > 4 { 20.0 } else { 4.0 }))
+            );
+            assert!((agg.avg.unwrap() - mean).abs() < 1e-12 && (agg.std_dev.unwrap() - std).abs() < 1e-12, "{agg:?}");
+        }
+        // one query per segment, 12 hours of samples read, not 16
+        let mut asked = queries.lock().unwrap().clone();
+        asked.sort();
+        assert_eq!(asked.len(), 3, "{asked:#?}");
+        assert!(asked.iter().all(|q| !q.contains("[1h]") && !q.contains("[3h]") && !q.contains("[12h]")), "{asked:#?}");
+        assert!(prometheus.segments.lock().unwrap().is_empty(), "every answer forgotten once read");
+    }
+
+    #[tokio::test]
+    async fn a_failed_segment_fails_the_windows_that_contain_it_and_a_too_big_one_is_queried_whole() {
+        // Prometheus down for the 2 h segment: the 1 h window has its statistics, the 3 h and
+        // 12 h windows fail with a retryable error
+        let (url, _) = segmented_prometheus(Some(("offset 3600000ms", StatusCode::SERVICE_UNAVAILABLE))).await;
+        let prometheus = source(url);
+        let at = 1_700_000_000_000;
+        let (h1, h3, h12) = tokio::join!(
+            prometheus.window_stats("m", Window::H1, at),
+            prometheus.window_stats("m", Window::H3, at),
+            prometheus.window_stats("m", Window::H12, at),
+        );
+        assert_eq!(h1.unwrap()[0].1.samples, 4);
+        assert!(h3.unwrap_err().is_retryable());
+        assert!(h12.unwrap_err().is_retryable());
+        // the 9 h segment too big for Prometheus: the 12 h window is asked whole instead
+        let (url, queries) = segmented_prometheus(Some(("offset 10800000ms", StatusCode::UNPROCESSABLE_ENTITY))).await;
+        let prometheus = source(url);
+        let h12 = prometheus.window_stats("m", Window::H12, at).await.unwrap();
+        let (n, mean, _) = described(&[1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 5.0]);
+        assert_eq!(h12[0].1.samples, n);
+        assert!((h12[0].1.avg.unwrap() - mean).abs() < 1e-12);
+        assert!(queries.lock().unwrap().iter().any(|q| q.contains("[12h]")));
     }
 
     #[test]
