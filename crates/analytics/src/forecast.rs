@@ -378,9 +378,14 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     let mut fits: Vec<(&'static str, Option<Fitted>)> = Vec::new();
     match period {
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
+            let instead = if train.len() >= 2 * p {
+                format!("{DECOMPOSITION} models it")
+            } else {
+                format!("and {} points are fewer than two periods; non-seasonal models only", train.len())
+            };
             let note = format!(
                 "skipped: a period of {p} needs {p} seasonal states fitted from few cycles (at most \
-                 {MAX_HOLT_WINTERS_PERIOD}); {DECOMPOSITION} models it"
+                 {MAX_HOLT_WINTERS_PERIOD}); {instead}"
             );
             candidates.push(Candidate { model: HW_ADD.into(), rmse: None, note: Some(note.clone()) });
             candidates.push(Candidate { model: HW_MUL.into(), rmse: None, note: Some(note) });
@@ -417,6 +422,12 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
         }
         Some(p) => fits.push((MSTL, mstl(train, p, holdout, None).map(|f| Fitted::Mstl(p, f)))),
         None => {}
+    }
+    // a seasonal candidate left out for lack of history is said, not silently dropped
+    if let Some(p) = period.filter(|p| *p >= 2 && train.len() < 2 * p) {
+        let model = if p > MAX_HOLT_WINTERS_PERIOD { DECOMPOSITION } else { MSTL };
+        let note = format!("skipped: {} points are fewer than two periods of {p}", train.len());
+        candidates.push(Candidate { model: model.into(), rmse: None, note: Some(note) });
     }
     let recent_train = recent(train);
     fits.push((AUTO_ETS, auto_ets(recent_train, holdout, None).map(Fitted::AutoEts)));
@@ -652,6 +663,25 @@ mod tests {
         assert_eq!(refitted.point, searched.point);
         let again = refitted.form.unwrap();
         assert_eq!((again.model_type.to_string(), again.damped), (form.model_type.to_string(), form.damped));
+    }
+
+    #[test]
+    fn a_long_period_without_two_cycles_says_its_seasonal_candidates_are_skipped() {
+        // a 6-hour cycle at one-minute steps in a 12-hour window: 710 training points, fewer
+        // than two periods of 360
+        let y: Vec<f64> = (0..720).map(|t| 50.0 + 10.0 * (std::f64::consts::TAU * t as f64 / 360.0).sin()).collect();
+        let f = forecast(&y, Some(360), 10, 10).unwrap();
+        let skipped = |model: &str| {
+            let c = f.candidates.iter().find(|c| c.model == model).unwrap_or_else(|| panic!("{model} not listed"));
+            assert!(c.rmse.is_none(), "{c:?}");
+            c.note.clone().unwrap()
+        };
+        assert!(skipped(DECOMPOSITION).contains("fewer than two periods of 360"));
+        assert!(!skipped(HW_ADD).contains("models it"), "{}", skipped(HW_ADD));
+        // with two cycles the decomposition is fitted and Holt-Winters' note says so
+        let y: Vec<f64> = (0..1000).map(|t| 50.0 + 10.0 * (std::f64::consts::TAU * t as f64 / 360.0).sin()).collect();
+        let f = forecast(&y, Some(360), 10, 10).unwrap();
+        assert!(f.candidates.iter().any(|c| c.model == DECOMPOSITION && c.rmse.is_some()), "{:?}", f.candidates);
     }
 
     #[test]
