@@ -1,6 +1,7 @@
 //! A client of the Prometheus HTTP API: `/api/v1/series`, `/api/v1/query` and
 //! `/api/v1/query_range`. Window statistics are pushed to Prometheus
-//! (`min_over_time` & co.), one query per metric name and window.
+//! (`min_over_time` & co.), one query per metric name and segment of its nested windows
+//! (the last hour, the 2 h before, the 9 h before those), merged per window.
 //!
 //! A query too big for Prometheus (too many samples for `--query.max-samples`, a timeout,
 //! more points than `query_range` returns) is split instead of given up: window
@@ -1177,9 +1178,11 @@ impl MetricSource for PrometheusSource {
         Ok(SeriesList { series: label_sets(data)?, partial })
     }
 
-    /// One query of the whole name (`{__name__="m"}[12h]` under each aggregation). When it is too big
-    /// for Prometheus, the name is split by series (see `window_stats_by_series`): every series that
-    /// fits in a query gets its statistics, one too big on its own is left out this cycle.
+    /// The window merged from the segments of the whole name it holds (`{__name__="m"}[…] offset …`
+    /// under each aggregation, each segment asked once for the name's three windows: see
+    /// `window_stats_by_segments`). When a segment is too big for Prometheus, the window is asked
+    /// whole, then in time parts, then split by series (see `window_stats_by_series`): every series
+    /// that fits in a query gets its statistics, one too big on its own is left out this cycle.
     async fn window_stats(
         &self,
         metric_name: &str,
