@@ -1623,17 +1623,24 @@ mod tests {
         (v.len() as u64, mean, (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
     }
 
+    type Stats = PortResult<Vec<(Labels, WindowAggregate)>>;
+
+    /// The 1 h, 3 h and 12 h statistics of `m`, asked at once as the ETL asks them.
+    async fn three_windows(prometheus: &PrometheusSource, at: i64) -> (Stats, Stats, Stats) {
+        tokio::join!(
+            prometheus.window_stats("m", Window::H1, at),
+            prometheus.window_stats("m", Window::H3, at),
+            prometheus.window_stats("m", Window::H12, at),
+        )
+    }
+
     #[tokio::test]
     async fn the_three_windows_of_a_name_read_each_segment_of_it_once() {
         let (url, queries) = segmented_prometheus(None).await;
         let prometheus = source(url);
         let at = 1_700_000_000_000;
-        let (h1, h3, h12) = tokio::join!(
-            prometheus.window_stats("m", Window::H1, at),
-            prometheus.window_stats("m", Window::H3, at),
-            prometheus.window_stats("m", Window::H12, at),
-        );
-        let one = |rows: PortResult<Vec<(Labels, WindowAggregate)>>| {
+        let (h1, h3, h12) = three_windows(&prometheus, at).await;
+        let one = |rows: Stats| {
             let rows = rows.unwrap();
             assert_eq!(rows.len(), 1);
             assert_eq!(rows[0].0, [("__name__", "m"), ("job", "a")].into_iter().collect::<Labels>());
@@ -1666,11 +1673,7 @@ mod tests {
         let (url, _) = segmented_prometheus(Some(("offset 3600000ms", StatusCode::SERVICE_UNAVAILABLE))).await;
         let prometheus = source(url);
         let at = 1_700_000_000_000;
-        let (h1, h3, h12) = tokio::join!(
-            prometheus.window_stats("m", Window::H1, at),
-            prometheus.window_stats("m", Window::H3, at),
-            prometheus.window_stats("m", Window::H12, at),
-        );
+        let (h1, h3, h12) = three_windows(&prometheus, at).await;
         assert_eq!(h1.unwrap()[0].1.samples, 4);
         assert!(h3.unwrap_err().is_retryable());
         assert!(h12.unwrap_err().is_retryable());
