@@ -21,8 +21,11 @@ pub struct Candidate {
 /// The chosen model's forecast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
+    /// The chosen model's name ([`HW_ADD`], [`MSTL`]…), or `combination(a,b)` for the
+    /// mean of several ([`COMBINATION`]).
     pub model: String,
-    /// The chosen model's RMSE on the hold-out, in the series' units.
+    /// The chosen model's RMSE on the hold-out, in the series' units (a combination's: that
+    /// of the mean of its members' hold-out forecasts).
     pub rmse: f64,
     pub candidates: Vec<Candidate>,
     /// The point forecast, one value per step of the horizon.
@@ -33,7 +36,8 @@ pub struct Forecast {
     /// it is the root-mean-square of the model's own in-sample forecasts that many
     /// steps ahead from every origin (empirical, Williams & Goodman 1971); for augurs'
     /// AutoETS and MSTL it is the one their 95 % normal interval implies (Hyndman et
-    /// al. 2008, ch. 6). Intervals: [`Forecast::interval`].
+    /// al. 2008, ch. 6); for a combination, the mean of its members' (exact when their
+    /// errors move together, an upper bound otherwise). Intervals: [`Forecast::interval`].
     pub std_devs: Vec<f64>,
 }
 

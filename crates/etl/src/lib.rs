@@ -668,7 +668,8 @@ impl Etl {
             },
             self.source.series(),
         );
-        // a Prometheus that does not answer holds the list until its timeout: not a shutdown
+        // a shutdown does not wait for the lists (a Prometheus that does not answer holds
+        // them until the client's timeout)
         let (seen, listed) = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(EtlError::ShutdownDuringQueries(0)),
