@@ -234,6 +234,27 @@ async fn an_overloaded_prometheus_gets_fewer_queries_at_once() {
     h.cancel.cancel();
 }
 
+/// The metric names with statistics in the log once there are five of them (within 20 s:
+/// the cycle is held by `Misbehaving`'s gated query meanwhile).
+async fn five_names_appended(log: &EmbeddedLog, codec: &EventCodec) -> std::collections::BTreeSet<String> {
+    let started = std::time::Instant::now();
+    let mut group = 0;
+    loop {
+        group += 1;
+        let events = read_log(log, codec, &format!("g{group}")).await;
+        let names: std::collections::BTreeSet<String> =
+            labels_of(&events, |e| matches!(e, Event::MetricAggregatesComputed(_)))
+                .iter()
+                .map(|l| l.name().to_owned())
+                .collect();
+        if names.len() >= 5 {
+            return names;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "nothing appended before the slowest query: {names:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn each_name_is_appended_when_its_windows_are_in_not_after_the_slowest() {
     let source = Misbehaving::new(false);
@@ -245,22 +266,7 @@ async fn each_name_is_appended_when_its_windows_are_in_not_after_the_slowest() {
     });
     // while cpuTemp's 12 h query is still running, the names whose windows are all in are
     // already in the log (all but cpuTemp and diskUsage, whose 3 h window failed)
-    let started = std::time::Instant::now();
-    let mut group = 0;
-    let names = loop {
-        group += 1;
-        let events = read_log(&log, &codec, &format!("g{group}")).await;
-        let names: std::collections::BTreeSet<String> =
-            labels_of(&events, |e| matches!(e, Event::MetricAggregatesComputed(_)))
-                .iter()
-                .map(|l| l.name().to_owned())
-                .collect();
-        if names.len() >= 5 {
-            break names;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "nothing appended before the slowest query: {names:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let names = five_names_appended(&log, &codec).await;
     assert!(!names.contains("cpuTemp") && !names.contains("diskUsage"), "{names:?}");
     assert!(!cycle.is_finished());
     source.gate.notify_one();
@@ -286,17 +292,7 @@ async fn a_shutdown_stops_the_statistics_queries_still_running() {
         async move { etl.cycle(&cancel).await }
     });
     // the other names are in while cpuTemp's 12 h query waits (as long as a big name's can)
-    let started = std::time::Instant::now();
-    let mut group = 0;
-    loop {
-        group += 1;
-        let events = read_log(&log, &codec, &format!("g{group}")).await;
-        if labels_of(&events, |e| matches!(e, Event::MetricAggregatesComputed(_))).len() >= 5 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "no statistics appended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    five_names_appended(&log, &codec).await;
     cancel.cancel();
     // the cycle ends without its answer, and says what it left
     let ended = tokio::time::timeout(Duration::from_secs(5), cycle).await;
