@@ -67,3 +67,23 @@ impl StepErrors {
         Some(out)
     }
 }
+
+/// What the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Deterministic, roughly standard normal noise (splitmix64, sum of 4 uniforms).
+    pub fn noise(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            let mut sum = 0.0;
+            for _ in 0..4 {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                sum += ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
+            }
+            (sum - 2.0) * 3.0f64.sqrt()
+        }
+    }
+}

@@ -93,8 +93,9 @@ pub struct MetricAggregatesComputed {
 /// One forecasting model tried on the hold-out, with its RMSE, or why it was skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForecastCandidate {
-    /// The model's name: `holt_winters_add`, `holt_winters_mul`, `mstl_auto_ets`, `auto_ets`, `arima`,
-    /// `holt_linear` or `persistence`.
+    /// The model's name: `holt_winters_add`, `holt_winters_mul`, `mstl_auto_ets`, `mstl_arima`,
+    /// `decomposition_auto_ets`, `decomposition_arima`, `auto_ets`, `arima`, `holt_linear`,
+    /// `persistence`, or `combination(a,b…)` for the mean of several.
     pub model: String,
     /// Root mean square error of its forecast over the hold-out (the last 10 one-minute points of the
     /// input), in the series' units; `None` when the model was skipped or its fit failed.
