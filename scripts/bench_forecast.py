@@ -11,6 +11,8 @@ Three groups of series:
   - daily_1min: synthetic infrastructure series at one-minute steps with a daily cycle
     (traffic, CPU, latency; 3 days of history, period 1440), as examples/daily_season.
 
+With more than one group, the geometric mean over every forecast of every group follows.
+
 For each series (window) and each of ORIGINS origins at its end (10 points apart; 30 for
 the one-minute series), every method forecasts the next 10 points from what precedes the
 origin; the score is the RMSE on those 10 points. Prints, per group and reference
@@ -98,8 +100,8 @@ def real():
 
 
 def daily_1min():
-    """(kind, values, period) of one-minute infrastructure series with a daily cycle:
-    3 days of history and the points the origins forecast."""
+    """(kind, values, period, noise-free values) of one-minute infrastructure series with
+    a daily cycle: 3 days of history and the points the origins forecast."""
     day, n = 1440, 3 * 1440 + 300
     t = np.arange(n)
     x = (t % day) / day
@@ -108,10 +110,10 @@ def daily_1min():
         rng = np.random.default_rng(2000 + seed)
         phase = rng.integers(0, day)
         s = np.roll(shape, phase)
-        yield "traffic", 200 + 800 * s + 25 * rng.standard_normal(n), day
-        yield "cpu", (10 + 60 * s) * (1 + 0.04 * rng.standard_normal(n)), day
+        yield "traffic", 200 + 800 * s + 25 * rng.standard_normal(n), day, 200 + 800 * s
+        yield "cpu", (10 + 60 * s) * (1 + 0.04 * rng.standard_normal(n)), day, 10 + 60 * s
         spikes = np.where((t + phase) % 397 < 3, 40.0, 0.0)
-        yield "latency", 50 + 30 * s + spikes + 3 * rng.standard_normal(n), day
+        yield "latency", 50 + 30 * s + spikes + 3 * rng.standard_normal(n), day, 50 + 30 * s + spikes
 
 
 GROUPS = {"population": (population, 10), "real": (real, 10), "daily_1min": (daily_1min, 30)}
@@ -121,15 +123,24 @@ def main():
     origins = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     groups = sys.argv[2:] or list(GROUPS)
     warnings.filterwarnings("ignore")
+    every = defaultdict(list)
     for group in groups:
-        run_group(group, origins)
+        for name, logs in run_group(group, origins).items():
+            every[name] += logs
         print()
+    if len(groups) > 1:
+        print(f"## every group: {', '.join(groups)}")
+        for name, logs in every.items():
+            print(f"slamon RMSE / {name} RMSE (geometric mean over {len(logs)} forecasts): "
+                  f"{math.exp(sum(logs) / len(logs)):.3f}")
 
 
 def run_group(group, origins):
     make_series, step = GROUPS[group]
-    jobs, actuals, kinds, windows = [], [], [], 0
-    for kind, x, period in make_series():
+    jobs, actuals, kinds, truths, windows = [], [], [], [], 0
+    # a synthetic series may come with its noise-free values: what a forecast that knew
+    # the signal exactly would score, the floor the noise leaves
+    for kind, x, period, *truth in make_series():
         windows += 1
         # enough history before each origin: two periods, or 30 points without one
         least = max(2 * (period or 0), 30)
@@ -140,6 +151,7 @@ def run_group(group, origins):
             jobs.append((x[:origin].tolist(), period))
             actuals.append(x[origin:origin + H])
             kinds.append(kind)
+            truths.append(truth[0][origin:origin + H] if truth else None)
     rmse = lambda f, a: math.sqrt(float(np.mean((np.asarray(f) - a) ** 2)))
     ours, our_secs, our_models = slamon(jobs)
     our_rmse = [rmse(f, a) if len(f) == H else float("nan") for f, a in zip(ours, actuals)]
@@ -154,6 +166,7 @@ def run_group(group, origins):
     # METHODS=AutoETS,MSTL: only those (statsforecast's AutoTheta and MSTL take seconds
     # per forecast on the 4 320-point one-minute series)
     only = [m for m in os.environ.get("METHODS", "").split(",") if m]
+    every = {}
     for name, make in statsforecast_methods().items():
         if only and name not in only:
             continue
@@ -171,22 +184,29 @@ def run_group(group, origins):
                     results.append(None)
             cache[name] = results
             cache_file.write_text(json.dumps(cache))
-        logs, per_kind, secs = [], defaultdict(list), 0.0
-        for result, kind, ours_r in zip(cache[name], kinds, our_rmse):
+        logs, per_kind, floor, secs = [], defaultdict(list), defaultdict(list), 0.0
+        for result, kind, ours_r, truth, actual in zip(cache[name], kinds, our_rmse, truths, actuals):
             if result is None or math.isnan(ours_r):
                 continue
             r, sec = result
             secs += sec
             logs.append(math.log(max(ours_r, 1e-12) / max(r, 1e-12)))
             per_kind[kind].append(logs[-1])
+            if truth is not None:
+                floor[kind].append(math.log(max(rmse(truth, actual), 1e-12) / max(r, 1e-12)))
         geo = lambda l: math.exp(sum(l) / len(l))
+        every[name] = logs
         kinds_text = ", ".join(f"{k} {geo(v):.2f}" for k, v in sorted(per_kind.items()))
         print(f"| {name} | {1000 * secs / max(len(logs), 1):.0f} | {geo(logs):.3f} | {kinds_text} |")
+        if floor:
+            kinds_text = ", ".join(f"{k} {geo(v):.2f}" for k, v in sorted(floor.items()))
+            print(f"| (the noise-free signal) / {name} | | {geo(sum(floor.values(), [])):.3f} | {kinds_text} |")
     chosen = defaultdict(int)
     for m in our_models:
         chosen[m] += 1
     print()
     print("slamon's chosen models:", ", ".join(f"{m} ×{n}" for m, n in sorted(chosen.items())))
+    return every
 
 
 if __name__ == "__main__":
