@@ -483,7 +483,7 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     match period {
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
             let instead = if train.len() >= 2 * p {
-                format!("{DECOMPOSITION} models it")
+                format!("{DECOMPOSITION} and {DECOMPOSITION_ARIMA} model it")
             } else {
                 format!("and {} points are fewer than two periods; non-seasonal models only", train.len())
             };
@@ -540,9 +540,12 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     }
     // a seasonal candidate left out for lack of history is said, not silently dropped
     if let Some(p) = period.filter(|p| *p >= 2 && train.len() < 2 * p) {
-        let model = if p > MAX_HOLT_WINTERS_PERIOD { DECOMPOSITION } else { MSTL };
+        let models =
+            if p > MAX_HOLT_WINTERS_PERIOD { [DECOMPOSITION, DECOMPOSITION_ARIMA] } else { [MSTL, MSTL_ARIMA] };
         let note = format!("skipped: {} points are fewer than two periods of {p}", train.len());
-        candidates.push(Candidate { model: model.into(), rmse: None, note: Some(note) });
+        for model in models {
+            candidates.push(Candidate { model: model.into(), rmse: None, note: Some(note.clone()) });
+        }
     }
     let recent_train = recent(train);
     fits.push((AUTO_ETS, auto_ets(recent_train, holdout, None).map(Fitted::AutoEts)));
@@ -791,8 +794,10 @@ mod tests {
             assert!(c.rmse.is_none(), "{c:?}");
             c.note.clone().unwrap()
         };
-        assert!(skipped(DECOMPOSITION).contains("fewer than two periods of 360"));
-        assert!(!skipped(HW_ADD).contains("models it"), "{}", skipped(HW_ADD));
+        for model in [DECOMPOSITION, DECOMPOSITION_ARIMA] {
+            assert!(skipped(model).contains("fewer than two periods of 360"), "{}", skipped(model));
+        }
+        assert!(!skipped(HW_ADD).contains("model it"), "{}", skipped(HW_ADD));
         // with two cycles the decomposition is fitted and Holt-Winters' note says so
         let y: Vec<f64> = (0..1000).map(|t| 50.0 + 10.0 * (std::f64::consts::TAU * t as f64 / 360.0).sin()).collect();
         let f = forecast(&y, Some(360), 10, 10).unwrap();
@@ -903,7 +908,10 @@ mod tests {
     fn too_little_history_falls_back_to_non_seasonal_and_says_so() {
         let y: Vec<f64> = (0..50).map(|i| 10.0 + i as f64 * 0.1).collect();
         let f = forecast(&y, Some(60), 10, 10).unwrap();
-        assert!(f.candidates.iter().any(|c| c.note.as_deref().is_some_and(|n| n.contains("fewer than two periods"))));
+        for model in [HW_ADD, HW_MUL, MSTL, MSTL_ARIMA] {
+            let c = f.candidates.iter().find(|c| c.model == model).unwrap_or_else(|| panic!("{model} not listed"));
+            assert!(c.rmse.is_none() && c.note.as_deref().unwrap().contains("fewer than two periods"), "{c:?}");
+        }
         assert!(f.model == HOLT || f.model == PERSISTENCE);
     }
 }
