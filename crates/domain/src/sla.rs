@@ -156,7 +156,13 @@ pub fn validate_sla_set(
             Some(Value::Object(r)) => {
                 let min = bound(r.get("min"), "Minimum", &who, &mut lines);
                 let max = bound(r.get("max"), "Maximum", &who, &mut lines);
+                // a misspelt bound (`"mx"`) is not silently ignored, as at the entry's level
+                let unknown: Vec<&String> = r.keys().filter(|k| !matches!(k.as_str(), "min" | "max")).collect();
+                for key in &unknown {
+                    lines.push(format!("- Unknown key `{key}` in the range of {who};"));
+                }
                 match (min, max) {
+                    _ if !unknown.is_empty() => None,
                     (Some(min), Some(max)) if min > max => {
                         lines.push(format!(
                             "- Invalid range provided [minimum given value ({}) is greater than maximum one ({})] for {who};",
@@ -343,12 +349,14 @@ mod tests {
         let mut items = five();
         items[0] = json!({"name": labels("m0"), "range": {"min": "1", "max": 2}, "for": 1});
         items[1] = entry("m2", 0.0, 1.0, 1);
+        items[3] = json!({"name": labels("m3"), "range": {"min": 1, "max": 2, "avg": 3}, "for": 1});
         items[4] = json!({"name": labels("m4"), "range": {"min": 1, "max": 2}, "for": 1, "fro": 3});
         let err = check(&Value::Array(items)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("Minimum value of range must be a number, got a string (\"1\")"), "{text}");
         assert!(text.contains(&format!("- Duplicate metric {};", labels("m2"))), "{text}");
         assert!(text.contains("- Unknown key `fro`"), "{text}");
+        assert!(text.contains(&format!("- Unknown key `avg` in the range of {};", labels("m3"))), "{text}");
         assert!(!text.contains("must consist"), "{text}");
     }
 
