@@ -94,8 +94,9 @@ fn label_set_input() -> utoipa::openapi::Object {
         .build()
 }
 
-/// The allowed range of an SLA in a PUT: finite numbers, `min` at most `max`.
+/// The allowed range of an SLA in a PUT: finite numbers, `min` at most `max`, no other key.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RangeInput {
     /// The lower bound.
     pub min: f64,
