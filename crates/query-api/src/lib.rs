@@ -148,7 +148,12 @@ fn page_number(name: &str, v: &str) -> ApiResult<usize> {
 
 fn parse_filter(params: &[(String, String)]) -> ApiResult<MetricFilter> {
     let mut f = MetricFilter::default();
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in params {
+        // only `match` repeats: a second `limit` is a mistake, not a choice of the last one
+        if k != "match" && !seen.insert(k.as_str()) {
+            return Err(ApiError::BadRequest(format!("Query parameter `{k}` given more than once")));
+        }
         match k.as_str() {
             "name" => f.name = Some(v.clone()),
             "match" => {

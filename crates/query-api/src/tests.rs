@@ -93,6 +93,11 @@ async fn lists_metrics_in_the_seed_shape_with_filters() {
     assert!(body["error"].as_str().unwrap().starts_with("Invalid limit"));
     assert_eq!(get(&app, "/metrics?match=nolabel").await.0, StatusCode::BAD_REQUEST);
     assert_eq!(get(&app, "/metrics?colour=red").await.0, StatusCode::BAD_REQUEST);
+    // `match` repeats, the others do not
+    assert_eq!(get(&app, "/metrics?match=job=b&match=__name__=up").await.0, StatusCode::OK);
+    let (status, body) = get(&app, "/metrics?limit=1&limit=2").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "Query parameter `limit` given more than once");
 }
 
 #[tokio::test]
