@@ -38,8 +38,9 @@ pub struct Forecast {
     /// AutoETS and MSTL it is the one their 95 % normal interval implies (Hyndman et
     /// al. 2008, ch. 6); for a seasonal component plus ARIMA ([`MSTL_ARIMA`],
     /// [`DECOMPOSITION_ARIMA`]), the ARIMA's empirical one on the deseasonalised values
-    /// (the seasonal component taken as known); for a combination, the mean of its members' (exact when their
-    /// errors move together, an upper bound otherwise). Intervals: [`Forecast::interval`].
+    /// (the seasonal component taken as known); for a combination, the mean of its
+    /// members' (exact when their errors move together, an upper bound otherwise).
+    /// Intervals: [`Forecast::interval`].
     pub std_devs: Vec<f64>,
 }
 
@@ -75,13 +76,16 @@ pub const PERSISTENCE: &str = "persistence";
 pub const AUTO_ETS: &str = "auto_ets";
 pub const MSTL: &str = "mstl_auto_ets";
 pub const DECOMPOSITION: &str = "decomposition_auto_ets";
+/// augurs' MSTL decomposition plus ARIMA on the deseasonalised values (STL + ARIMA).
 pub const MSTL_ARIMA: &str = "mstl_arima";
+/// A long period's classical decomposition plus ARIMA on the deseasonalised values.
 pub const DECOMPOSITION_ARIMA: &str = "decomposition_arima";
 
-/// The points the non-seasonal models (AutoETS, ARIMA, Holt, persistence) and the trend
-/// of [`DECOMPOSITION`] are fitted to: the most recent 12 hours at one-minute steps. A
-/// level-and-trend model forgets older history anyway; a 3-day window would only multiply
-/// its fit time (augurs' AutoETS: ~100 ms on 4 320 points).
+/// The points the non-seasonal models (AutoETS, ARIMA, Holt, persistence) and the
+/// models of the deseasonalised values ([`DECOMPOSITION`], [`MSTL_ARIMA`],
+/// [`DECOMPOSITION_ARIMA`]) are fitted to: the most recent 12 hours at one-minute
+/// steps. A level-and-trend model forgets older history anyway; a 3-day window would only
+/// multiply its fit time (augurs' AutoETS: ~100 ms on 4 320 points).
 pub const RECENT_WINDOW: usize = 720;
 
 /// The most recent [`RECENT_WINDOW`] points of `y`.
