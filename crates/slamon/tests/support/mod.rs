@@ -33,12 +33,12 @@ pub fn free_port() -> u16 {
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
-    let (low, high) = (10_000u16, first_ephemeral.max(10_001));
-    let mut seed = [0u8; 2];
+    let (low, high) = (10_000u32, u32::from(first_ephemeral).max(10_001));
+    let mut seed = [0u8; 4];
     getrandom::fill(&mut seed).unwrap();
-    let start = u16::from_le_bytes(seed) % (high - low);
+    let start = u32::from_le_bytes(seed) % (high - low);
     (0..high - low)
-        .map(|i| low + (start + i) % (high - low))
+        .filter_map(|i| u16::try_from(low + (start + i) % (high - low)).ok())
         .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
 }
