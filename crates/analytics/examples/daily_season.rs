@@ -12,26 +12,11 @@
 use std::f64::consts::TAU;
 use std::time::Instant;
 
+use slamon_analytics::testing::noise;
 use slamon_analytics::{forecast, seasonality};
 
 const DAY: usize = 1440;
 const HORIZON: usize = 10;
-
-/// Deterministic, roughly standard normal noise (splitmix64, sum of 4 uniforms).
-fn noise(seed: u64) -> impl FnMut() -> f64 {
-    let mut state = seed;
-    move || {
-        let mut sum = 0.0;
-        for _ in 0..4 {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            sum += ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64;
-        }
-        (sum - 2.0) * 3.0f64.sqrt()
-    }
-}
 
 /// The daily shape: low at night, high in the day, a bump at lunchtime; in [0, 1].
 fn daily(t: usize) -> f64 {

@@ -269,8 +269,13 @@ fn decomposition(y: &[f64], period: usize, trend: impl FnOnce(&[f64]) -> Option<
 /// points ahead, with the spread of its in-sample `k`-step errors.
 fn arima_path(y: &[f64], h: usize) -> Option<Path> {
     let y = recent(y);
-    let model = crate::arima::Arima::fit(y)?;
-    Some(Path { point: model.forecast(h), std_dev: model.step_errors(y, h), form: None })
+    Some(arima_forecast(&crate::arima::Arima::fit(y)?, y, h))
+}
+
+/// The forecast of `model`, fitted to `y`, `h` points ahead, with the spread of its
+/// in-sample `k`-step errors (`None` when `y` leaves too few origins).
+fn arima_forecast(model: &crate::arima::Arima, y: &[f64], h: usize) -> Path {
+    Path { point: model.forecast(h), std_dev: model.step_errors(y, h), form: None }
 }
 
 /// The seasonal component plus an ARIMA forecast of the deseasonalised series — STL +
@@ -319,9 +324,9 @@ impl augurs_mstl::FittedTrendModel for FittedArimaTrend {
         level: Option<f64>,
         forecast: &mut augurs_core::Forecast,
     ) -> Result<(), TrendError> {
-        forecast.point = self.model.forecast(horizon);
-        let spread = level.zip(self.model.step_errors(&self.y, horizon));
-        if let Some((level, sd)) = spread {
+        let Path { point, std_dev, .. } = arima_forecast(&self.model, &self.y, horizon);
+        forecast.point = point;
+        if let Some((level, sd)) = level.zip(std_dev) {
             let z = normal_quantile(0.5 + level / 2.0).ok_or("a level outside (0, 1)")?;
             let point = &forecast.point;
             forecast.intervals = Some(augurs_core::ForecastIntervals {

@@ -68,9 +68,9 @@ impl StepErrors {
     }
 }
 
-/// What the unit tests of several modules share.
-#[cfg(test)]
-pub(crate) mod testing {
+/// What the unit tests of several modules and the examples share (not part of the API).
+#[doc(hidden)]
+pub mod testing {
     /// Deterministic, roughly standard normal noise (splitmix64, sum of 4 uniforms).
     pub fn noise(seed: u64) -> impl FnMut() -> f64 {
         let mut state = seed;
