@@ -23,24 +23,8 @@ impl Drop for Proc {
     }
 }
 
-/// A port free now, below the kernel's ephemeral range (`ip_local_port_range`): a port
-/// that range gives (port 0) may be taken, between the check and the bind of the process
-/// that is started on it, by the local end of any outgoing connection (a Prometheus
-/// scraping itself), and that process then cannot listen. Tried from a random start, so
-/// tests running at once seldom try the same ports.
 pub fn free_port() -> u16 {
-    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000u32, u32::from(first_ephemeral).max(10_001));
-    let mut seed = [0u8; 4];
-    getrandom::fill(&mut seed).unwrap();
-    let start = u32::from_le_bytes(seed) % (high - low);
-    (0..high - low)
-        .filter_map(|i| u16::try_from(low + (start + i) % (high - low)).ok())
-        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn reachable(port: u16) -> bool {
