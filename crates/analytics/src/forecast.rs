@@ -115,15 +115,27 @@ pub const STRONG_SEASON_WINDOW: usize = 23;
 struct Cycle {
     period: usize,
     stl_window: Option<usize>,
+    /// The seasonal strength measured, when it was.
+    strength: Option<f64>,
 }
 
 impl Cycle {
     /// The cycle of `period` in `y`, its window by the strength of `y`'s classical additive
     /// decomposition.
     fn of(y: &[f64], period: usize) -> Cycle {
-        let strong = crate::seasonality::decompose(y, period, crate::seasonality::Model::Additive)
-            .is_some_and(|d| d.strength >= STRONG_SEASONALITY);
-        Cycle { period, stl_window: strong.then_some(STRONG_SEASON_WINDOW) }
+        let strength = crate::seasonality::decompose(y, period, crate::seasonality::Model::Additive)
+            .map(|d| d.strength)
+            .filter(|s| s.is_finite());
+        let strong = strength.is_some_and(|s| s >= STRONG_SEASONALITY);
+        Cycle { period, stl_window: strong.then_some(STRONG_SEASON_WINDOW), strength }
+    }
+
+    /// What the candidate's listing says of the window, when it is not STL's usual one.
+    fn note(&self) -> Option<String> {
+        let (window, strength) = (self.stl_window?, self.strength?);
+        Some(format!(
+            "seasonal strength {strength:.2} (≥ {STRONG_SEASONALITY}): the cycle smoothed over {window} cycles"
+        ))
     }
 
     /// augurs' MSTL, with this cycle's seasonal window.
@@ -578,7 +590,7 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     match period.filter(|p| *p >= 2 && train.len() >= 2 * p) {
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
             // (a classical decomposition: no STL window)
-            let cycle = Cycle { period: p, stl_window: None };
+            let cycle = Cycle { period: p, stl_window: None, strength: None };
             fits.push((DECOMPOSITION, decomposition_ets(train, p, holdout, None).map(|f| Fitted::Decomposition(p, f))));
             fits.push((
                 DECOMPOSITION_ARIMA,
@@ -617,7 +629,11 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
         match fitted {
             Some((pred, fitted)) => {
                 let rmse = rmse(&pred, test);
-                candidates.push(Candidate { model: name.into(), rmse: Some(rmse), note: None });
+                let note = match &fitted {
+                    Fitted::Mstl(cycle, _) | Fitted::SeasonalArima(_, cycle, _) => cycle.note(),
+                    _ => None,
+                };
+                candidates.push(Candidate { model: name.into(), rmse: Some(rmse), note });
                 let selection = fitted.selection_score(train, holdout).unwrap_or(rmse);
                 scored.push(Scored { name, fitted, pred, rmse, selection });
             }
@@ -914,11 +930,19 @@ mod tests {
             let cycle = Cycle::of(&y, 12);
             assert_eq!(cycle.stl_window, Some(STRONG_SEASON_WINDOW), "seed {seed}");
             let error = |c: Cycle| rmse(&mstl(&y, c, h, None).unwrap().point, &ahead);
-            logs.push((error(cycle) / error(Cycle { period: 12, stl_window: None })).ln());
+            logs.push((error(cycle) / error(Cycle { stl_window: None, ..cycle })).ln());
         }
         let ratio = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
         // (0.80 when written)
         assert!(ratio < 0.9, "MSTL's error with the wide window / with STL's usual one: {ratio:.3}");
+        // the candidates' listing says so
+        let mut e = crate::testing::noise(0);
+        let y: Vec<f64> = (0..n).map(|t| truth(t) + e()).collect();
+        let f = forecast(&y, Some(12), 10, h).unwrap();
+        let note = |model: &str| f.candidates.iter().find(|c| c.model == model).and_then(|c| c.note.clone());
+        for model in [MSTL, MSTL_ARIMA] {
+            assert!(note(model).is_some_and(|n| n.contains("smoothed over 23 cycles")), "{model}: {:?}", f.candidates);
+        }
         // noise alone is not strongly seasonal: STL's usual window
         let mut e = crate::testing::noise(99);
         let y: Vec<f64> = (0..n).map(|_| 100.0 + e()).collect();
