@@ -313,7 +313,8 @@ pub struct Config {
     /// History analysed for the metadata of a series (1-minute steps).
     #[arg(long, env = "SLAMON_METADATA_WINDOW", default_value = "24h", value_parser = duration)]
     pub metadata_window: Duration,
-    /// History used to forecast an SLA metric (1-minute steps).
+    /// History used to forecast an SLA metric (1-minute steps); longer for a series whose
+    /// seasonal period needs it (two periods plus 40 minutes, at most the metadata window).
     #[arg(long, env = "SLAMON_FORECAST_WINDOW", default_value = "12h", value_parser = duration)]
     pub forecast_window: Duration,
     /// Autocorrelation lags computed for the metadata.
@@ -435,7 +436,7 @@ pub struct EtlConfig {
     pub metadata_period: Duration,
     /// History used for the metadata of a series.
     pub metadata_window: Duration,
-    /// History used for the forecast of an SLA metric.
+    /// History used for the forecast of an SLA metric (at least; see [`forecast_window_ms`]).
     pub forecast_window: Duration,
     /// Autocorrelation lags computed.
     pub acf_lags: usize,
@@ -464,6 +465,18 @@ impl Default for EtlConfig {
             clock: now_ms,
         }
     }
+}
+
+/// The history a forecast reads, in milliseconds: the configured `window_ms`, or, when
+/// the series' seasonal `period` (in one-minute samples, from its metadata) needs more,
+/// two periods plus the hold-out and half an hour (for the repeated tail dropped and a
+/// gap or two), so that the seasonal models get the two periods of training points they
+/// need; never more than `cap_ms`, the metadata window the period was found in. With the
+/// defaults (12 h, 24 h) a 6-hour cycle is read over 12 h 40 min instead of being left to
+/// the non-seasonal models for want of 10 minutes.
+pub fn forecast_window_ms(window_ms: i64, period: Option<usize>, cap_ms: i64) -> i64 {
+    let needed = period.map_or(0, |p| (2 * p as i64 + analysis::HOLDOUT as i64 + 30) * analysis::STEP_MS);
+    window_ms.max(needed.min(cap_ms))
 }
 
 /// What one cycle did.
@@ -1098,9 +1111,11 @@ impl Etl {
     /// The forecast of every SLA metric.
     async fn forecasts(&self, entries: &[SlaEntry], at: i64, report: &mut CycleReport) -> Vec<EventEnvelope> {
         let window = self.config.forecast_window.as_millis() as i64;
+        let cap = self.config.metadata_window.as_millis() as i64;
         let results: Vec<_> = futures::stream::iter(entries.iter().cloned())
             .map(|e| async move {
                 let period = self.periods.lock().expect("periods lock").get(&e.id()).copied().flatten();
+                let window = forecast_window_ms(window, period, cap);
                 match analysis::input(self.source.as_ref(), &e.labels, at, window, true).await {
                     Ok(input) => analysis::forecast_event(e.labels.clone(), input, period, at)
                         .await

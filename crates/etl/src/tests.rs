@@ -527,6 +527,68 @@ async fn a_slow_metadata_cycle_never_delays_the_sla_samples() {
 /// 2026-11-30T10:00:00Z.
 const AT_MS: i64 = 1_796_032_800_000;
 
+/// The demo source, recording the span of every raw-sample query per series name.
+struct SpanRecorder {
+    inner: DemoSource,
+    spans: Mutex<Vec<(String, i64)>>,
+}
+
+#[async_trait::async_trait]
+impl MetricSource for SpanRecorder {
+    async fn series(&self) -> PortResult<SeriesList> {
+        self.inner.series().await
+    }
+    async fn window_stats(&self, name: &str, window: Window, at_ms: i64) -> PortResult<Vec<(Labels, WindowAggregate)>> {
+        self.inner.window_stats(name, window, at_ms).await
+    }
+    async fn raw_samples(&self, series: &Labels, after_ms: i64, at_ms: i64) -> PortResult<Vec<Sample>> {
+        self.spans.lock().unwrap().push((series.name().to_owned(), at_ms - after_ms));
+        self.inner.raw_samples(series, after_ms, at_ms).await
+    }
+    async fn range(&self, series: &Labels, start_ms: i64, end_ms: i64, step_ms: i64) -> PortResult<Vec<Sample>> {
+        self.inner.range(series, start_ms, end_ms, step_ms).await
+    }
+    fn describe(&self) -> String {
+        "span recorder".into()
+    }
+}
+
+#[tokio::test]
+async fn a_forecast_reads_two_seasonal_periods_when_its_window_is_shorter() {
+    // the forecast window is 2 h, and the metadata finds cpuTemp's period of 180 minutes:
+    // the forecast reads 2 × 180 + 10 + 30 minutes, and Holt-Winters is fitted
+    let source = Arc::new(SpanRecorder { inner: DemoSource::new(), spans: Mutex::new(Vec::new()) });
+    let config = EtlConfig { forecast_window: Duration::from_secs(2 * 3600), ..EtlConfig::default() };
+    let mut h = harness_with(true, source.clone(), config).await;
+    h.etl.set_clock(|| AT_MS);
+    h.etl.metadata_cycle(&h.cancel).await.unwrap();
+    let cpu = entry(&cpu().await);
+    h.sla.0.lock().unwrap().push(cpu);
+    let report = h.etl.watch_sla_set(&h.cancel).await.expect("the set is published at once");
+    assert_eq!(report.forecasts, 1, "{report:?}");
+    let minutes: Vec<i64> =
+        source.spans.lock().unwrap().iter().filter(|(n, _)| n == "cpuTemp").map(|(_, span)| span / 60_000).collect();
+    // (the SLA samples read 12 h plus the margin; the forecast one minute before its window)
+    assert!(minutes.contains(&(2 * 180 + 10 + 30 + 1)), "{minutes:?}");
+    assert!(!minutes.contains(&121), "the configured window alone: {minutes:?}");
+    let events = read_all(&h, "f").await;
+    let forecast = events
+        .iter()
+        .find_map(|e| if let Event::MetricForecastComputed(f) = &e.event { Some(f) } else { None })
+        .unwrap();
+    let hw = forecast.candidates.iter().find(|c| c.model == "holt_winters_add").unwrap();
+    assert!(hw.rmse.is_some(), "{:?}", forecast.candidates);
+    // the window is never shorter than configured, nor longer than the metadata's for a
+    // period
+    let (hour, day) = (3_600_000, 24 * 3_600_000);
+    assert_eq!(forecast_window_ms(12 * hour, None, day), 12 * hour);
+    assert_eq!(forecast_window_ms(12 * hour, Some(60), day), 12 * hour);
+    assert_eq!(forecast_window_ms(12 * hour, Some(360), day), (720 + 40) * 60_000);
+    assert_eq!(forecast_window_ms(12 * hour, Some(720), day), day);
+    assert_eq!(forecast_window_ms(3 * day, Some(1440), 3 * day), 3 * day);
+    h.cancel.cancel();
+}
+
 #[tokio::test]
 async fn the_metadata_cycle_describes_every_series() {
     let mut h = harness(true).await;
