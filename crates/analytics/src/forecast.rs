@@ -111,14 +111,12 @@ pub const STRONG_SEASONALITY: f64 = 0.64;
 /// sunspots' and the Danish series' forecasts worse.
 pub const STRONG_SEASON_WINDOW: usize = 23;
 
-/// A seasonal period, and the seasonal smoothing window MSTL uses for it (`None`: STL's
-/// usual one; [`STRONG_SEASON_WINDOW`] for a strongly seasonal series). Decided on the
-/// training part and kept for the refit.
+/// A seasonal period, and the seasonal strength that decides MSTL's smoothing window for
+/// it ([`Cycle::stl_window`]). Measured on the training part and kept for the refit.
 #[derive(Debug, Clone, Copy)]
 struct Cycle {
     period: usize,
-    stl_window: Option<usize>,
-    /// The seasonal strength measured, when it was.
+    /// The seasonal strength measured, when it was (not for a classical decomposition).
     strength: Option<f64>,
 }
 
@@ -129,13 +127,18 @@ impl Cycle {
         let strength = crate::seasonality::decompose(y, period, crate::seasonality::Model::Additive)
             .map(|d| d.strength)
             .filter(|s| s.is_finite());
-        let strong = strength.is_some_and(|s| s >= STRONG_SEASONALITY);
-        Cycle { period, stl_window: strong.then_some(STRONG_SEASON_WINDOW), strength }
+        Cycle { period, strength }
+    }
+
+    /// MSTL's seasonal smoothing window: [`STRONG_SEASON_WINDOW`] for a strongly seasonal
+    /// series, `None` (STL's usual one) otherwise.
+    fn stl_window(&self) -> Option<usize> {
+        self.strength.filter(|s| *s >= STRONG_SEASONALITY).map(|_| STRONG_SEASON_WINDOW)
     }
 
     /// What the candidate's listing says of the window, when it is not STL's usual one.
     fn note(&self) -> Option<String> {
-        let (window, strength) = (self.stl_window?, self.strength?);
+        let (window, strength) = (self.stl_window()?, self.strength?);
         Some(format!(
             "seasonal strength {strength:.2} (≥ {STRONG_SEASONALITY}): the cycle smoothed over {window} cycles"
         ))
@@ -144,7 +147,7 @@ impl Cycle {
     /// augurs' MSTL, with this cycle's seasonal window.
     fn mstl<T: augurs_mstl::TrendModel>(&self, trend: T) -> augurs_mstl::MSTLModel<T> {
         let mut params = augurs_mstl::stlrs::MstlParams::new();
-        if let Some(window) = self.stl_window {
+        if let Some(window) = self.stl_window() {
             params.seasonal_lengths(&[window]);
         }
         augurs_mstl::MSTLModel::new(vec![self.period], trend).mstl_params(params)
@@ -593,7 +596,7 @@ pub fn forecast(y: &[f64], period: Option<usize>, holdout: usize, horizon: usize
     match period.filter(|p| *p >= 2 && train.len() >= 2 * p) {
         Some(p) if p > MAX_HOLT_WINTERS_PERIOD => {
             // (a classical decomposition: no STL window)
-            let cycle = Cycle { period: p, stl_window: None, strength: None };
+            let cycle = Cycle { period: p, strength: None };
             fits.push((DECOMPOSITION, decomposition_ets(train, p, holdout, None).map(|f| Fitted::Decomposition(p, f))));
             fits.push((
                 DECOMPOSITION_ARIMA,
@@ -931,9 +934,9 @@ mod tests {
             let y: Vec<f64> = (0..n).map(|t| truth(t) + e()).collect();
             let ahead: Vec<f64> = (n..n + h).map(truth).collect();
             let cycle = Cycle::of(&y, 12);
-            assert_eq!(cycle.stl_window, Some(STRONG_SEASON_WINDOW), "seed {seed}");
+            assert_eq!(cycle.stl_window(), Some(STRONG_SEASON_WINDOW), "seed {seed}");
             let error = |c: Cycle| rmse(&mstl(&y, c, h, None).unwrap().point, &ahead);
-            logs.push((error(cycle) / error(Cycle { stl_window: None, ..cycle })).ln());
+            logs.push((error(cycle) / error(Cycle { strength: None, ..cycle })).ln());
         }
         let ratio = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
         // (0.80 when written)
@@ -949,7 +952,7 @@ mod tests {
         // noise alone is not strongly seasonal: STL's usual window
         let mut e = crate::testing::noise(99);
         let y: Vec<f64> = (0..n).map(|_| 100.0 + e()).collect();
-        assert_eq!(Cycle::of(&y, 12).stl_window, None);
+        assert_eq!(Cycle::of(&y, 12).stl_window(), None);
     }
 
     #[test]
