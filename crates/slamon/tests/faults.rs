@@ -83,7 +83,8 @@ struct Setup {
     env: Vec<(String, String)>,
     publisher: Publisher,
     _cancel: tokio_util::sync::CancellationToken,
-    _dir: tempfile::TempDir,
+    /// The registry's storage and the projectors' logs.
+    dir: tempfile::TempDir,
 }
 
 async fn setup(mongo_port: u16) -> Setup {
@@ -123,7 +124,7 @@ async fn setup_on(mongo_port: u16, servers: &str) -> Setup {
         ("SLAMON_DB_TIMEOUT".to_owned(), "2s".to_owned()),
         ("RUST_LOG".to_owned(), "warn".to_owned()),
     ];
-    Setup { env, publisher, _cancel: cancel, _dir: dir }
+    Setup { env, publisher, _cancel: cancel, dir }
 }
 
 fn slamon(args: &[&str], env: &[(String, String)]) -> Command {
@@ -132,12 +133,35 @@ fn slamon(args: &[&str], env: &[(String, String)]) -> Command {
     c
 }
 
-fn projector(env: &[(String, String)]) -> Proc {
-    let mut env = env.to_vec();
+/// A projector process, its log in the setup's directory (shown when a test fails).
+fn projector(s: &Setup) -> Proc {
+    let mut env = s.env.clone();
     env.push(("SLAMON_PROJECTOR_ADMIN_LISTEN".into(), format!("127.0.0.1:{}", free_port())));
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("slamon-fault-projector-{}.log", free_port())))
-        .unwrap();
+    // numbered in start order
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::fs::File::create(s.dir.path().join(format!("projector-{n:03}.log"))).unwrap();
     Proc(slamon(&["projector"], &env).stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+/// The last lines of every projector log of the setup, for a failure's message.
+fn projector_logs(s: &Setup) -> String {
+    let mut out = String::new();
+    let mut logs: Vec<_> = std::fs::read_dir(s.dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("projector-")))
+        .collect();
+    logs.sort();
+    for path in logs {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        out += &format!("\n--- {} (last {} lines)\n", path.display(), lines.len().min(30));
+        out += &lines[lines.len().saturating_sub(30)..].join("\n");
+    }
+    out
 }
 
 /// `n` events over 100 series: statistics of every series in every other hundred, SLA
@@ -175,16 +199,16 @@ fn events(n: usize, from: usize) -> Vec<EventEnvelope> {
 
 /// Waits until the read models equal a replay from offset 0 (`slamon replay --dry-run`);
 /// returns what the replay printed.
-fn wait_equal_to_replay(env: &[(String, String)], limit: Duration) -> String {
+fn wait_equal_to_replay(s: &Setup, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {
-        let out = slamon(&["replay", "--dry-run"], env).output().unwrap();
+        let out = slamon(&["replay", "--dry-run"], &s.env).output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if out.status.success() && text.contains("equal the live ones") {
             assert!(text.contains("0 undecodable"), "{text}");
             return text;
         }
-        assert!(Instant::now() < deadline, "the read models never equalled a replay: {text}");
+        assert!(Instant::now() < deadline, "the read models never equalled a replay: {text}{}", projector_logs(s));
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -208,13 +232,13 @@ async fn a_projector_killed_again_and_again_loses_and_doubles_nothing() {
         }
     });
     for _ in 0..3 {
-        let p = projector(&s.env);
+        let p = projector(&s);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         drop(p); // SIGKILL
     }
     stream.await.unwrap();
-    let _last = projector(&s.env);
-    let replay = wait_equal_to_replay(&s.env, Duration::from_secs(180));
+    let _last = projector(&s);
+    let replay = wait_equal_to_replay(&s, Duration::from_secs(180));
     assert!(replay.contains("10000 records: 10000 events applied"), "{replay}");
 }
 
@@ -231,7 +255,7 @@ async fn mongodb_down_for_20_seconds_is_504_then_nothing_is_lost() {
     let mut env = s.env.clone();
     env.push(("SLAMON_QUERY_API_LISTEN".into(), format!("127.0.0.1:{query_port}")));
     let _query = Proc(slamon(&["query-api"], &env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-    let _projector = projector(&s.env);
+    let _projector = projector(&s);
     s.publisher.publish(&events(500, 0)).await.unwrap();
     let url = format!("http://127.0.0.1:{query_port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -273,7 +297,7 @@ async fn mongodb_down_for_20_seconds_is_504_then_nothing_is_lost() {
         assert!(Instant::now() < deadline, "the query API did not recover");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    wait_equal_to_replay(&s.env, Duration::from_secs(120));
+    wait_equal_to_replay(&s, Duration::from_secs(120));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +313,7 @@ async fn a_broker_restart_is_carried_through() {
     let broker_port = free_port();
     let broker = start_broker(broker_port, broker_dir.path());
     let s = setup_on(mongo_port, &format!("127.0.0.1:{broker_port}")).await;
-    let _projector = projector(&s.env);
+    let _projector = projector(&s);
 
     // a stream of 5 000 events; the broker is SIGKILLed in its middle and started again
     // on the same data 5 s later: every append returns Ok (durable once it is back)
@@ -308,6 +332,6 @@ async fn a_broker_restart_is_carried_through() {
 
     // the same projector process carries on: its models end equal to a replay of every
     // event, each in the log once (the idempotent producer retried across the restart)
-    let replay = wait_equal_to_replay(&s.env, Duration::from_secs(180));
+    let replay = wait_equal_to_replay(&s, Duration::from_secs(180));
     assert!(replay.contains("5000 records: 5000 events applied"), "{replay}");
 }
