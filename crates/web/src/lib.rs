@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod listener;
 pub mod openapi;
+pub mod query;
 
 use std::future::Future;
 use std::time::Duration;
@@ -223,7 +224,8 @@ pub async fn not_found() -> ApiError {
 
 /// A REST service's router: `api` with the probes (`/livez`, `/readyz` on `store` within
 /// `db_timeout`), JSON 404 and 405 elsewhere, every route behind `access`
-/// ([`auth::require`]), on `state`.
+/// ([`auth::require`]) and taking only the query parameters its document declares
+/// ([`query::QueryContract`]), on `state`.
 pub fn service_router<S: Clone + Send + Sync + 'static>(
     api: utoipa_axum::router::OpenApiRouter<S>,
     store: std::sync::Arc<dyn slamon_domain::ReadModelStore>,
@@ -231,8 +233,10 @@ pub fn service_router<S: Clone + Send + Sync + 'static>(
     access: &auth::Access,
     state: S,
 ) -> axum::Router {
-    let (api, _) = api.merge(openapi::probes(store, db_timeout)).split_for_parts();
-    api.fallback(not_found)
+    let (api, doc) = api.merge(openapi::probes(store, db_timeout)).split_for_parts();
+    let contract = query::QueryContract::of(&serde_json::to_value(&doc).unwrap_or_default());
+    api.route_layer(axum::middleware::from_fn_with_state(contract, query::enforce))
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(access.clone(), auth::require))
         .with_state(state)

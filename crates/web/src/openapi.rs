@@ -300,6 +300,13 @@ fn shared_responses() -> Vec<(&'static str, RefOr<utoipa::openapi::Response>)> {
             ),
         ),
         (
+            "BadQuery",
+            error_response(
+                "A query parameter the operation does not list, or one that is not a list given more than once",
+                &[],
+            ),
+        ),
+        (
             "TooManyRequests",
             error_response(
                 "More than SLAMON_PUT_RATE_LIMIT SLA set changes a minute; nothing changed",
@@ -327,7 +334,9 @@ pub struct Info<'a> {
 /// The shared rules, appended to every document's description.
 const RULES: &str = "\
 Errors are JSON, `{\"error\": \"...\"}`, with the status of each operation below; an unknown route is \
-`404 {\"error\": \"No such route\"}` and a method a route does not take is `405` (JSON, with `Allow`).
+`404 {\"error\": \"No such route\"}` and a method a route does not take is `405` (JSON, with `Allow`). \
+An operation takes only the query parameters it lists: another one, or one that is not a list given more \
+than once, is `400` (web pages, answering HTML, ignore what they do not use).
 
 Numbers that are not finite (NaN, +Inf, -Inf) are the strings `\"NaN\"`, `\"+Inf\"` and `\"-Inf\"`, as \
 Prometheus's HTTP API writes them (the `Number` schema); `null` means only that a value does not exist.
@@ -395,12 +404,20 @@ pub fn finish(mut doc: OpenApi, info: Info<'_>, guarded: Guarded) -> Value {
 
 /// What the edge adds to one operation.
 fn edge(path: &str, method: &HttpMethod, operation: &mut Operation, guarded: Guarded) {
+    let page = match operation.responses.responses.get("200") {
+        Some(RefOr::T(ok)) => ok.content.contains_key("text/html"),
+        _ => false,
+    };
     let responses = &mut operation.responses.responses;
     let mut add = |status: &str, name: &str| {
         responses.entry(status.to_owned()).or_insert_with(|| Ref::from_response_name(name).into());
     };
     if path != "/livez" {
         add("503", "Overloaded");
+    }
+    // every operation but a web page's takes only the query parameters it lists (`crate::query`)
+    if !page {
+        add("400", "BadQuery");
     }
     // the same rule as `auth::Operation::of`
     let write = !matches!(method, HttpMethod::Get | HttpMethod::Head | HttpMethod::Options);

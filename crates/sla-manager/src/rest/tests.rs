@@ -302,6 +302,37 @@ async fn a_body_that_is_too_large_or_too_slow_is_refused_without_holding_the_req
 }
 
 #[tokio::test]
+async fn a_route_refuses_query_parameters_it_does_not_declare_but_a_web_page_ignores_them() {
+    let h = harness(false).await;
+    assert_eq!(put(&h.app, &set(10.0)).await.0, StatusCode::CREATED);
+    for uri in [
+        "/status?foo=1",
+        "/violations?x",
+        "/slaset?foo=bar",
+        "/slaset/history?limit=1",
+        "/forecast-scores?x=1",
+        "/metrics/prometheus?x=1",
+        "/future-violations?min_probabilty=0.5",
+        "/metrics?limit=1&limit=2",
+        "/livez?x=1",
+    ] {
+        let (status, body, _) = call(&h.app, "GET", uri, vec![]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("Unknown query parameter") || error.contains("more than once"), "{uri}: {body}");
+    }
+    let (_, body, _) = call(&h.app, "GET", "/future-violations?min_probabilty=0.5", vec![]).await;
+    assert_eq!(body["error"], "Unknown query parameter `min_probabilty` (known: min_probability)");
+    // what a route declares passes, a list parameter repeated too
+    for uri in ["/status", "/future-violations?min_probability=0.5", "/metrics?match=job=a&match=instance=b"] {
+        assert_eq!(call(&h.app, "GET", uri, vec![]).await.0, StatusCode::OK, "{uri}");
+    }
+    // a web page ignores what it does not use (links carry their own parameters)
+    let req = Request::builder().uri("/ui/metrics?utm_source=mail").body(Body::empty()).unwrap();
+    assert_eq!(h.app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn the_seeds_get_metrics_lists_the_series_here_too() {
     let h = harness(false).await;
     let (status, body, _) = call(&h.app, "GET", "/metrics", vec![]).await;
