@@ -236,6 +236,19 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<Option<u64>>> {
         })
 }
 
+/// Whether reading a body failed because it is longer than the limit (rather than, say,
+/// a malformed chunk).
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// The entries of a set in a canonical order, to tell an identical set.
 fn canonical(entries: &[SlaEntry]) -> Vec<&SlaEntry> {
     let mut sorted: Vec<&SlaEntry> = entries.iter().collect();
@@ -311,7 +324,8 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
     // deadline to send it, not the whole request deadline
     let bytes = match tokio::time::timeout(s.body_read_timeout, to_bytes(body, s.max_body_bytes)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return Err(too_large()),
+        Ok(Err(e)) if is_over_limit(&e) => return Err(too_large()),
+        Ok(Err(e)) => return Err(ApiError::BadRequest(format!("The request body could not be read: {e}"))),
         Err(_) => {
             return Err(ApiError::BadRequest(format!(
                 "The request body did not arrive within {:?}",

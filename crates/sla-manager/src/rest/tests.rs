@@ -295,6 +295,19 @@ async fn a_body_that_is_too_large_or_too_slow_is_refused_without_holding_the_req
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("did not arrive"), "{body:?}");
+    // a streamed body over the limit (no length declared) is too large; one the
+    // connection fails to deliver (a malformed chunk) is said to be unreadable, not large
+    let chunk = || Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1 << 16]));
+    for (stream, says) in [
+        (futures::stream::iter((0..20).map(|_| chunk()).collect::<Vec<_>>()), "too large"),
+        (futures::stream::iter(vec![chunk(), Err(std::io::Error::other("invalid chunk size"))]), "could not be read"),
+    ] {
+        let req = Request::builder().method("PUT").uri("/slaset").body(Body::from_stream(stream)).unwrap();
+        let res = h.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains(says), "{says}: {body:?}");
+    }
     // and a method a route does not take is a JSON 405
     let (status, body, _) = call(&h.app, "DELETE", "/slaset", vec![]).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
