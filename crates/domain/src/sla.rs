@@ -86,6 +86,10 @@ pub fn validate_sla_set(
         )));
     };
     let mut lines = Vec::new();
+    // a key given twice: serde keeps the last silently, while a reader sees the first
+    for (path, key) in duplicate_keys(body) {
+        lines.push(format!("- Duplicate key `{key}` in {};", describe(&path)));
+    }
     if items.len() != expected_size {
         lines.push(format!("SLA set must consist of {expected_size} metrics. {} provided", items.len()));
     }
@@ -218,6 +222,110 @@ pub fn validate_sla_set(
     }
 }
 
+/// A step of the path to a JSON value: an array index or an object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Index(usize),
+    Key(String),
+}
+
+/// Every key given more than once in an object of the JSON document `body`, with the path
+/// of that object, in document order. Empty for a document that is not JSON.
+fn duplicate_keys(body: &[u8]) -> Vec<(Vec<Step>, String)> {
+    use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Walk<'a> {
+        path: Vec<Step>,
+        found: &'a RefCell<Vec<(Vec<Step>, String)>>,
+    }
+
+    impl Walk<'_> {
+        fn at(&self, step: Step) -> Self {
+            let mut path = self.path.clone();
+            path.push(step);
+            Walk { path, found: self.found }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq.next_element_seed(self.at(Step::Index(i)))?.is_some() {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut keys = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if keys.contains(&key) {
+                    self.found.borrow_mut().push((self.path.clone(), key.clone()));
+                }
+                map.next_value_seed(self.at(Step::Key(key.clone())))?;
+                keys.insert(key);
+            }
+            Ok(())
+        }
+    }
+
+    let found = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match (Walk { path: Vec::new(), found: &found }).deserialize(&mut de) {
+        Ok(()) => found.into_inner(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Where an object of the body is, in the words of the validation's messages: `entry 2`,
+/// `the range of entry 2`, `the name of entry 2`, else a JSON pointer.
+fn describe(path: &[Step]) -> String {
+    match path {
+        [] => "the body".to_owned(),
+        [Step::Index(i)] => format!("entry {i}"),
+        [Step::Index(i), Step::Key(k)] if k == "range" || k == "name" => format!("the {k} of entry {i}"),
+        _ => {
+            let pointer: Vec<String> = path
+                .iter()
+                .map(|s| match s {
+                    Step::Index(i) => i.to_string(),
+                    Step::Key(k) => k.replace('~', "~0").replace('/', "~1"),
+                })
+                .collect();
+            format!("/{}", pointer.join("/"))
+        }
+    }
+}
+
 fn bound(v: Option<&Value>, which: &str, who: &str, lines: &mut Vec<String>) -> Option<f64> {
     match v {
         None | Some(Value::Null) => {
@@ -266,10 +374,14 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// A number as an operator wrote it: `5` not `5.0`, `0.25` as is.
+/// A number as an operator wrote it: `5` not `5.0`, `0.25` as is; in scientific notation
+/// from 10^21 on and below 10^-6 (`1.7976931348623157e308`, not 309 digits), where Go's
+/// and JavaScript's shortest formats switch too.
 pub fn fmt_num(v: f64) -> String {
     if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
+    } else if v.is_finite() && v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-6) {
+        format!("{v:e}")
     } else {
         format!("{v}")
     }
@@ -294,6 +406,43 @@ mod tests {
 
     fn check(body: &Value) -> Result<Vec<SlaEntry>, SlaSetRejected> {
         validate_sla_set(body.to_string().as_bytes(), 5, |l| l.name() != "ghost")
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_wherever_it_is() {
+        // serde_json keeps the last of two equal keys: the reader of the body sees one value,
+        // another would take effect
+        // (written out: the order serde_json writes an object's keys in depends on its features)
+        let entry =
+            |i: usize| format!(r#"{{"name":{{"__name__":"m{i}","job":"node"}},"range":{{"min":0,"max":10}},"for":5}}"#);
+        let mut entries: Vec<String> = (0..5).map(entry).collect();
+        entries[0] = r#"{"for":5,"for":6,"name":{"__name__":"m0","job":"node","job":"other"},"range":{"min":0,"min":8,"max":10}}"#.into();
+        entries[1] = r#"{"name":{"__name__":"m1","job":"node"},"range":{"min":0,"max":10,"min":1},"for":5}"#.into();
+        let body = format!("[{}]", entries.join(","));
+        let rejected = validate_sla_set(body.as_bytes(), 5, |_| true).unwrap_err();
+        assert_eq!(
+            rejected.lines,
+            [
+                "- Duplicate key `for` in entry 0;",
+                "- Duplicate key `job` in the name of entry 0;",
+                "- Duplicate key `min` in the range of entry 0;",
+                "- Duplicate key `min` in the range of entry 1;",
+            ]
+        );
+        // deeper, and at the top
+        assert_eq!(describe(&[Step::Index(3), Step::Key("name".into()), Step::Key("a/b".into())]), "/3/name/a~1b");
+        assert_eq!(duplicate_keys(br#"{"a": 1, "a": 2}"#), [(vec![], "a".to_owned())]);
+        assert!(duplicate_keys(b"not json").is_empty());
+    }
+
+    #[test]
+    fn very_large_and_very_small_numbers_are_written_in_scientific_notation() {
+        assert_eq!(fmt_num(5.0), "5");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(-1e16), "-10000000000000000");
+        assert_eq!(fmt_num(f64::MAX), "1.7976931348623157e308");
+        assert_eq!(fmt_num(-5e-324), "-5e-324");
+        assert_eq!(fmt_num(1e-6), "0.000001");
     }
 
     #[test]
