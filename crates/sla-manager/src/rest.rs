@@ -210,30 +210,61 @@ async fn history(State(s): State<AppState>) -> ApiResult<Json<Vec<HistoryItem>>>
     ))
 }
 
-/// The version an `If-Match` header asks for: `3`, `"3"` (the ETag) or `W/"3"`; `*` (any
-/// existing set) is `Some(None)`.
+/// What an `If-Match` precondition (RFC 9110 §13.1.1) lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IfMatch {
+    /// `*`: any defined set.
+    any: bool,
+    /// The versions listed as strong entity tags (`"3"`, or `3` as in X-Slaset-Version).
+    versions: Vec<u64>,
+    /// The header as sent, for the 412's message.
+    text: String,
+}
+
+impl IfMatch {
+    /// Whether the set at `current` (0: none defined) passes.
+    fn passes(&self, current: u64) -> bool {
+        (self.any && current > 0) || self.versions.contains(&current)
+    }
+}
+
+/// The `If-Match` precondition of a request: every `If-Match` line, each a comma-separated
+/// list of entity tags — `"3"` (the ETag), `3` (the X-Slaset-Version) or `W/"3"` — or `*`
+/// alone.
+/// If-Match compares strongly, so a weak tag is well-formed but never matches.
 ///
 /// # Errors
-/// [`ApiError::BadRequest`] for another value.
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<Option<u64>>> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().unwrap_or_default().trim();
-    if text == "*" {
-        return Ok(Some(None));
+/// [`ApiError::BadRequest`] for a member that is none of these.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
+    let lines: Vec<&str> = headers.get_all(header::IF_MATCH).iter().map(|v| v.to_str().unwrap_or("\u{fffd}")).collect();
+    if lines.is_empty() {
+        return Ok(None);
     }
-    let digits = match text.strip_prefix("W/") {
-        Some(weak) => weak.strip_prefix('"').and_then(|t| t.strip_suffix('"')),
-        None => Some(text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text)),
+    let text = lines.join(", ");
+    let mut precondition = IfMatch { any: false, versions: Vec::new(), text: text.clone() };
+    let version = |digits: &str| {
+        Some(digits).filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
     };
-    digits
-        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|d| d.parse::<u64>().ok())
-        .map(|v| Some(Some(v)))
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "If-Match must be an SLA set version (as in X-Slaset-Version or ETag), not `{text}`"
-            ))
-        })
+    for member in text.split(',').map(str::trim) {
+        let quoted = |t: &str| t.strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(version);
+        if member == "*" && text.trim() == "*" {
+            precondition.any = true;
+        } else if let Some(weak) = member.strip_prefix("W/") {
+            quoted(weak).ok_or_else(|| malformed_if_match(&text))?;
+        } else {
+            let v = quoted(member).or_else(|| version(member)).ok_or_else(|| malformed_if_match(&text))?;
+            precondition.versions.push(v);
+        }
+    }
+    Ok(Some(precondition))
+}
+
+/// The 400 of an `If-Match` that is not a list of versions.
+fn malformed_if_match(text: &str) -> ApiError {
+    let shown: String = text.chars().take(60).collect();
+    ApiError::BadRequest(format!(
+        "If-Match must be `*` or SLA set versions (as in X-Slaset-Version or ETag), comma-separated, not `{shown}`"
+    ))
 }
 
 /// Whether reading a body failed because it is longer than the limit (rather than, say,
@@ -263,9 +294,11 @@ fn canonical(entries: &[SlaEntry]) -> Vec<&SlaEntry> {
     operation_id = "putSlaSet",
     tag = "slaset",
     params(
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|[0-9]{1,19}|"[0-9]{1,19}"|W/"[0-9]{1,19}")$"#,
-            description = "Change the set only if it is at this version (`N`, `\"N\"` as in ETag, or `W/\"N\"`; \
-                `*`: only if one is defined), else 412"),
+        ("If-Match" = Option<String>, Header, nullable = false,
+            pattern = r#"^(\*|(W/"[0-9]{1,19}"|"[0-9]{1,19}"|[0-9]{1,19})( *, *(W/"[0-9]{1,19}"|"[0-9]{1,19}"|[0-9]{1,19}))*)$"#,
+            description = "Change the set only if it is at one of these versions (`\"N\"` as in ETag or `N` as in \
+                X-Slaset-Version, comma-separated; `*`: only if one is defined), else 412. As RFC 9110 says, \
+                If-Match compares strongly: a weak `W/\"N\"` never matches"),
     ),
     request_body(
         content = Vec<SlaEntryInput>, content_type = "application/json",
@@ -360,16 +393,15 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
     // the read model may lag behind what this process appended: never give a version twice
     let shown_version = shown.as_ref().map_or(0, |v| v.current.version);
     let current_version = shown_version.max(*last_issued);
-    match wanted {
-        Some(Some(v)) if v != current_version => {
-            return Err(ApiError::PreconditionFailed(format!(
-                "The SLA set is at version {current_version}, not {v}: read it again and retry"
-            )))
-        }
-        Some(None) if current_version == 0 => {
-            return Err(ApiError::PreconditionFailed("No SLA set is defined yet (If-Match: *)".into()))
-        }
-        _ => {}
+    if let Some(wanted) = wanted.filter(|w| !w.passes(current_version)) {
+        let message = if current_version == 0 {
+            format!("No SLA set is defined yet (If-Match: {})", wanted.text)
+        } else {
+            // a weak tag never matches (RFC 9110: If-Match compares strongly)
+            let weak = if wanted.text.contains("W/") { " (a weak W/ tag never matches)" } else { "" };
+            format!("The SLA set is at version {current_version}, not {}{weak}: read it again and retry", wanted.text)
+        };
+        return Err(ApiError::PreconditionFailed(message));
     }
     if let Some(view) = shown.as_ref().filter(|v| v.current.version == current_version) {
         if canonical(&view.current.entries) == canonical(&entries) {

@@ -194,9 +194,35 @@ async fn an_identical_put_changes_nothing_and_if_match_guards_against_lost_updat
     assert!(body["error"].as_str().unwrap().contains("version 2"), "{body}");
     let (_, current, version) = call(&h.app, "GET", "/slaset", vec![]).await;
     assert_eq!((current[0]["range"]["max"].as_f64(), version.as_deref()), (Some(20.0), Some("2")));
-    assert_eq!(put_with(&h.app, &set(30.0), "W/\"2\"").await.0, StatusCode::OK);
+    // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches
+    let (status, body) = put_with(&h.app, &set(30.0), "W/\"2\"").await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("weak"), "{body}");
+    // a list passes when any member matches, on one line or several
+    assert_eq!(put_with(&h.app, &set(30.0), "\"7\", \"2\"").await.1["version"], 3);
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/slaset")
+        .header("if-match", "\"3\"")
+        .header("if-match", "1")
+        .body(Body::from(set(35.0).to_string()))
+        .unwrap();
+    assert_eq!(h.app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+    let req = Request::builder()
+        .method("PUT")
+        .uri("/slaset")
+        .header("if-match", "1")
+        .header("if-match", "\"4\"")
+        .body(Body::from(set(36.0).to_string()))
+        .unwrap();
+    assert_eq!(h.app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
     assert_eq!(put_with(&h.app, &set(40.0), "*").await.0, StatusCode::OK);
-    assert_eq!(put_with(&h.app, &set(50.0), "two").await.0, StatusCode::BAD_REQUEST);
+    for malformed in ["two", "\"2", "W/2", "*, \"6\"", "\"6\",,\"7\"", ""] {
+        let (status, body) = put_with(&h.app, &set(50.0), malformed).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{malformed}: {body}");
+    }
+    let (_, current, version) = call(&h.app, "GET", "/slaset", vec![]).await;
+    assert_eq!((current[0]["range"]["max"].as_f64(), version.as_deref()), (Some(40.0), Some("6")));
 }
 
 #[tokio::test]
@@ -657,16 +683,19 @@ fn the_served_document_names_the_tokens_the_deployment_needs() {
 }
 
 #[test]
-fn if_match_takes_a_version_an_etag_or_a_weak_etag_and_nothing_else() {
+fn if_match_takes_versions_and_etags_a_weak_etag_matching_none_and_nothing_else() {
     let header = |v: &str| {
         let mut h = axum::http::HeaderMap::new();
         h.insert("if-match", v.parse().unwrap());
         if_match(&h)
     };
-    for (value, version) in [("3", Some(3)), ("\"3\"", Some(3)), ("W/\"3\"", Some(3)), ("*", None)] {
-        assert_eq!(header(value).unwrap(), Some(version), "{value}");
+    let at = |v: &str, current: u64| header(v).unwrap().unwrap().passes(current);
+    for (value, version) in [("3", 3), ("\"3\"", 3), ("\"1\", 3", 3), ("2 ,\"3\"", 3)] {
+        assert!(at(value, version) && !at(value, version + 1), "{value}");
     }
-    for bad in ["two", "\"3", "3\"", "W/3", "W/W/\"3\"", "+3", "\"\"", "99999999999999999999"] {
+    assert!(!at("W/\"3\"", 3) && at("W/\"3\", \"4\"", 4));
+    assert!(at("*", 1) && !at("*", 0));
+    for bad in ["two", "\"3", "3\"", "W/3", "W/W/\"3\"", "+3", "\"\"", "99999999999999999999", "*, 3", "3,", ""] {
         assert!(header(bad).is_err(), "{bad} was taken");
     }
     assert_eq!(if_match(&axum::http::HeaderMap::new()).unwrap(), None);
