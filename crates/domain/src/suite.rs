@@ -156,6 +156,11 @@ pub mod store {
         assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), ids, "live metrics sorted by id");
         let f = MetricFilter { matchers: vec![("job".into(), "b".into())], ..Default::default() };
         assert_eq!(store.metrics(&f).await.expect("list"), vec![b.clone()], "filtered by a label");
+        // an empty value selects the series without the label, as Prometheus's `label=""`
+        let f = MetricFilter { matchers: vec![("instance".into(), String::new())], ..Default::default() };
+        assert_eq!(store.metrics(&f).await.expect("list").len(), 3, "no series has an instance label");
+        let f = MetricFilter { matchers: vec![("job".into(), String::new())], ..Default::default() };
+        assert_eq!(store.metrics(&f).await.expect("list"), vec![], "every series has a job label");
         let f = MetricFilter { name: Some("up".into()), limit: Some(1), offset: 1, ..Default::default() };
         let mut up = [a.id, b.id];
         up.sort();

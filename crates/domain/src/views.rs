@@ -222,7 +222,9 @@ pub struct SeriesItem {
 pub struct MetricFilter {
     /// Keep only series whose `__name__` equals this (`?name=`); `None` for any name.
     pub name: Option<String>,
-    /// `(label, value)` pairs a series must all have, exact match (`?match=<label>=<value>`).
+    /// `(label, value)` pairs a series must all have, exact match (`?match=<label>=<value>`);
+    /// an empty value matches the series without the label, as Prometheus's `label=""`
+    /// (a label with an empty value is no label).
     pub matchers: Vec<(String, String)>,
     /// At most this many items after `offset` (`?limit=`); `None` for no limit.
     pub limit: Option<usize>,
@@ -237,7 +239,7 @@ impl MetricFilter {
     /// Whether `labels` satisfy `name` and every matcher; paging is [`MetricFilter::page`]'s.
     pub fn matches(&self, labels: &Labels) -> bool {
         self.name.as_deref().is_none_or(|n| labels.name() == n)
-            && self.matchers.iter().all(|(k, v)| labels.get(k) == Some(v.as_str()))
+            && self.matchers.iter().all(|(k, v)| labels.get(k).unwrap_or_default() == v)
     }
 
     /// Whether the series `id` with `labels` is after the cursor and [`MetricFilter::matches`].

@@ -363,7 +363,10 @@ impl MongoStore {
             if !label.chars().all(|c| c == '_' || c.is_ascii_alphanumeric()) {
                 return None;
             }
-            query.insert(format!("labels.{label}"), value.clone());
+            // `label=""`: the series without the label, as in Prometheus (empty labels are dropped)
+            let condition =
+                if value.is_empty() { Bson::Document(doc! {"$exists": false}) } else { value.clone().into() };
+            query.insert(format!("labels.{label}"), condition);
         }
         Some(query)
     }

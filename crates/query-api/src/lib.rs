@@ -197,7 +197,10 @@ impl utoipa::PartialSchema for Matcher {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
             .pattern(Some("^[^=]+="))
-            .description(Some("`<label>=<value>`: series whose label has exactly this value"))
+            .description(Some(
+                "`<label>=<value>`: series whose label has exactly this value; `<label>=` (empty): series without \
+                 the label, as Prometheus's `label=\"\"`",
+            ))
             .into()
     }
 }
