@@ -19,7 +19,7 @@ use slamon_domain::{
 use slamon_events::Publisher;
 use slamon_query_api::MetricItem;
 use slamon_web::openapi::{DbUnavailable, ErrorBody, Guarded, TooManyRequests};
-use slamon_web::{db, ApiError, ApiResult};
+use slamon_web::{db, excerpt, ApiError, ApiResult};
 use tokio::sync::Mutex;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -217,7 +217,7 @@ struct IfMatch {
     any: bool,
     /// The versions listed as strong entity tags (`"3"`, or `3` as in X-Slaset-Version).
     versions: Vec<u64>,
-    /// The header as sent, for the 412's message.
+    /// The header as sent (its first 60 characters), for the 412's message.
     text: String,
 }
 
@@ -241,7 +241,7 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
         return Ok(None);
     }
     let text = lines.join(", ");
-    let mut precondition = IfMatch { any: false, versions: Vec::new(), text: text.clone() };
+    let mut precondition = IfMatch { any: false, versions: Vec::new(), text: excerpt(&text, 60) };
     let version = |digits: &str| {
         Some(digits).filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())).and_then(|d| d.parse().ok())
     };
@@ -261,9 +261,9 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
 
 /// The 400 of an `If-Match` that is not a list of versions.
 fn malformed_if_match(text: &str) -> ApiError {
-    let shown: String = text.chars().take(60).collect();
     ApiError::BadRequest(format!(
-        "If-Match must be `*` or SLA set versions (as in X-Slaset-Version or ETag), comma-separated, not `{shown}`"
+        "If-Match must be `*` or SLA set versions (as in X-Slaset-Version or ETag), comma-separated, not `{}`",
+        excerpt(text, 60)
     ))
 }
 
@@ -628,9 +628,7 @@ fn min_probability(params: &[(String, String)]) -> ApiResult<Option<f64>> {
         }
         // as written: no trimming, so a value padded with (Unicode) spaces is refused, not guessed at
         let p = value.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)).ok_or_else(|| {
-            let shown: String = value.chars().take(40).collect();
-            let more = if value.chars().count() > 40 { "…" } else { "" };
-            ApiError::BadRequest(format!("min_probability must be a number from 0 to 1, not `{shown}{more}`"))
+            ApiError::BadRequest(format!("min_probability must be a number from 0 to 1, not `{}`", excerpt(value, 40)))
         })?;
         min = Some(p);
     }

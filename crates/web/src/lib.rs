@@ -176,6 +176,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The first `max_chars` characters of `text`, with `…` when there are more: a client's
+/// input quoted in an error message without echoing megabytes back.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).collect();
+    if text.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// A number in a JSON body. Finite numbers are JSON numbers; NaN, +Inf and -Inf are the
 /// strings `"NaN"`, `"+Inf"` and `"-Inf"`, as Prometheus's own HTTP API spells them (JSON
 /// has no non-finite numbers; never a silent `null`).

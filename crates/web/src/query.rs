@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::ApiError;
+use crate::{excerpt, ApiError};
 
 /// For each documented path (`/metrics/{id}/prediction`), its query parameters in the
 /// order documented, each with whether it may repeat (its schema is an array).
@@ -59,29 +59,24 @@ impl QueryContract {
         for (name, _) in &pairs {
             match params.iter().find(|(n, _)| n == name) {
                 None if params.is_empty() => {
-                    return Err(format!("Unknown query parameter `{}`: {path} takes none", shown(name)))
+                    return Err(format!("Unknown query parameter `{}`: {path} takes none", excerpt(name, 40)))
                 }
                 None => {
                     let known: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
-                    return Err(format!("Unknown query parameter `{}` (known: {})", shown(name), known.join(", ")));
+                    return Err(format!(
+                        "Unknown query parameter `{}` (known: {})",
+                        excerpt(name, 40),
+                        known.join(", ")
+                    ));
                 }
                 Some((_, false)) if !seen.insert(name.as_str()) => {
-                    return Err(format!("Query parameter `{name}` given more than once"))
+                    return Err(format!("Query parameter `{}` given more than once", excerpt(name, 40)))
                 }
                 Some(_) => {}
             }
         }
         Ok(())
     }
-}
-
-/// A parameter's name in a message: at most 40 characters.
-fn shown(name: &str) -> String {
-    let mut out: String = name.chars().take(40).collect();
-    if name.chars().count() > 40 {
-        out.push('…');
-    }
-    out
 }
 
 /// The middleware of [`QueryContract`]: a request whose query does not fit its route's
@@ -138,5 +133,10 @@ mod tests {
         // an undocumented path and a web page are left to their handlers
         assert_eq!(c.check("/elsewhere", Some("x=1")), Ok(()));
         assert_eq!(c.check("/ui/metrics", Some("utm_source=mail")), Ok(()));
+        // a long name is quoted in part
+        let long = format!("{}=1", "x".repeat(5000));
+        let error = c.check("/metrics", Some(&long)).unwrap_err();
+        assert!(error.len() < 120 && error.contains(&format!("`{}…`", "x".repeat(40))), "{error}");
+        assert_eq!(crate::excerpt("ab", 2), "ab");
     }
 }
