@@ -245,6 +245,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
+        let stopping = cancel.clone();
         tokio::spawn(async move {
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
@@ -253,8 +254,14 @@ pub async fn serve(
                 None => {
                     // a connection that never sends a byte is closed (hyper's header timeout
                     // starts only once the protocol is known)
+                    // (and one still silent when the service stops is closed then: it holds no
+                    // request to finish)
                     let mut first = [0u8; 1];
-                    match tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first)).await {
+                    let peeked = tokio::select! {
+                        _ = stopping.cancelled() => return,
+                        peeked = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first)) => peeked,
+                    };
+                    match peeked {
                         Ok(Ok(n)) if n > 0 => {}
                         _ => return,
                     }
@@ -262,10 +269,11 @@ pub async fn serve(
                     let _ = watcher.watch(connection).await;
                 }
                 Some(acceptor) => {
-                    let Ok(Ok(tls)) = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
-                    else {
-                        return;
+                    let handshake = tokio::select! {
+                        _ = stopping.cancelled() => return,
+                        done = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)) => done,
                     };
+                    let Ok(Ok(tls)) = handshake else { return };
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                     let builder = if h2 { builder.http2_only() } else { builder.http1_only() };
                     let connection = builder.serve_connection(TokioIo::new(tls), service).into_owned();
@@ -344,6 +352,22 @@ mod tests {
         .unwrap();
         assert!(closed < Duration::from_secs(5), "the slow client was served for {closed:?}");
         cancel.cancel();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_connection_that_sent_nothing_does_not_hold_up_the_shutdown() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        let router = axum::Router::new().route("/fast", axum::routing::get(|| async { "fast" }));
+        let grace = Duration::from_secs(10);
+        let served = tokio::spawn(serve("test", listener, router, None, limits(10, 30, 8), cancel.clone(), grace));
+        let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+        // not the 10 s of the header timeout or of the grace: it has no request to finish
+        let stopped = tokio::time::timeout(Duration::from_secs(2), served).await;
+        assert!(stopped.is_ok(), "a silent connection held the shutdown");
     }
 
     #[tokio::test(flavor = "multi_thread")]
