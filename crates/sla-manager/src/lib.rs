@@ -164,6 +164,8 @@ impl App {
             max_body_bytes: config.max_body_bytes,
             put_rate: put_rate(config.put_rate_limit),
             body_read_timeout: config.serving.limits.header_read_timeout,
+            // (the token `run` is given)
+            stopping: CancellationToken::new(),
             producer: Backends::producer("sla-manager"),
             put_lock: Arc::default(),
             access: config.access.clone(),
@@ -203,24 +205,25 @@ impl App {
     pub async fn run(self, cancel: CancellationToken) -> Result<(), TaskFailed> {
         let mut tasks = Tasks::new(cancel);
         let cancel = tasks.cancel();
+        let state = AppState { stopping: cancel.clone(), ..self.state };
         tasks.spawn("sla-manager-catch-up", async move {
             self.catch_up.run(cancel).await;
             Ok::<(), std::convert::Infallible>(())
         });
-        let service = grpc::SlaGrpc { store: self.state.store.clone(), db_timeout: self.state.db_timeout };
-        let grpc = grpc::router(service, self.state.access.clone())
+        let service = grpc::SlaGrpc { store: state.store.clone(), db_timeout: state.db_timeout };
+        let grpc = grpc::router(service, state.access.clone())
             .await
             .map_err(|source| TaskFailed { task: "sla-manager-grpc", source })?;
         let (tls, limits) = (self.serving.tls.clone(), self.serving.limits);
         tasks.spawn_api("sla-manager-grpc", self.grpc, grpc, tls.clone(), limits);
         if let Some((notifier, cadence, external)) = self.alerts {
-            let (state, cancel) = (self.state.clone(), tasks.cancel());
+            let (state, cancel) = (state.clone(), tasks.cancel());
             tasks.spawn("sla-manager-alerts", async move {
                 alerting::run(state, notifier, cadence, external, cancel).await;
                 Ok::<(), std::convert::Infallible>(())
             });
         }
-        tasks.spawn_api("sla-manager", self.rest, router(self.state), tls, limits);
+        tasks.spawn_api("sla-manager", self.rest, router(state), tls, limits);
         tasks.wait().await
     }
 }

@@ -65,6 +65,10 @@ pub struct AppState {
     pub put_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
     /// How long a PUT's body may take to arrive.
     pub body_read_timeout: Duration,
+    /// Cancelled when the service stops: a PUT waiting for the read model to show its
+    /// set answers `202` at once (the projector may be stopping too) rather than be cut
+    /// off by the listener's grace period with no answer.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The REST API of SPEC §6 (each route documented in the contract, [`openapi`]) and
@@ -423,7 +427,7 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
                 break;
             }
         }
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadline || s.stopping.is_cancelled() {
             // durable, so changed: 202, not a 503 that would say nothing changed
             return Ok(version_answer(
                 StatusCode::ACCEPTED,
@@ -431,7 +435,10 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
                 version,
             ));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = s.stopping.cancelled() => {}
+        }
     }
     let (status, message) = match current_version {
         0 => (StatusCode::CREATED, "SLA set created"),

@@ -54,6 +54,7 @@ impl Backends {
             access: slamon_web::auth::Access::open(),
             put_rate: None,
             body_read_timeout: Duration::from_secs(10),
+            stopping: Default::default(),
         }
     }
 }

@@ -114,6 +114,7 @@ async fn harness_with(
         access: slamon_web::auth::Access::open(),
         put_rate,
         body_read_timeout: Duration::from_secs(2),
+        stopping: Default::default(),
     };
     Harness { app: router(state.clone()), state, log: embedded, idle_projector, store, cancel, _dir: dir }
 }
@@ -226,6 +227,24 @@ async fn a_durable_put_the_read_model_does_not_show_yet_is_202_and_versions_are_
     // the read model still shows nothing: the next version is still a new one
     let (status, body) = put(&h.app, &set(20.0)).await;
     assert_eq!((status, body["version"].as_u64()), (StatusCode::ACCEPTED, Some(2)));
+}
+
+#[tokio::test]
+async fn a_put_waiting_for_the_read_model_when_the_service_stops_answers_202_at_once() {
+    // nothing projects here, and the wait for the read model would last 30 s; the service
+    // stops (its projector with it) 200 ms into the PUT
+    let h = harness_with(false, None, false).await;
+    let stopping = CancellationToken::new();
+    let app =
+        router(AppState { visibility_timeout: Duration::from_secs(30), stopping: stopping.clone(), ..h.state.clone() });
+    let started = std::time::Instant::now();
+    let put = tokio::spawn(async move { put(&app, &set(10.0)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stopping.cancel();
+    let (status, body) = tokio::time::timeout(Duration::from_secs(2), put).await.expect("an answer").unwrap();
+    // recorded, so 202 with its version: not cut off without an answer by the listener's grace
+    assert_eq!((status, body["version"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
