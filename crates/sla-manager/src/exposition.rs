@@ -49,14 +49,19 @@ fn pair(name: &str, value: &str) -> LabelPair {
 }
 
 /// The labels of an entry's samples and alerts: its series' labels (`__name__` as
-/// `sla_metric`, those that collide with ours renamed `exported_<name>`) and `sla_id`.
+/// `sla_metric`, those that collide with ours renamed `exported_<name>`, prefixed again
+/// while that is taken too, as a Prometheus scrape renames them) and `sla_id`.
 pub(crate) fn entry_labels(entry: &SlaEntry) -> Vec<(String, String)> {
     let mut labels = Vec::new();
     for (name, value) in entry.labels.iter() {
         if name == slamon_domain::NAME_LABEL {
             labels.push(("sla_metric".to_owned(), value.to_owned()));
         } else if OURS.contains(&name) {
-            labels.push((format!("exported_{name}"), value.to_owned()));
+            let mut renamed = format!("exported_{name}");
+            while entry.labels.get(&renamed).is_some() || OURS.contains(&renamed.as_str()) {
+                renamed.insert_str(0, "exported_");
+            }
+            labels.push((renamed, value.to_owned()));
         } else {
             labels.push((name.to_owned(), value.to_owned()));
         }
@@ -180,4 +185,30 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
     prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &families, &mut body)
         .map_err(|e| ApiError::Internal(format!("encoding the SLA metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_that_collides_with_ours_is_renamed_until_its_name_is_free() {
+        let labels = [("__name__", "up"), ("state", "a"), ("exported_state", "b"), ("job", "j")];
+        let entry = SlaEntry {
+            labels: labels.into_iter().collect(),
+            range: slamon_domain::SlaRange { min: 0.0, max: 1.0 },
+            for_minutes: 1,
+        };
+        let out = entry_labels(&entry);
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        let value = |n: &str| out.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(
+            (value("exported_exported_state"), value("exported_state"), value("sla_metric")),
+            (Some("a"), Some("b"), Some("up"))
+        );
+    }
 }
