@@ -482,8 +482,9 @@ impl Fitted {
         }
     }
 
-    /// The same model on the whole series (warm-started from the training fit where
-    /// the model allows; on its [`Fitted::window`] of it), ready to forecast `horizon` points.
+    /// The same model fitted anew on the whole series (on its [`Fitted::window`] of it:
+    /// its parameters estimated again, an ETS form or ARIMA order kept), ready to forecast
+    /// `horizon` points.
     fn refit(&self, y: &[f64], horizon: usize) -> Option<Fitted> {
         let y = self.window(y);
         match self {
