@@ -54,10 +54,12 @@ def slamon(jobs):
 def statsforecast_methods():
     from statsforecast.models import AutoETS, AutoTheta, MSTL
     return {
-        # statsforecast's ETS has no seasonal states beyond 24 (a period of 1440 raises
-        # "Parameters out of range"): above that, its non-seasonal AutoETS, as R's ets()
-        # drops seasonality for frequencies over 24; MSTL is statsforecast's answer there
-        "AutoETS": lambda p: AutoETS(season_length=p if p <= 24 else 1),
+        # statsforecast's ETS fits seasonal states for the periods of the population and
+        # the real series (up to 60), but on the one-minute series' 1440 it searches for
+        # minutes and then raises "Parameters out of range": above 240 (the longest period
+        # slamon's own Holt-Winters takes), its non-seasonal AutoETS, as R's ets() drops
+        # seasonality it cannot fit; MSTL is statsforecast's answer there
+        "AutoETS": lambda p: AutoETS(season_length=p if p <= 240 else 1),
         "AutoTheta": lambda p: AutoTheta(season_length=p),
         "MSTL": lambda p: MSTL(season_length=p, trend_forecaster=AutoETS(model="ZZN")),
     }
