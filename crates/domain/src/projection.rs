@@ -212,8 +212,22 @@ fn fold_sla_set(doc: Option<SlaSetView>, envelope: &EventEnvelope, position: Pos
                 defined_at_ms: envelope.occurred_at_ms,
                 entries: e.entries.clone(),
             };
+            // an SLA of a series the set already held keeps the time it entered; a series
+            // new to the set enters now
+            let entered_at_ms = version
+                .entries
+                .iter()
+                .map(|entry| {
+                    doc.as_ref()
+                        .and_then(|d| {
+                            let i = d.current.entries.iter().position(|held| held.id() == entry.id())?;
+                            Some(d.entered_at(i).millis())
+                        })
+                        .unwrap_or(envelope.occurred_at_ms)
+                })
+                .collect();
             let history = doc.map(|d| d.history).unwrap_or_default();
-            Some(SlaSetView { current: version, history, applied: position })
+            Some(SlaSetView { current: version, history, applied: position, entered_at_ms })
         }
         Event::MetricAggregatesComputed(_)
         | Event::MetricForecastComputed(_)
@@ -404,6 +418,44 @@ mod tests {
             let Document::SlaSetVersion(d) = &docs[&DocKey::SlaSetVersion(v)] else { panic!() };
             assert_eq!((d.set.version, d.set.defined_at_ms), (v, at));
         }
+    }
+
+    #[test]
+    fn an_sla_keeps_the_time_its_series_entered_the_set_until_it_leaves() {
+        let set = |version: u64, series: &[&str]| {
+            Event::SlaSetDefined(SlaSetDefined {
+                version,
+                entries: series
+                    .iter()
+                    .map(|n| SlaEntry {
+                        labels: labels(n),
+                        range: SlaRange { min: 0.0, max: version as f64 },
+                        for_minutes: 2,
+                    })
+                    .collect(),
+            })
+        };
+        let entered = |events: &[(Event, i64)]| {
+            let docs = run(events);
+            let Document::SlaSet(s) = &docs[&DocKey::SlaSet] else { panic!() };
+            (0..s.current.entries.len()).map(|i| s.entered_at(i).millis()).collect::<Vec<_>>()
+        };
+        let v1 = (set(1, &["a", "b"]), 100);
+        // b's range changes: it stays; c is new; a leaves
+        let v2 = (set(2, &["c", "b"]), 200);
+        // a comes back: it enters again
+        let v3 = (set(3, &["b", "a", "c"]), 300);
+        assert_eq!(entered(std::slice::from_ref(&v1)), vec![100, 100]);
+        assert_eq!(entered(&[v1.clone(), v2.clone()]), vec![200, 100]);
+        assert_eq!(entered(&[v1, v2, v3]), vec![100, 300, 200]);
+        // a document written before the times were kept: the version's own time
+        let view = SlaSetView {
+            current: SlaSetVersion { version: 1, defined_at_ms: 7, entries: vec![] },
+            history: vec![],
+            applied: Position::new(0, 0),
+            entered_at_ms: vec![],
+        };
+        assert_eq!(view.entered_at(0).millis(), 7);
     }
 
     /// `events` applied in order at the given positions (partition 0).

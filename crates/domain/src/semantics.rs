@@ -142,6 +142,35 @@ fn values_text(values: &[f64]) -> String {
     format!("[{}]", values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(","))
 }
 
+/// [`status`] of an SLA that has been in the set since `entered_at`. A series with no
+/// sample observed at all is `absent` only once `absent_after` has passed since then:
+/// before, "no sample" is the ETL's delay in publishing a new SLA's samples (a cycle), not
+/// the series' silence, so it is `inactive` — as a Prometheus alerting rule whose
+/// expression has returned nothing yet — described `No samples observed yet for this
+/// series (in the SLA set since …)`. With samples, the same as [`status`].
+pub fn status_in_set(
+    entry: &SlaEntry,
+    samples: &[Sample],
+    entered_at: UnixMillis,
+    now: UnixMillis,
+    lookback: Duration,
+    absent_after: Duration,
+) -> StatusReport {
+    if samples.is_empty() && now.since(entered_at) <= absent_after {
+        return StatusReport {
+            state: SlaState::Inactive,
+            description: format!(
+                "No samples observed yet for this series (in the SLA set since {}; absent if none by {} min after)",
+                crate::seed_time(entered_at.millis()),
+                minutes_floor(absent_after)
+            ),
+            last_values: Vec::new(),
+            active_at: None,
+        };
+    }
+    status(entry, samples, now, lookback, absent_after)
+}
+
 /// The state of an SLA at `now`, like a Prometheus alerting rule `value < min or
 /// value > max` with `for` evaluated at `now` with `lookback`. A series whose newest
 /// sample is more than `absent_after` older than `now` is `absent`; one whose newest
@@ -611,6 +640,31 @@ mod tests {
         assert_eq!(st.state, SlaState::Inactive, "Prometheus resolves the alert");
         assert!(st.description.starts_with("No sample in the last 5 min"), "{}", st.description);
         assert_eq!(status(&e, &s, at(13 * M + 1), LB, mins(10)).state, SlaState::Absent);
+    }
+
+    #[test]
+    fn a_series_new_to_the_set_is_absent_only_absent_after_it_entered_without_samples() {
+        let e = entry(2);
+        let entered = at(M);
+        let st = status_in_set(&e, &[], entered, at(M + 10 * M), LB, mins(10));
+        assert_eq!(st.state, SlaState::Inactive, "{}", st.description);
+        assert!(
+            st.description.starts_with("No samples observed yet for this series (in the SLA set since "),
+            "{}",
+            st.description
+        );
+        assert!(st.description.ends_with("; absent if none by 10 min after)"), "{}", st.description);
+        assert!(st.last_values.is_empty() && st.active_at.is_none());
+        let st = status_in_set(&e, &[], entered, at(M + 10 * M + 1), LB, mins(10));
+        assert_eq!(st.state, SlaState::Absent, "{}", st.description);
+        assert_eq!(st.description, "No samples observed for this series");
+        // entered in the future of the clock that reads it (another host's): not yet absent
+        assert_eq!(status_in_set(&e, &[], at(5 * M), at(M), LB, mins(1)).state, SlaState::Inactive);
+        // with samples, whenever it entered: the rule as it is
+        let s = minutes(&[1.0, 2.0]);
+        for now in [at(M + 5 * M), at(M + 5 * M + 1), at(30 * M)] {
+            assert_eq!(status_in_set(&e, &s, now, now, LB, mins(5)), status(&e, &s, now, LB, mins(5)));
+        }
     }
 
     #[test]

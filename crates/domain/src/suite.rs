@@ -216,7 +216,12 @@ pub mod store {
     pub async fn round_trips_every_collection(store: &dyn ReadModelStore) {
         let a = metric("up", "a", 1);
         let set = SlaSetVersion { version: 1, defined_at_ms: 5, entries: vec![] };
-        let view = SlaSetView { current: set.clone(), history: vec![set], applied: Position::new(0, 4) };
+        let view = SlaSetView {
+            current: set.clone(),
+            history: vec![set],
+            applied: Position::new(0, 4),
+            entered_at_ms: vec![],
+        };
         let samples = SlaSamplesView {
             id: a.id,
             labels: a.labels.clone(),
@@ -284,7 +289,12 @@ pub mod store {
     /// collections, answers in the order of the keys.
     pub async fn loads_a_batch_in_key_order(store: &dyn ReadModelStore) {
         let set = SlaSetVersion { version: 1, defined_at_ms: 5, entries: vec![] };
-        let view = SlaSetView { current: set.clone(), history: vec![set], applied: Position::new(0, 4) };
+        let view = SlaSetView {
+            current: set.clone(),
+            history: vec![set],
+            applied: Position::new(0, 4),
+            entered_at_ms: vec![],
+        };
         let b = metric("up", "b", 2);
         store.write(vec![Document::SlaSet(view.clone()), Document::Metric(b.clone())]).await.expect("write");
         let keys = vec![DocKey::SlaSet, DocKey::Metric(b.id), DocKey::Metric(metric("x", "y", 0).id)];

@@ -6,6 +6,7 @@ use crate::events::{MetricForecastComputed, MetricMetadataComputed, WindowAggreg
 use crate::labels::{Labels, MetricId};
 use crate::ports::Position;
 use crate::sla::SlaEntry;
+use crate::time::UnixMillis;
 use crate::Sample;
 
 /// Collection names, shared by every store.
@@ -142,6 +143,20 @@ pub struct SlaSetView {
     pub history: Vec<SlaSetVersion>,
     /// The last event applied; a redelivered event at or before it is skipped.
     pub applied: Position,
+    /// When each entry of `current` (same index) entered the set, in milliseconds since the
+    /// Unix epoch: the definition time of the first of the versions in a row that held an
+    /// SLA of its series. Empty in documents written before it was kept
+    /// ([`SlaSetView::entered_at`] then gives the version's own time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entered_at_ms: Vec<i64>,
+}
+
+impl SlaSetView {
+    /// When the `i`-th entry of the current version entered the set; the version's
+    /// definition time when the document does not say.
+    pub fn entered_at(&self, i: usize) -> UnixMillis {
+        UnixMillis(self.entered_at_ms.get(i).copied().unwrap_or(self.current.defined_at_ms))
+    }
 }
 
 /// One version of the SLA set, a document of its own.

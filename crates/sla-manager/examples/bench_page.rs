@@ -102,7 +102,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let version = SlaSetVersion { version: 1, defined_at_ms: now, entries };
     docs.push(Document::SlaSetVersion(SlaSetVersionView { set: version.clone(), applied: Position::new(0, 0) }));
-    docs.push(Document::SlaSet(SlaSetView { current: version, history: Vec::new(), applied: Position::new(0, 0) }));
+    docs.push(Document::SlaSet(SlaSetView {
+        current: version,
+        history: Vec::new(),
+        applied: Position::new(0, 0),
+        entered_at_ms: Vec::new(),
+    }));
     store.write(docs).await?;
     println!("{n} series written in {:.1} s", started.elapsed().as_secs_f64());
 

@@ -589,7 +589,9 @@ async fn evaluate(s: &AppState, external_url: &str) -> Result<(UnixMillis, Vec<A
     };
     let now = UnixMillis::now();
     let mut active = Vec::new();
-    for (entry, samples) in &entries {
+    // (alerts are raised only by firing and predicted runs: when an SLA entered the set
+    // does not change them)
+    for (entry, _, samples) in &entries {
         let metric = slamon_web::db(s.db_timeout, s.store.metric(&entry.id())).await?;
         let (forecast, intervals) =
             metric.and_then(|m| m.prediction).map(|p| (p.points, p.intervals)).unwrap_or_default();

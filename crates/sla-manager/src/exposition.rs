@@ -24,7 +24,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use slamon_domain::semantics::{breach_probability, future_violations, status, violations, SlaState};
+use slamon_domain::semantics::{breach_probability, future_violations, status_in_set, violations, SlaState};
 use slamon_domain::{SlaEntry, UnixMillis};
 use slamon_web::{db, ApiError, ApiResult};
 
@@ -142,9 +142,9 @@ pub async fn prometheus_metrics(State(s): State<AppState>) -> ApiResult<Response
         "slamon_sla_breach_probability",
         "probability (0-1) that the SLA's series leaves its range within the forecast horizon (only when the forecast has prediction intervals)",
     );
-    for (entry, samples) in &entries {
+    for (entry, entered, samples) in &entries {
         let labels: Vec<LabelPair> = entry_labels(entry).iter().map(|(n, v)| pair(n, v)).collect();
-        let st = status(entry, samples, now, s.lookback, s.absent_after);
+        let st = status_in_set(entry, samples, *entered, now, s.lookback, s.absent_after);
         for (kind, name) in STATES {
             state.add(&labels, &[("state", name)], if st.state == kind { 1.0 } else { 0.0 });
         }

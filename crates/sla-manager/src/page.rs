@@ -23,7 +23,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use plotters::prelude::*;
 use slamon_domain::scorecard::ForecastScoring;
 use slamon_domain::semantics::{
-    breach_probability, future_violations, status, violation_runs, violations, Run, SlaState,
+    breach_probability, future_violations, status_in_set, violation_runs, violations, Run, SlaState,
 };
 use slamon_domain::sla::fmt_num;
 use slamon_domain::{
@@ -318,6 +318,8 @@ fn legend() -> Markup {
 /// An SLA of the current set with what its pages show.
 struct Entry {
     sla: SlaEntry,
+    /// When it entered the set.
+    entered: UnixMillis,
     samples: Vec<Sample>,
     /// Its forecast's points and their intervals (empty without a forecast).
     forecast: Vec<Sample>,
@@ -335,7 +337,7 @@ async fn entries(s: &AppState) -> Result<Option<Vec<Entry>>, ApiError> {
         Err(e) => return Err(e),
     };
     let mut out = Vec::with_capacity(set.len());
-    for (sla, view) in set {
+    for (sla, entered, view) in set {
         let metric = db(s.db_timeout, s.store.metric(&sla.id())).await?;
         let (forecast, intervals) = metric
             .as_ref()
@@ -343,7 +345,7 @@ async fn entries(s: &AppState) -> Result<Option<Vec<Entry>>, ApiError> {
             .map(|p| (p.points.clone(), p.intervals.clone()))
             .unwrap_or_default();
         let (samples, scoring) = view.map(|v| (v.samples, v.scoring)).unwrap_or_default();
-        out.push(Entry { sla, samples, forecast, intervals, scoring, metric });
+        out.push(Entry { sla, entered, samples, forecast, intervals, scoring, metric });
     }
     Ok(Some(out))
 }
@@ -373,7 +375,8 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Response {
             },
         );
     };
-    let reports: Vec<_> = set.iter().map(|x| status(&x.sla, &x.samples, now, s.lookback, s.absent_after)).collect();
+    let reports: Vec<_> =
+        set.iter().map(|x| status_in_set(&x.sla, &x.samples, x.entered, now, s.lookback, s.absent_after)).collect();
     page(
         "SLAs",
         html! {
@@ -426,12 +429,12 @@ pub(crate) async fn sla_page(State(s): State<AppState>, id: Result<Path<String>,
         Ok(set) => set.unwrap_or_default(),
         Err(e) => return error_page(e),
     };
-    let Some(Entry { sla: e, samples, forecast, intervals, scoring, metric }) =
+    let Some(Entry { sla: e, entered, samples, forecast, intervals, scoring, metric }) =
         set.into_iter().find(|x| x.sla.id().to_string() == id)
     else {
         return error_page(ApiError::NotFound(format!("No SLA with id {id} in the current SLA set")));
     };
-    let st = status(&e, &samples, now, s.lookback, s.absent_after);
+    let st = status_in_set(&e, &samples, entered, now, s.lookback, s.absent_after);
     let report = violations(&e, &samples, now, s.lookback);
     let future = future_violations(&e, &samples, &forecast, s.lookback);
     let probability = breach_probability(&e, &samples, &forecast, &intervals);

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::{Json, Router};
 use serde_json::Value;
-use slamon_domain::semantics::{breach_probability, future_violations, status, violations};
+use slamon_domain::semantics::{breach_probability, future_violations, status_in_set, violations};
 use slamon_domain::sla::validate_sla_set;
 use slamon_domain::{
     DocKey, Document, Event, EventEnvelope, Labels, ReadModelStore, Sample, SlaEntry, SlaSamplesView, SlaSetDefined,
@@ -478,23 +478,24 @@ fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes")
 }
 
-/// The current set and, for each entry, its recent samples.
-pub(crate) async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, Vec<Sample>)>> {
+/// The current set and, for each entry, when it entered the set and its recent samples.
+pub(crate) async fn set_with_samples(s: &AppState) -> ApiResult<Vec<(SlaEntry, UnixMillis, Vec<Sample>)>> {
     let set = set_with_views(s).await?;
-    Ok(set.into_iter().map(|(e, view)| (e, view.map(|v| v.samples).unwrap_or_default())).collect())
+    Ok(set.into_iter().map(|(e, entered, view)| (e, entered, view.map(|v| v.samples).unwrap_or_default())).collect())
 }
 
-/// The current set's entries, each with its SLA samples document (samples and forecast scorecard),
-/// `None` when the projection has none yet.
+/// The current set's entries, each with when it entered the set
+/// ([`SlaSetView::entered_at`]) and its SLA samples document (samples and forecast
+/// scorecard), `None` when the projection has none yet.
 ///
 /// # Errors
 /// 400 `SLA set not defined`; the store's errors.
-pub(crate) async fn set_with_views(s: &AppState) -> ApiResult<Vec<(SlaEntry, Option<SlaSamplesView>)>> {
+pub(crate) async fn set_with_views(s: &AppState) -> ApiResult<Vec<(SlaEntry, UnixMillis, Option<SlaSamplesView>)>> {
     let set = current(s).await?.ok_or_else(|| ApiError::BadRequest("SLA set not defined".into()))?;
     let mut out = Vec::with_capacity(set.current.entries.len());
-    for e in set.current.entries {
+    for (i, e) in set.current.entries.iter().enumerate() {
         let view = db(s.db_timeout, s.store.sla_samples(&e.id())).await?;
-        out.push((e, view));
+        out.push((e.clone(), set.entered_at(i), view));
     }
     Ok(out)
 }
@@ -516,8 +517,8 @@ async fn get_status(State(s): State<AppState>) -> ApiResult<Json<Vec<StatusItem>
     let items = set_with_samples(&s)
         .await?
         .into_iter()
-        .map(|(e, samples)| {
-            let st = status(&e, &samples, now, s.lookback, s.absent_after);
+        .map(|(e, entered, samples)| {
+            let st = status_in_set(&e, &samples, entered, now, s.lookback, s.absent_after);
             StatusItem::of(&e, st)
         })
         .collect();
@@ -541,7 +542,7 @@ async fn get_violations(State(s): State<AppState>) -> ApiResult<Json<Vec<Violati
     let items = set_with_samples(&s)
         .await?
         .into_iter()
-        .map(|(e, samples)| ViolationsItem::of(&e, &violations(&e, &samples, now, s.lookback)))
+        .map(|(e, _, samples)| ViolationsItem::of(&e, &violations(&e, &samples, now, s.lookback)))
         .collect();
     Ok(Json(items))
 }
@@ -570,7 +571,7 @@ async fn get_future(
 ) -> ApiResult<Json<Vec<FutureItem>>> {
     let min_probability = min_probability(&params)?;
     let mut items = Vec::new();
-    for (e, samples) in set_with_samples(&s).await? {
+    for (e, _, samples) in set_with_samples(&s).await? {
         let metric = db(s.db_timeout, s.store.metric(&e.id())).await?;
         let Some(prediction) = metric.and_then(|m| m.prediction) else {
             items.push(FutureItem::Unavailable { name: e.labels, error: "Prediction not available".into() });
@@ -607,7 +608,7 @@ async fn get_future(
 )]
 async fn get_forecast_scores(State(s): State<AppState>) -> ApiResult<Json<Vec<ForecastScoresItem>>> {
     let mut items = Vec::new();
-    for (e, view) in set_with_views(&s).await? {
+    for (e, _, view) in set_with_views(&s).await? {
         let scoring = view.map(|v| v.scoring).unwrap_or_default();
         items.push(ForecastScoresItem {
             models: scoring.models.iter().map(slamon_query_api::ModelScoreBody::of).collect(),

@@ -223,12 +223,14 @@ async fn scenario(backend: &[(String, String)]) {
     assert_eq!(got_set.as_array().unwrap().len(), 5, "read-your-writes: {got_set}");
 
     // the samples of the five SLA metrics travel on different partitions: wait until
-    // every one is projected (none absent) and the firing one fires
+    // every one is projected (each has samples) and the firing one fires
     let status = eventually("the firing SLA to fire, every SLA with samples", Duration::from_secs(90), async || {
         get(&format!("{}/status", s.sla))
             .await
             .filter(|(_, b)| {
-                b[0]["status"] == "firing" && b.as_array().is_some_and(|a| a.iter().all(|x| x["status"] != "absent"))
+                b[0]["status"] == "firing"
+                    && b.as_array()
+                        .is_some_and(|a| a.iter().all(|x| x["last-values"].as_array().is_some_and(|v| !v.is_empty())))
             })
             .map(|(_, b)| b)
     })
