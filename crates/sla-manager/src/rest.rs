@@ -271,6 +271,42 @@ fn malformed_if_match(text: &str) -> ApiError {
     ))
 }
 
+/// Checks a PUT's `Content-Type`, when it has one: the SLA set is JSON, so the media type
+/// is `application/json` or a structured `application/…+json` (as RFC 6839 names them),
+/// in UTF-8 if a charset is given (RFC 8259 §8.1). No header is taken as JSON: the body
+/// then parses or is a 400 that says why.
+///
+/// # Errors
+/// 415 naming the media type given (`curl -d` without `-H` sends a form,
+/// `application/x-www-form-urlencoded`).
+fn json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let unsupported = |what: &str| {
+        ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type `{}`{what}: the SLA set is sent as JSON (Content-Type: application/json)",
+            slamon_web::excerpt(&String::from_utf8_lossy(value.as_bytes()), 100)
+        ))
+    };
+    let text = value.to_str().map_err(|_| unsupported(""))?;
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || essence.strip_prefix("application/").is_some_and(|sub| sub.len() > "+json".len() && sub.ends_with("+json"));
+    if !json {
+        return Err(unsupported(""));
+    }
+    for param in parts {
+        let (name, charset) = param.split_once('=').unwrap_or((param, ""));
+        let charset = charset.trim().trim_matches('"');
+        if name.trim().eq_ignore_ascii_case("charset") && !charset.eq_ignore_ascii_case("utf-8") {
+            return Err(unsupported(" (JSON is UTF-8)"));
+        }
+    }
+    Ok(())
+}
+
 /// Whether reading a body failed because it is longer than the limit (rather than, say,
 /// a malformed chunk).
 fn is_over_limit(e: &axum::Error) -> bool {
@@ -336,6 +372,10 @@ fn canonical(entries: &[SlaEntry]) -> Vec<&SlaEntry> {
             example = json!({"error": "SLA set must consist of 5 metrics. 4 provided", "details": ["SLA set must consist of 5 metrics. 4 provided"]})),
         (status = 412, description = "If-Match names another version than the current one; nothing changed", body = ErrorBody,
             example = json!({"error": "The SLA set is at version 3, not 2: read it again and retry"})),
+        (status = 415, description = "The body is declared as another media type than JSON (a Content-Type other \
+            than `application/json` or `application/…+json`, or a charset other than UTF-8); nothing changed. \
+            Without a Content-Type the body is read as JSON", body = ErrorBody,
+            example = json!({"error": "Unsupported Content-Type `application/x-www-form-urlencoded`: the SLA set is sent as JSON (Content-Type: application/json)"})),
         (status = 429, response = TooManyRequests),
         (status = 503, description = "The event log cannot take the change, or the read model has not yet caught \
             up with the log since the SLA manager started (nothing changed either way), or over the listener's \
@@ -350,6 +390,7 @@ async fn put_set(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
             return Err(ApiError::TooManyRequests("Too many SLA set changes; retry in a few seconds".into()));
         }
     }
+    json_content_type(&headers)?;
     let too_large =
         || ApiError::BadRequest(format!("Request body too large: an SLA set is at most {} bytes", s.max_body_bytes));
     let declared =

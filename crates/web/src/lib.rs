@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 412: the request's precondition (`If-Match`) does not hold; nothing changed.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// 415: the body is declared as a media type the operation does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 504: the read models cannot be reached in time.
     #[error("DB not available")]
     DbUnavailable,
@@ -62,6 +65,7 @@ pub const INTERNAL_ERROR: &str = "Internal error";
 /// | `Unavailable` (event log, registry) | 503 | `UNAVAILABLE` |
 /// | `TooManyRequests` (a rate limit) | 429 | `RESOURCE_EXHAUSTED` |
 /// | `PreconditionFailed` (`If-Match`) | 412 | `FAILED_PRECONDITION` |
+/// | `UnsupportedMediaType` (`Content-Type`) | 415 | `INVALID_ARGUMENT` |
 /// | `DbUnavailable` (read models down or late) | 504 | `UNAVAILABLE` |
 /// | `Internal` | 500 | `INTERNAL` |
 ///
@@ -75,6 +79,7 @@ pub enum ServiceErrorCode {
     Unavailable,
     TooManyRequests,
     PreconditionFailed,
+    UnsupportedMediaType,
     DbUnavailable,
     Internal,
 }
@@ -88,6 +93,7 @@ impl ServiceErrorCode {
             ServiceErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ServiceErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ServiceErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ServiceErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ServiceErrorCode::DbUnavailable => StatusCode::GATEWAY_TIMEOUT,
             ServiceErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,7 +102,7 @@ impl ServiceErrorCode {
     /// The gRPC code of the kind.
     pub fn grpc_code(self) -> tonic::Code {
         match self {
-            ServiceErrorCode::BadRequest => tonic::Code::InvalidArgument,
+            ServiceErrorCode::BadRequest | ServiceErrorCode::UnsupportedMediaType => tonic::Code::InvalidArgument,
             ServiceErrorCode::NotFound => tonic::Code::NotFound,
             ServiceErrorCode::Unavailable | ServiceErrorCode::DbUnavailable => tonic::Code::Unavailable,
             ServiceErrorCode::TooManyRequests => tonic::Code::ResourceExhausted,
@@ -115,6 +121,7 @@ impl ApiError {
             ApiError::Unavailable(_) => ServiceErrorCode::Unavailable,
             ApiError::TooManyRequests(_) => ServiceErrorCode::TooManyRequests,
             ApiError::PreconditionFailed(_) => ServiceErrorCode::PreconditionFailed,
+            ApiError::UnsupportedMediaType(_) => ServiceErrorCode::UnsupportedMediaType,
             ApiError::DbUnavailable => ServiceErrorCode::DbUnavailable,
             ApiError::Internal(_) => ServiceErrorCode::Internal,
         }
@@ -134,7 +141,8 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::Unavailable(m)
             | ApiError::TooManyRequests(m)
-            | ApiError::PreconditionFailed(m) => (code, m, None),
+            | ApiError::PreconditionFailed(m)
+            | ApiError::UnsupportedMediaType(m) => (code, m, None),
             ApiError::Rejected(lines) => (code, lines.join("\n"), Some(lines)),
             ApiError::DbUnavailable => (code, DB_NOT_AVAILABLE.to_owned(), None),
             ApiError::Internal(cause) => {

@@ -163,6 +163,52 @@ async fn puts_over_the_rate_limit_get_429_with_retry_after_and_change_nothing() 
     assert_eq!((body[0]["range"]["max"].as_f64(), version.as_deref()), (Some(10.0), Some("1")));
 }
 
+#[tokio::test]
+async fn a_body_declared_as_another_media_type_than_json_is_415_and_changes_nothing() {
+    let h = harness(false).await;
+    let put_as = |content_type: Option<&'static str>, body: Value| {
+        let app = h.app.clone();
+        async move {
+            let mut req = Request::builder().method("PUT").uri("/slaset");
+            if let Some(t) = content_type {
+                req = req.header("content-type", t);
+            }
+            let res = app.oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    // what `curl -d` sends without -H, and other types or charsets
+    for t in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/jsonx",
+        "application/+json",
+        "application/json; charset=latin1",
+    ] {
+        let (status, body) = put_as(Some(t), set(10.0)).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{t}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("Unsupported Content-Type `{t}`")), "{error}");
+        assert!(error.ends_with("the SLA set is sent as JSON (Content-Type: application/json)"), "{error}");
+    }
+    let (_, got, version) = call(&h.app, "GET", "/slaset", vec![]).await;
+    assert_eq!((got, version.as_deref()), (json!([]), Some("0")), "nothing was recorded");
+    // JSON however it is spelled, or no header at all
+    let mut max = 10.0;
+    for t in [
+        Some("application/json"),
+        Some("Application/JSON; charset=\"UTF-8\""),
+        Some("application/vnd.slaset+json"),
+        None,
+    ] {
+        max += 1.0;
+        let (status, body) = put_as(t, set(max)).await;
+        assert!(status.is_success(), "{t:?}: {status} {body}");
+    }
+}
+
 async fn put_with(app: &axum::Router, body: &Value, if_match: &str) -> (StatusCode, Value) {
     let req = Request::builder()
         .method("PUT")
