@@ -2,8 +2,8 @@
 //! external resource (works with JavaScript off and offline). Read-only; the same read
 //! rules as the JSON API. Pages:
 //!
-//! - `/`: the SLA set, each entry's state and description, and a chart of its last 12 h
-//!   (samples, allowed range, violation runs, forecast);
+//! - `/`: the SLA set, each entry's state, description and first forecast violation, and
+//!   a chart of its last 12 h (samples, allowed range, violation runs, forecast);
 //! - `/sla/{id}`: one SLA: state, violations per window and their runs, future
 //!   violations, the forecast and its model, a larger chart (the link alerts carry);
 //! - `/ui/metrics`: the metrics browser (filter by name and label, 100 a page);
@@ -356,7 +356,7 @@ async fn entries(s: &AppState) -> Result<Option<Vec<Entry>>, ApiError> {
     operation_id = "pageSlas",
     tag = "page",
     responses(
-        (status = 200, description = "The SLA set: each entry's state, description and a chart of its last 12 h (or how to define a set)", body = String, content_type = "text/html"),
+        (status = 200, description = "The SLA set: each entry's state, description, first forecast violation and a chart of its last 12 h (or how to define a set)", body = String, content_type = "text/html"),
         (status = 504, description = "The read models did not answer in time (an HTML page saying so)", body = String, content_type = "text/html"),
     ),
 )]
@@ -377,18 +377,20 @@ pub(crate) async fn overview(State(s): State<AppState>) -> Response {
     };
     let reports: Vec<_> =
         set.iter().map(|x| status_in_set(&x.sla, &x.samples, x.entered, now, s.lookback, s.absent_after)).collect();
+    let outlooks: Vec<String> = set.iter().map(|x| outlook(x, s.lookback)).collect();
     page(
         "SLAs",
         html! {
             table {
-                tr { th { "SLA" } th { "allowed range" } th { "for" } th { "state" } th { "description" } }
-                @for (e, st) in set.iter().map(|x| &x.sla).zip(&reports) {
+                tr { th { "SLA" } th { "allowed range" } th { "for" } th { "state" } th { "description" } th { "forecast" } }
+                @for ((e, st), outlook) in set.iter().map(|x| &x.sla).zip(&reports).zip(&outlooks) {
                     tr {
                         td { a href={ "/sla/" (e.id()) } { (labels_markup(&e.labels)) } }
                         td { (range_text(e)) }
                         td { (e.for_minutes) " min" }
                         td { span class={ "state " (state_text(st.state)) } { (state_text(st.state)) } }
                         td { (st.description) }
+                        td { (outlook) }
                     }
                 }
             }
@@ -745,6 +747,23 @@ pub(crate) async fn history_page(State(s): State<AppState>) -> Response {
             }
         },
     )
+}
+
+/// What the forecast says of an SLA, for the overview: its first forecast violation, as
+/// `/future-violations` describes it, with when it starts and its probability of breach
+/// when the forecast has intervals (`Will fire from 2026-12-02 02:15:00, 99.2 %`), else
+/// `No violation forecast`, or `No forecast yet`.
+fn outlook(x: &Entry, lookback: std::time::Duration) -> String {
+    if x.forecast.is_empty() {
+        return "No forecast yet".into();
+    }
+    let Some(first) = future_violations(&x.sla, &x.samples, &x.forecast, lookback).into_iter().next() else {
+        return "No violation forecast".into();
+    };
+    let probability = breach_probability(&x.sla, &x.samples, &x.forecast, &x.intervals)
+        .map(|p| format!(", {}", percent(p)))
+        .unwrap_or_default();
+    format!("{} from {}{probability}", first.kind.description(), seed_time(first.run.start.millis()))
 }
 
 /// A probability as a percentage with one decimal, e.g. `97.3 %`.

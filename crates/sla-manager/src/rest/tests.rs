@@ -667,6 +667,13 @@ async fn status_violations_and_future_violations_from_the_read_models() {
     // 99 against a maximum of 10 with σ 1: a near-certain breach
     assert!(fv["probability"].as_f64().unwrap() > 0.999, "{fv}");
     assert_eq!(f[4]["breach_probability"], fv["probability"]);
+    // the overview page says the same in its forecast column
+    let res = h.app.clone().oneshot(Request::builder().uri("/").body(Body::empty()).unwrap()).await.unwrap();
+    let page = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let rows: Vec<&str> = page.split("<tr>").skip(2).take(5).collect();
+    assert!(rows[0].contains("<td>No forecast yet</td>"), "{}", rows[0]);
+    let will_fire = format!("<td>Will fire from {}, 100.0 %</td>", seed_time(now + 2 * 60_000));
+    assert!(rows[4].contains(&will_fire), "{will_fire} not in {}", rows[4]);
     let (_, kept, _) = call(&h.app, "GET", "/future-violations?min_probability=0.999", vec![]).await;
     assert_eq!(kept[4]["violations"].as_array().unwrap().len(), 1);
     let long = format!("min_probability={}", "9".repeat(5000));
