@@ -46,10 +46,10 @@ header{background:#1d2430;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.5re
 header a{color:#cfe3ff;text-decoration:none}header strong{font-size:1.2rem}
 main{padding:1rem 1.2rem;max-width:1300px;overflow-wrap:break-word}
 table{border-collapse:collapse;background:#fff;margin:.5rem 0 1rem;max-width:100%}
-td{overflow-wrap:break-word}svg{max-width:100%;height:auto}
+td{overflow-wrap:anywhere}svg{max-width:100%;height:auto}
 th,td{border:1px solid #d8dce3;padding:.3rem .55rem;text-align:left;vertical-align:top;font-size:.92rem}
 th{background:#eef0f4}
-.state{font-weight:600;padding:.1rem .45rem;border-radius:.3rem;color:#fff}
+.state{font-weight:600;padding:.1rem .45rem;border-radius:.3rem;color:#fff;white-space:nowrap}
 .inactive{background:#2e8540}.pending{background:#d97a00}.firing{background:#c62828}.absent{background:#6a1b9a}
 .card{background:#fff;border:1px solid #d8dce3;border-radius:.4rem;padding:.6rem .9rem;margin:0 0 1rem}
 .labels code{background:#eef0f4;padding:0 .25rem;margin-right:.25rem;border-radius:.2rem}
