@@ -451,7 +451,6 @@ struct Prepared<'a> {
     start: Vec<f64>,
     /// The SSE at `start`.
     best: f64,
-    iterations: usize,
     seasonal: Seasonal,
     m: usize,
 }
@@ -499,7 +498,7 @@ impl<'a> Prepared<'a> {
         let scale = (y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64).sqrt().max(1e-12);
         let problem = Problem::new(y, seasonal, m, scale, l0, b0, s0);
         let start = vec![0.0; problem.dim()];
-        Some(Prepared { problem, start, best: f64::INFINITY, iterations: ITERATIONS, seasonal, m })
+        Some(Prepared { problem, start, best: f64::INFINITY, seasonal, m })
     }
 
     /// Starts from `candidate` if it is better than the start so far.
@@ -537,12 +536,8 @@ impl HoltWinters {
     /// for a seasonal model) or a multiplicative model meets values ≤ 0.
     pub fn fit(y: &[f64], seasonal: Seasonal, period: usize) -> Option<Self> {
         let mut prep = Prepared::new(y, seasonal, period)?;
-        let (packed, _) = lbfgs(
-            &mut |x: &[f64], g: &mut [f64]| prep.problem.value_and_gradient(x, g),
-            &prep.start,
-            prep.iterations,
-            FTOL,
-        );
+        let (packed, _) =
+            lbfgs(&mut |x: &[f64], g: &mut [f64]| prep.problem.value_and_gradient(x, g), &prep.start, ITERATIONS, FTOL);
         prep.finish(packed)
     }
 
@@ -575,8 +570,8 @@ impl HoltWinters {
             add.keep(&c, sa);
             mul.keep(&c, sm);
         }
-        let mut oa = Lbfgs::new(&add.start, add.iterations, FTOL);
-        let mut om = Lbfgs::new(&mul.start, mul.iterations, FTOL);
+        let mut oa = Lbfgs::new(&add.start, ITERATIONS, FTOL);
+        let mut om = Lbfgs::new(&mul.start, ITERATIONS, FTOL);
         let mut ga = vec![0.0; add.start.len()];
         let mut gm = vec![0.0; mul.start.len()];
         loop {
